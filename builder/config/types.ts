@@ -1,0 +1,216 @@
+// The configuration in two shapes: what the user wrote (every field optional
+// but apiVersion, exactly what schema.json allows) and the normalized config
+// (defaults filled in, derived values computed) that every later stage reads.
+// test/config-schema.test.ts keeps these types and schema.json in step.
+
+export type Flavor = 'quay' | 'distribution'
+export type RhelMinor = '8.4' | '8.5' | '8.6' | '8.7' | '8.8' | '8.9' | '8.10'
+export type Architecture = 'all' | 'amd64' | 'arm64' | 'ppc64le' | 's390x'
+export type Size = number | 'rest'
+
+export type PasswordInput = { plain: string } | { hash: string } | { locked: true }
+
+export interface UserInput {
+  name: string
+  gecos?: string
+  sudo?: boolean
+  password?: PasswordInput
+  sshKeys?: string[]
+}
+
+export interface NetworkInput {
+  mode?: 'dhcp' | 'static'
+  interface?: string
+  mac?: string
+  address?: string
+  gateway?: string
+  dns?: string[]
+  searchDomains?: string[]
+}
+
+export interface DiskInput {
+  device?: string
+  minSizeGiB?: number
+  firmware?: 'auto' | 'bios' | 'uefi'
+  layout?: {
+    rootGiB?: number
+    swapGiB?: number
+    varGiB?: number
+    registryDataGiB?: Size
+  }
+}
+
+export interface HostInput {
+  hostname?: string
+  rhel?: RhelMinor
+  timezone?: string
+  ntpServers?: string[]
+  keyboard?: string
+  language?: string
+  fips?: boolean
+  network?: NetworkInput
+  root?: PasswordInput
+  users?: UserInput[]
+  disk?: DiskInput
+}
+
+export interface TlsInput {
+  mode?: 'generate' | 'provided'
+  certFile?: string
+  keyFile?: string
+  caFile?: string
+  validityDays?: number
+  extraSANs?: string[]
+}
+
+export interface RegistryInput {
+  flavor?: Flavor
+  port?: number
+  dataDir?: string
+  initUser?: { name?: string; password?: string; email?: string }
+  tls?: TlsInput
+}
+
+export interface ImageInput {
+  ref: string
+  digest?: string
+  target?: string
+}
+
+export interface ArchiveInput {
+  path: string
+  format?: 'auto' | 'docker-archive' | 'oci-archive' | 'oci-dir'
+}
+
+export interface ContentInput {
+  architecture?: Architecture
+  images?: ImageInput[]
+  archives?: ArchiveInput[]
+  ocMirrorArchives?: string[]
+}
+
+export interface OutputsInput {
+  oemdrv?: boolean
+  iso?: { base: string }
+  qcow2?: { baseImage?: string; sizeGiB?: number; compress?: boolean }
+  pxe?: { baseUrl: string }
+  bundle?: boolean
+}
+
+/** What the user wrote, as validated by schema.json. */
+export interface ConfigInput {
+  apiVersion: 'mirror-appliance/v1'
+  host?: HostInput
+  registry?: RegistryInput
+  content?: ContentInput
+  outputs?: OutputsInput
+}
+
+// ---- normalized ----------------------------------------------------------
+
+export type Password =
+  | { kind: 'plain'; plain: string }
+  | { kind: 'hash'; hash: string }
+  | { kind: 'locked' }
+
+export interface User {
+  name: string
+  gecos: string
+  sudo: boolean
+  password: Password
+  sshKeys: string[]
+}
+
+export type Network =
+  | {
+      mode: 'dhcp'
+      interface?: string
+      mac?: string
+      dns: string[]
+      searchDomains: string[]
+    }
+  | {
+      mode: 'static'
+      interface?: string
+      mac?: string
+      /** Address without prefix, e.g. 192.0.2.10 */
+      address: string
+      prefix: number
+      /** Dotted netmask derived from prefix, e.g. 255.255.255.0 */
+      netmask: string
+      gateway?: string
+      dns: string[]
+      searchDomains: string[]
+    }
+
+export interface Disk {
+  /** Device name without /dev/ for plain names (vda), full path for /dev/disk/by-* */
+  device: string
+  minSizeGiB: number
+  firmware: 'auto' | 'bios' | 'uefi'
+  layout: { rootGiB: number; swapGiB: number; varGiB: number; registryDataGiB: Size }
+}
+
+export interface Host {
+  hostname: string
+  /** First label of hostname */
+  shortName: string
+  rhel: RhelMinor
+  timezone: string
+  ntpServers: string[]
+  keyboard: string
+  language: string
+  fips: boolean
+  network: Network
+  root: Password
+  users: User[]
+  disk: Disk
+}
+
+export interface Tls {
+  mode: 'generate' | 'provided'
+  /** Absolute paths (resolved against the config file's directory) */
+  certFile?: string
+  keyFile?: string
+  caFile?: string
+  validityDays: number
+  extraSANs: string[]
+}
+
+export interface Registry {
+  flavor: Flavor
+  port: number
+  dataDir: string
+  initUser: { name: string; password?: string; email: string }
+  tls: Tls
+}
+
+export interface Image {
+  ref: string
+  digest?: string
+  /** Repository path in the mirror registry */
+  target: string
+}
+
+export interface Content {
+  architecture: Architecture
+  images: Image[]
+  archives: { path: string; format: 'auto' | 'docker-archive' | 'oci-archive' | 'oci-dir' }[]
+  ocMirrorArchives: string[]
+}
+
+export interface Outputs {
+  oemdrv: boolean
+  iso?: { base: string }
+  qcow2?: { baseImage?: string; sizeGiB: number; compress: boolean }
+  pxe?: { baseUrl: string }
+  bundle: boolean
+}
+
+export interface Config {
+  apiVersion: 'mirror-appliance/v1'
+  host: Host
+  registry: Registry
+  content: Content
+  outputs: Outputs
+}

@@ -1,0 +1,116 @@
+// The one wrapper around zx for every external tool call. argv arrays only:
+// zx quotes each element, so no shell string is ever built by hand. Tools run
+// with LANG=C so their messages can be parsed, and a failure carries the
+// command ready to paste plus the tail of stderr.
+
+import { $, quote, which, type ProcessPromise } from 'zx'
+import { MissingToolError, ToolError } from './errors.js'
+
+/** Debian package that provides each tool we call; used in "missing" messages. */
+export const TOOL_PACKAGES: Record<string, string> = {
+  xorriso: 'xorriso',
+  mcopy: 'mtools',
+  mtype: 'mtools',
+  mdir: 'mtools',
+  mkfs_fat: 'dosfstools',
+  'mkfs.fat': 'dosfstools',
+  skopeo: 'skopeo',
+  'qemu-img': 'qemu-utils',
+  'qemu-system-x86_64': 'qemu-system-x86',
+  guestfish: 'libguestfs-tools',
+  'virt-customize': 'libguestfs-tools',
+  'ignition-validate': 'ignition',
+  shellcheck: 'shellcheck',
+  'docker-registry': 'docker-registry',
+  htpasswd: 'apache2-utils',
+  tar: 'tar',
+  cpio: 'cpio',
+  busybox: 'busybox-static',
+}
+
+export interface RunOptions {
+  /** Working directory */
+  cwd?: string
+  /** Extra environment; merged over process.env with LANG=C */
+  env?: Record<string, string | undefined>
+  /** Data written to the tool's stdin */
+  input?: string | Buffer
+  /** Why we need this tool, for the "missing tool" message */
+  why?: string
+  /** Map an exit code to its meaning, for the error message */
+  exitMeaning?: (code: number) => string | undefined
+  /** Do not throw on non-zero exit; return the result */
+  nothrow?: boolean
+  /** Kill after this many milliseconds */
+  timeoutMs?: number
+  /** Called with each chunk of stderr (progress parsing) */
+  onStderr?: (chunk: string) => void
+  /** Called with each chunk of stdout */
+  onStdout?: (chunk: string) => void
+  /** AbortSignal to stop the tool (Ctrl-C) */
+  signal?: AbortSignal
+}
+
+export interface RunResult {
+  stdout: string
+  stderr: string
+  code: number | null
+}
+
+/** The command as a shell line, ready to paste into a terminal. */
+export function commandLine(tool: string, args: readonly string[]): string {
+  return [tool, ...args].map((a) => quote(a)).join(' ')
+}
+
+const found = new Map<string, string | null>()
+
+/** Absolute path of a tool on PATH, or null. Cached per process. */
+export async function findTool(tool: string): Promise<string | null> {
+  if (!found.has(tool)) found.set(tool, await which(tool, { nothrow: true }))
+  return found.get(tool) ?? null
+}
+
+/** Throw MissingToolError naming the Debian package unless the tool is on PATH. */
+export async function requireTool(tool: string, why: string): Promise<string> {
+  const path = await findTool(tool)
+  if (!path) throw new MissingToolError(tool, TOOL_PACKAGES[tool] ?? tool, why)
+  return path
+}
+
+/** Run one external tool with an argv array. */
+export async function run(tool: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  await requireTool(tool, opts.why ?? 'for this step')
+  const env: Record<string, string | undefined> = { ...process.env, LANG: 'C', LC_ALL: 'C', ...opts.env }
+  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k]
+  const p: ProcessPromise = $({
+    cwd: opts.cwd,
+    env: env as NodeJS.ProcessEnv,
+    input: opts.input,
+    quiet: true,
+    nothrow: true,
+    signal: opts.signal,
+    timeout: opts.timeoutMs,
+  })`${tool} ${args}`
+  if (opts.onStderr) p.stderr.on('data', (d: Buffer) => opts.onStderr!(d.toString()))
+  if (opts.onStdout) p.stdout.on('data', (d: Buffer) => opts.onStdout!(d.toString()))
+  const out = await p
+  const result: RunResult = { stdout: out.stdout, stderr: out.stderr, code: out.exitCode }
+  if (result.code !== 0 && !opts.nothrow) {
+    throw new ToolError(
+      tool,
+      commandLine(tool, args),
+      result.code,
+      result.stderr,
+      result.code === null ? undefined : opts.exitMeaning?.(result.code),
+    )
+  }
+  return result
+}
+
+/** First line of `tool --version` (or the given flag), or null if the tool is missing. */
+export async function toolVersion(tool: string, flag = '--version'): Promise<string | null> {
+  if (!(await findTool(tool))) return null
+  const r = await run(tool, [flag], { nothrow: true })
+  const text = (r.stdout || r.stderr).trim()
+  return text.split('\n')[0] ?? null
+}

@@ -1,0 +1,95 @@
+// The plan: the normalized config plus everything derived from it before any
+// text is rendered: secrets, PKI material, and the host spec.
+
+import type { Config } from '../config/types.js'
+
+/** One file the installed host gets. Rendered into kickstart %post, Butane and Ignition alike. */
+export interface HostFile {
+  /** Absolute path on the host, e.g. /etc/containers/systemd/quay-app.container */
+  path: string
+  /** Exact contents */
+  contents: string | Buffer
+  /** Octal permission bits, e.g. 0o644 */
+  mode: number
+  owner: string
+  group: string
+  /** SELinux type to set (chcon -t) where the default label is wrong, e.g. container_file_t */
+  selinuxType?: string
+  /** True for files holding secrets: never logged, audited by the secrets test */
+  secret?: boolean
+}
+
+export interface HostDir {
+  path: string
+  mode: number
+  owner: string
+  group: string
+  selinuxType?: string
+}
+
+/**
+ * The installed host, as one model. Every renderer (kickstart %post, Butane,
+ * Ignition) reads only this, so they cannot disagree.
+ */
+export interface HostSpec {
+  dirs: HostDir[]
+  files: HostFile[]
+  /** systemd units to enable (names, e.g. mirror-appliance-firstboot.service) */
+  enableUnits: string[]
+  /** systemd units to disable */
+  disableUnits: string[]
+  /** firewalld ports to open, e.g. "8443/tcp" */
+  firewallPorts: string[]
+}
+
+/** Secrets generated for (or given by) this appliance. Only ever written to secrets/ (0600) and the host. */
+export interface Secrets {
+  /** SHA-512 crypt hash for root, or null when root is locked */
+  rootPasswordHash: string | null
+  /** The generated root password when the config asked for one (written to secrets/ only) */
+  rootPasswordGenerated?: string
+  /** name -> SHA-512 crypt hash for admin users with a password */
+  userPasswordHashes: Record<string, string>
+  /** Registry init user password (plain: needed at first boot for Quay's API and for the pull secret) */
+  initPassword: string
+  /** Redis password (quay flavor) */
+  redisPassword: string
+  /** Quay SECRET_KEY and DATABASE_SECRET_KEY */
+  quaySecretKey: string
+  quayDatabaseSecretKey: string
+}
+
+export interface Pki {
+  /** PEM of the CA certificate (goes on the host and into the OpenShift trust bundle) */
+  caCertPem: string
+  /** PEM of the CA private key; only in secrets/, never on media. Absent for provided certs without CA key. */
+  caKeyPem?: string
+  serverCertPem: string
+  serverKeyPem: string
+  /** Full chain (server cert then intermediates) as served by the registry */
+  serverChainPem: string
+  /** SANs of the server certificate */
+  dnsNames: string[]
+  ipAddresses: string[]
+  notBefore: Date
+  notAfter: Date
+}
+
+export interface BuildOptions {
+  /** Seconds since epoch for every timestamp we write (SOURCE_DATE_EPOCH) */
+  epoch: number
+  /** Deterministic secrets for tests and reproducible demos; never for production */
+  seed?: string
+}
+
+export interface Plan {
+  config: Config
+  /** Absolute path of the config file, or "<default>" for the embedded one */
+  configPath: string
+  /** sha256 of the config text */
+  configDigest: string
+  options: BuildOptions
+  secrets: Secrets
+  pki: Pki
+  host: HostSpec
+}
