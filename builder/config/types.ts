@@ -8,7 +8,7 @@ export type RhelMinor = '8.4' | '8.5' | '8.6' | '8.7' | '8.8' | '8.9' | '8.10'
 export type Architecture = 'all' | 'amd64' | 'arm64' | 'ppc64le' | 's390x'
 export type Size = number | 'rest'
 
-export type PasswordInput = { plain: string } | { hash: string } | { locked: true }
+export type PasswordInput = { plain: string } | { hash: string } | { generate: true } | { locked: true }
 
 export interface UserInput {
   name: string
@@ -111,6 +111,7 @@ export interface ConfigInput {
 export type Password =
   | { kind: 'plain'; plain: string }
   | { kind: 'hash'; hash: string }
+  | { kind: 'generate' }
   | { kind: 'locked' }
 
 export interface User {

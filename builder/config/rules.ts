@@ -1,0 +1,108 @@
+// Cross-field rules the schema cannot express. Each returns problems with the
+// field path they belong to; the loader turns paths into file:line:col.
+
+import type { FieldPath } from './diagnostics.js'
+import type { Config, ConfigInput } from './types.js'
+
+export interface RuleResult {
+  path: FieldPath
+  message: string
+  severity: 'error' | 'warning'
+}
+
+type Rule = (input: ConfigInput, config: Config) => RuleResult[]
+
+const error = (path: FieldPath, message: string): RuleResult => ({ path, message, severity: 'error' })
+const warning = (path: FieldPath, message: string): RuleResult => ({ path, message, severity: 'warning' })
+
+const network: Rule = (input) => {
+  const n = input.host?.network
+  if (!n) return []
+  const out: RuleResult[] = []
+  const base = ['host', 'network']
+  if (n.mode === 'static' && !n.address) out.push(error(base, 'mode static needs "address" (e.g. 192.0.2.10/24)'))
+  if (n.mode !== 'static') {
+    for (const k of ['address', 'gateway'] as const) {
+      if (n[k] !== undefined) out.push(error([...base, k], `is only used with "mode: static"; set mode: static or remove ${k}`))
+    }
+  }
+  if (n.mode === 'static' && n.address && n.gateway) {
+    const [addr, prefix] = n.address.split('/') as [string, string]
+    const toInt = (ip: string) => ip.split('.').reduce((a, o) => a * 256 + Number(o), 0)
+    const size = 2 ** (32 - Number(prefix))
+    if (Math.floor(toInt(addr) / size) !== Math.floor(toInt(n.gateway) / size)) {
+      out.push(error([...base, 'gateway'], `${n.gateway} is not inside ${n.address}`))
+    }
+    if (toInt(addr) === toInt(n.gateway)) out.push(error([...base, 'gateway'], 'must differ from the host address'))
+  }
+  return out
+}
+
+const disk: Rule = (input) =>
+  input.host?.disk?.device
+    ? []
+    : [
+        error(
+          input.host?.disk ? ['host', 'disk'] : input.host ? ['host'] : [],
+          'missing "host.disk.device": name the one disk to install on (e.g. vda); no disk the config does not name is ever wiped',
+        ),
+      ]
+
+const users: Rule = (input) => {
+  const out: RuleResult[] = []
+  const seen = new Set<string>()
+  ;(input.host?.users ?? []).forEach((u, i) => {
+    if (u.name === 'root') out.push(error(['host', 'users', i, 'name'], 'root is configured under host.root, not as a user'))
+    if (seen.has(u.name)) out.push(error(['host', 'users', i, 'name'], `user "${u.name}" is listed twice`))
+    seen.add(u.name)
+  })
+  return out
+}
+
+const tls: Rule = (input) => {
+  const t = input.registry?.tls
+  if (!t) return []
+  const base = ['registry', 'tls']
+  const provided = t.mode === 'provided' || (t.mode === undefined && t.certFile !== undefined)
+  if (provided) {
+    return (['certFile', 'keyFile'] as const)
+      .filter((k) => !t[k])
+      .map((k) => error(base, `mode provided needs "${k}"`))
+  }
+  return (['certFile', 'keyFile', 'caFile'] as const)
+    .filter((k) => t[k] !== undefined)
+    .map((k) => error([...base, k], 'is only used with "mode: provided"'))
+}
+
+const images: Rule = (input, config) => {
+  const out: RuleResult[] = []
+  const targets = new Map<string, number>()
+  ;(input.content?.images ?? []).forEach((img, i) => {
+    const inRef = img.ref.match(/@(sha256:[a-f0-9]{64})$/)?.[1]
+    if (inRef && img.digest && inRef !== img.digest) {
+      out.push(error(['content', 'images', i, 'digest'], `differs from the digest in ref (${inRef})`))
+    }
+    if (!inRef && !img.digest) {
+      out.push(warning(['content', 'images', i, 'ref'], 'no digest: the image is pinned when fetched, not by this config'))
+    }
+    const n = config.content.images[i]!
+    const key = `${n.target}${img.ref.match(/:[^/:@]+(?=@|$)/)?.[0] ?? ''}`
+    const prev = targets.get(key)
+    if (prev !== undefined) out.push(error(['content', 'images', i, 'target'], `same target as content.images[${prev}] (${key})`))
+    targets.set(key, i)
+  })
+  return out
+}
+
+const podman: Rule = (_input, config) => {
+  const [, minor] = config.host.rhel.split('.').map(Number) as [number, number]
+  return minor < 8
+    ? [warning(['host', 'rhel'], `RHEL ${config.host.rhel} has no quadlet (podman < 4.4): plain systemd units running podman are used`)]
+    : []
+}
+
+const RULES: Rule[] = [network, disk, users, tls, images, podman]
+
+export function checkRules(input: ConfigInput, config: Config): RuleResult[] {
+  return RULES.flatMap((r) => r(input, config))
+}
