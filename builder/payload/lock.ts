@@ -16,6 +16,10 @@ export interface StackImage {
   digest: string
   /** org.opencontainers.image.ref.name in the payload's OCI layout, e.g. stack/quay */
   ociName: string
+  /** false when the digest could not be tied to the tag (fetch then checks the tag first) */
+  verified?: boolean
+  /** Where the digest came from, for the next person who refreshes the lock */
+  source?: string
 }
 
 export interface StackLock {
