@@ -221,3 +221,52 @@ export async function fixtureIso(opts: FixtureOptions = {}): Promise<string> {
   if (!existsSync(file)) await buildFixtureIso(file, opts)
   return file
 }
+
+// ---- reading ISOs in tests (through xorriso, as a user would) ----
+
+/** Text of one file inside an ISO, extracted with xorriso (no mount). */
+export async function readIsoFile(iso: string, path: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'iso-read-'))
+  try {
+    await run('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', path, join(dir, 'f')])
+    return await readFile(join(dir, 'f'), 'utf8')
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+/** `-find / -exec lsdl` listing of an ISO: path → size for files, -1 for directories. */
+export async function listIso(iso: string): Promise<Map<string, number>> {
+  const r = await run('xorriso', ['-indev', iso, '-find', '/', '-exec', 'lsdl', '--'])
+  const out = new Map<string, number>()
+  for (const line of r.stdout.split('\n')) {
+    const m = /^([-d])\S{9}\s+\d+\s+\S+\s+\S+\s+(\d+)\s+\S+\s+\d+\s+\S+\s+'(.*)'$/.exec(line)
+    if (m) out.set(m[3]!.replace(/'"'"'/g, "'"), m[1] === 'd' ? -1 : Number(m[2]))
+  }
+  return out
+}
+
+/** Volume descriptor types from sector 16 on (1 primary, 2 supplementary/Joliet, 0 El Torito, 255 end) and whether Joliet's escape is there. */
+export async function isoDescriptors(iso: string): Promise<{ types: number[]; joliet: boolean; rockRidge: boolean }> {
+  const { open } = await import('node:fs/promises')
+  const fh = await open(iso, 'r')
+  try {
+    const buf = Buffer.alloc(2048 * 64)
+    await fh.read(buf, 0, buf.length, 16 * 2048)
+    const types: number[] = []
+    let joliet = false
+    for (let s = 0; s < 64; s++) {
+      const d = buf.subarray(s * 2048, (s + 1) * 2048)
+      if (d.toString('latin1', 1, 6) !== 'CD001') break
+      types.push(d[0]!)
+      if (d[0] === 2 && /%\/[@CE]/.test(d.toString('latin1', 88, 91))) joliet = true
+      if (d[0] === 255) break
+    }
+    const head = Buffer.alloc(2048 * 256)
+    await fh.read(head, 0, head.length, 0)
+    const rockRidge = head.includes('RRIP_1991A') || head.includes('IEEE_P1282')
+    return { types, joliet, rockRidge }
+  } finally {
+    await fh.close()
+  }
+}
