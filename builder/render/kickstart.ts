@@ -1,0 +1,152 @@
+// ks.cfg for RHEL 8.4 - 8.10 from kickstart/ks.cfg.hbs and its partials.
+// This module turns the plan into a view of ready-to-print facts; every
+// value that comes from the config is checked here (one line, no leading
+// dash where it is a positional argument) and quoted in the templates with
+// {{ksq}} (kickstart lines) or {{shq}} (%post shell lines).
+
+import { UserError } from '../errors.js'
+import type { Plan } from '../plan/types.js'
+import { assertOneLine, base64Lines, octal, regexEscape } from '../quote.js'
+import { checkDiskLayout, computeDiskLayout } from './disk.js'
+import { hostModel } from './host-model.js'
+import { renderTemplate } from './templates.js'
+
+export interface KickstartOptions {
+  /**
+   * Where Anaconda installs packages from and where the payload is:
+   * cdrom  - the remastered ISO: packages and /appliance/ on the same medium
+   * oemdrv - the unmodified RHEL ISO for packages, payload on the OEMDRV medium
+   * url    - packages from `url`, payload from `payloadUrl` over HTTP (PXE)
+   */
+  source: 'cdrom' | 'oemdrv' | 'url'
+  /** Installation tree (BaseOS) for source url */
+  url?: string
+  /** Base URL of the payload directory (holding SHA256SUMS) for source url; default `${url}/appliance` */
+  payloadUrl?: string
+  /** reboot (default; ejects the medium) or poweroff (installing into a VM disk image) */
+  finish?: 'reboot' | 'poweroff'
+}
+
+/** Where %post --nochroot puts the payload on the installed system. */
+export const PAYLOAD_DIR = '/var/lib/mirror-appliance/payload'
+/** Directory of the payload on the install medium (ISO and OEMDRV alike) */
+export const MEDIUM_PAYLOAD_DIR = 'appliance'
+/** Marker comments around the host-spec part of %post (tests run that part in a temp root). */
+export const HOSTSPEC_BEGIN = '# >>> mirror-appliance host spec'
+export const HOSTSPEC_END = '# <<< mirror-appliance host spec'
+
+function one(value: string, field: string): string {
+  assertOneLine(value, field)
+  return value
+}
+
+function positional(value: string, field: string): string {
+  one(value, field)
+  if (value.startsWith('-') || value === '') throw new UserError(`${field}: "${value}" cannot be empty or start with "-" (kickstart would read it as an option)`)
+  return value
+}
+
+/** An IPv4 address or a DNS name: what kickstart's --ip/--gateway/--nameserver take. */
+function address(value: string, field: string): string {
+  if (!/^[A-Za-z0-9.:-]+$/.test(value) || value.startsWith('-')) throw new UserError(`${field}: "${value}" is not an IP address`)
+  return value
+}
+
+function portSpec(p: string, i: number): { port: string; proto: string } {
+  const m = /^(\d{1,5}(?:-\d{1,5})?)\/(tcp|udp|sctp)$/.exec(p)
+  if (!m) throw new Error(`host.firewallPorts[${i}]: "${p}" is not PORT/PROTO`)
+  return { port: m[1]!, proto: m[2]! }
+}
+
+function unitName(u: string): string {
+  if (!/^[A-Za-z0-9@._:\\-]+\.(service|socket|timer|target|path|mount)$/.test(u)) throw new Error(`not a systemd unit name: ${u}`)
+  return u
+}
+
+export function renderKickstart(plan: Plan, opts: KickstartOptions): string {
+  const { config } = plan
+  const h = config.host
+  const diskErrors = checkDiskLayout(config)
+  if (diskErrors.length) throw new UserError(diskErrors.map((e) => `${e.path.join('.')}: ${e.message}`).join('\n'))
+  const layout = computeDiskLayout(config)
+  const model = hostModel(plan)
+
+  let url: string | undefined
+  let payloadUrl: string | undefined
+  if (opts.source === 'url') {
+    if (!opts.url) throw new UserError('the url install source needs the URL of the installation tree (outputs.pxe.baseUrl)')
+    url = one(opts.url, 'outputs.pxe.baseUrl')
+    payloadUrl = one(opts.payloadUrl ?? `${opts.url.replace(/\/+$/, '')}/${MEDIUM_PAYLOAD_DIR}`, 'outputs.pxe.baseUrl')
+    if (!/^(https?|ftp):\/\//.test(url)) throw new UserError(`outputs.pxe.baseUrl: "${url}" must be an http://, https:// or ftp:// URL`)
+  }
+
+  const net = h.network
+  const device = net.interface ?? net.mac ?? 'link'
+  const network = {
+    static: net.mode === 'static',
+    device: one(device, net.interface ? 'host.network.interface' : 'host.network.mac'),
+    hostname: one(h.hostname, 'host.hostname'),
+    ip: net.mode === 'static' ? address(net.address, 'host.network.address') : '',
+    netmask: net.mode === 'static' ? address(net.netmask, 'host.network.address') : '',
+    gateway: net.mode === 'static' && net.gateway ? address(net.gateway, 'host.network.gateway') : '',
+    nameservers: net.dns.map((d, i) => address(d, `host.network.dns[${i}]`)).join(','),
+    searchDomains: net.searchDomains.map((d, i) => one(d, `host.network.searchDomains[${i}]`)).join(' '),
+  }
+
+  const users = model.users.map((u) => ({
+    name: one(u.name, `host.users[${u.index}].name`),
+    gecos: one(u.gecos, `host.users[${u.index}].gecos`),
+    groups: u.groups.join(','),
+    passwordHash: u.passwordHash === null ? null : one(u.passwordHash, `host.users[${u.index}].password`),
+    sshKeys: u.sshKeys.map((k, j) => positional(k.trim(), `host.users[${u.index}].sshKeys[${j}]`)),
+  }))
+
+  const ports = model.firewallPorts.map(portSpec)
+  const xlayout = one(h.keyboard, 'host.keyboard')
+  const view = {
+    configDigest: plan.configDigest,
+    rhel: h.rhel,
+    source: { cdrom: opts.source !== 'url', oemdrv: opts.source === 'oemdrv', url: opts.source === 'url', installUrl: url ?? '', payloadUrl: payloadUrl ?? '' },
+    finish: opts.finish ?? 'reboot',
+    language: positional(h.language, 'host.language'),
+    keyboard: { xlayouts: xlayout, vckeymap: /^[a-z]{2,3}$/.test(xlayout) ? xlayout : '' },
+    timezone: positional(h.timezone, 'host.timezone'),
+    ntpServers: h.ntpServers.map((s, i) => address(s, `host.ntpServers[${i}]`)).join(','),
+    network,
+    fips: h.fips,
+    root: { hash: model.rootPasswordHash === null ? null : one(model.rootPasswordHash, 'host.root') },
+    users,
+    firewall: { ksPorts: ports.map((p) => `${p.port}:${p.proto}`).join(','), ports: ports.map((p) => `${p.port}/${p.proto}`) },
+    services: ['sshd', 'chronyd', 'firewalld'].join(','),
+    disk: {
+      device: layout.device,
+      reqpart: layout.firmware === 'auto',
+      gpt: layout.firmware !== 'auto',
+      bootPartitions: layout.firmware === 'auto' ? layout.bootPartitions.filter((p) => p.mount === '/boot') : layout.bootPartitions,
+      volumeGroup: layout.volumeGroup,
+      volumes: layout.volumes.map((v) => ({ ...v, mount: one(v.mount, 'registry.dataDir') })),
+    },
+    payload: { dir: PAYLOAD_DIR, mediumDir: MEDIUM_PAYLOAD_DIR },
+    host: {
+      begin: HOSTSPEC_BEGIN,
+      end: HOSTSPEC_END,
+      dirs: model.dirs.map((d) => ({ ...d, mode: octal(d.mode), owner: `${one(d.owner, d.path)}:${one(d.group, d.path)}` })),
+      files: model.files.map((f) => ({
+        path: f.path,
+        mode: octal(f.mode),
+        owner: `${f.owner}:${f.group}`,
+        parent: f.path.replace(/\/[^/]*$/, '') || '/',
+        base64: base64Lines(f.contents),
+      })),
+      selinux: [
+        ...model.dirs.filter((d) => d.selinuxType).map((d) => ({ type: d.selinuxType!, path: d.path, regex: `${regexEscape(d.path)}(/.*)?` })),
+        ...model.files.filter((f) => f.selinuxType).map((f) => ({ type: f.selinuxType!, path: f.path, regex: regexEscape(f.path) })),
+      ],
+      enableUnits: model.enableUnits.map(unitName),
+      disableUnits: model.disableUnits.map(unitName),
+    },
+  }
+  for (const p of [...model.dirs.map((d) => d.path), ...model.files.map((f) => f.path)])
+    if (!p.startsWith('/') || p.split('/').includes('..')) throw new Error(`host spec path is not absolute and normalized: ${p}`)
+  return renderTemplate('kickstart/ks.cfg.hbs', view)
+}
