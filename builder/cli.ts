@@ -1,0 +1,302 @@
+// mirror-appliance: the command line. One table of commands; each parses its
+// own flags strictly (node:util parseArgs) and returns an exit code. At the
+// entry, the user's mistakes (UserError: exit 2) are told apart from the
+// world's failures (exit 1) and from our bugs (stack trace + report hint).
+
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { UserError, FailureError } from './errors.js'
+import { ConfigError, formatDiagnostic } from './config/diagnostics.js'
+import { createLogger, logOptionsFromEnv, type Logger } from './log.js'
+
+export const VERSION = (
+  JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string }
+).version
+
+export interface Ctx {
+  log: Logger
+  json: boolean
+  /** Aborted on SIGINT/SIGTERM */
+  signal: AbortSignal
+  /** Print the command's result (JSON mode: one document on stdout) */
+  out: (text: string) => void
+}
+
+interface Command {
+  summary: string
+  usage: string
+  help: string
+  options: NonNullable<ParseArgsConfig['options']>
+  allowPositionals?: boolean
+  run(values: Record<string, string | boolean | string[] | undefined>, positionals: string[], ctx: Ctx): Promise<number>
+}
+
+const common = {
+  help: { type: 'boolean', short: 'h' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  verbose: { type: 'boolean', short: 'v' },
+  'no-color': { type: 'boolean' },
+} as const
+
+const configOpt = { config: { type: 'string', short: 'c' } } as const
+
+const COMMON_HELP = `
+Common options:
+  -h, --help        show this help
+      --json        machine-readable output on stdout
+  -q, --quiet       only warnings and errors
+  -v, --verbose     more detail, including the external commands run
+      --no-color    no colors (also when NO_COLOR is set)`
+
+const commands: Record<string, Command> = {
+  init: {
+    summary: 'write a commented example config',
+    usage: 'mirror-appliance init [-o appliance.yaml] [--force]',
+    help: `Writes a commented example config (the embedded default) to a file.
+Never overwrites an existing file unless --force is given.
+
+Options:
+  -o, --output FILE  where to write (default: appliance.yaml)
+      --force        overwrite an existing file`,
+    options: { output: { type: 'string', short: 'o' }, force: { type: 'boolean' } },
+    run: async (v, _p, ctx) => (await import('./commands/init.js')).init({ output: str(v.output) ?? 'appliance.yaml', force: !!v.force }, ctx),
+  },
+  validate: {
+    summary: 'check a config file and report every problem',
+    usage: 'mirror-appliance validate [-c appliance.yaml]',
+    help: `Checks a config against the schema and the cross-field rules and reports
+every problem at once as FILE:LINE:COL field: message. Exit code 2 when invalid.
+Without -c the embedded default config is checked.
+
+Options:
+  -c, --config FILE  the config (default: the embedded demo config)`,
+    options: { ...configOpt },
+    run: async (v, _p, ctx) => (await import('./commands/validate.js')).validate({ config: str(v.config) }, ctx),
+  },
+  render: {
+    summary: 'write the generated text files (kickstart, Butane, Ignition, host files)',
+    usage: 'mirror-appliance render [-c appliance.yaml] -o DIR',
+    help: `Writes every generated text file into DIR: ks.cfg, appliance.bu (Butane),
+appliance.ign (Ignition), and rootfs/ with each file the host gets at its host
+path, plus secrets/ (0600). Deterministic for the same config, secrets and
+SOURCE_DATE_EPOCH.
+
+Options:
+  -c, --config FILE  the config (default: the embedded demo config)
+  -o, --output DIR   where to write (required)
+      --seed TEXT    derive generated secrets from TEXT (tests and demos only)`,
+    options: { ...configOpt, output: { type: 'string', short: 'o' }, seed: { type: 'string' } },
+    run: async (v, _p, ctx) =>
+      (await import('./commands/render.js')).render({ config: str(v.config), output: req(v.output, '-o DIR'), seed: str(v.seed) }, ctx),
+  },
+  build: {
+    summary: 'build the appliance media into an output directory',
+    usage: 'mirror-appliance build [-c appliance.yaml] -o DIR [--iso BASE.iso] [--oemdrv] [--pxe] [--qcow2 [--base-image IMG]] [--bundle]',
+    help: `Builds the media the config asks for (plus those named by flags) into DIR,
+atomically: everything is written to a temp directory and renamed at the end.
+Without -c the embedded demo config is used: it builds what needs no Red Hat
+content and prints what a production build still needs.
+
+Options:
+  -c, --config FILE     the config (default: the embedded demo config)
+  -o, --output DIR      where to write (required)
+      --iso BASE.iso    remaster this RHEL 8 DVD or boot ISO into an unattended ISO
+      --oemdrv          build the OEMDRV medium (default: on, see outputs.oemdrv)
+      --no-oemdrv       do not build the OEMDRV medium
+      --pxe             write a PXE/HTTP install tree (needs --iso for kernel and initrd)
+      --pxe-url URL     where the tree will be served (default: outputs.pxe.baseUrl)
+      --qcow2           build a VM disk
+      --base-image IMG  RHEL 8 KVM guest image for --qcow2
+      --bundle          build the install bundle for existing hosts
+      --cache DIR       image cache (default: $MIRROR_APPLIANCE_CACHE or ~/.cache/mirror-appliance/oci)
+      --allow-missing   build even when locked stack images are missing (dry run)
+      --force           build a non-RHEL-8 base ISO anyway
+      --seed TEXT       derive generated secrets from TEXT (tests and demos only)`,
+    options: {
+      ...configOpt,
+      output: { type: 'string', short: 'o' },
+      iso: { type: 'string' },
+      oemdrv: { type: 'boolean' },
+      'no-oemdrv': { type: 'boolean' },
+      pxe: { type: 'boolean' },
+      'pxe-url': { type: 'string' },
+      qcow2: { type: 'boolean' },
+      'base-image': { type: 'string' },
+      bundle: { type: 'boolean' },
+      cache: { type: 'string' },
+      'allow-missing': { type: 'boolean' },
+      force: { type: 'boolean' },
+      seed: { type: 'string' },
+    },
+    run: async (v, _p, ctx) =>
+      (await import('./commands/build.js')).build(
+        {
+          config: str(v.config),
+          output: req(v.output, '-o DIR'),
+          iso: str(v.iso),
+          oemdrv: v['no-oemdrv'] ? false : v.oemdrv ? true : undefined,
+          pxe: !!v.pxe,
+          pxeUrl: str(v['pxe-url']),
+          qcow2: !!v.qcow2,
+          baseImage: str(v['base-image']),
+          bundle: !!v.bundle,
+          cache: str(v.cache),
+          allowMissing: !!v['allow-missing'],
+          force: !!v.force,
+          seed: str(v.seed),
+        },
+        ctx,
+      ),
+  },
+  images: {
+    summary: 'fetch, import, list and verify images in the image cache',
+    usage: 'mirror-appliance images fetch|import|list|verify …',
+    help: `Manages the OCI image cache that payloads are assembled from.
+Run "mirror-appliance images SUBCOMMAND --help" for each subcommand.`,
+    options: {},
+    allowPositionals: true,
+    run: async () => 0, // replaced below: images parses its own arguments
+  },
+  inspect: {
+    summary: 'print the manifest of a built output',
+    usage: 'mirror-appliance inspect PATH',
+    help: `Reads a build output directory (or its manifest.json, or an ISO built by
+mirror-appliance) and prints what went in: config digest, images, outputs and
+their checksums. With --json the manifest itself.`,
+    options: {},
+    allowPositionals: true,
+    run: async (_v, p, ctx) => (await import('./commands/inspect.js')).inspect({ path: req(p[0], 'PATH') }, ctx),
+  },
+  serve: {
+    summary: 'serve a PXE/HTTP install tree',
+    usage: 'mirror-appliance serve DIR [--port N] [--host ADDR]',
+    help: `Serves DIR (a pxe/ tree from "build --pxe") over HTTP, with range requests.
+
+Options:
+  -p, --port N       port (default 8080)
+      --host ADDR    address to listen on (default 0.0.0.0)`,
+    options: { port: { type: 'string', short: 'p' }, host: { type: 'string' } },
+    allowPositionals: true,
+    run: async (v, p, ctx) =>
+      (await import('./commands/serve.js')).serve({ dir: req(p[0], 'DIR'), port: port(v.port), host: str(v.host) ?? '0.0.0.0' }, ctx),
+  },
+  doctor: {
+    summary: 'report the host tools present and the outputs they enable',
+    usage: 'mirror-appliance doctor',
+    help: `Lists the external tools mirror-appliance uses, whether each is installed
+(with its version), and which outputs it enables.`,
+    options: {},
+    run: async (_v, _p, ctx) => (await import('./commands/doctor.js')).doctor(ctx),
+  },
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
+function req(v: unknown, what: string): string {
+  if (typeof v !== 'string' || v === '') throw new UserError(`missing ${what}`)
+  return v
+}
+function port(v: unknown): number {
+  if (v === undefined) return 8080
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UserError(`--port: must be a whole number from 1 to 65535, not ${String(v)}`)
+  return n
+}
+
+function mainHelp(): string {
+  const rows = Object.entries(commands).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`)
+  return `mirror-appliance ${VERSION}: one YAML file to boot media for a disconnected mirror registry host
+
+Usage: mirror-appliance COMMAND [options]
+
+Commands:
+${rows.join('\n')}
+
+Run "mirror-appliance COMMAND --help" for a command's options.
+Exit codes: 0 ok, 1 failure, 2 invalid config or usage.
+${COMMON_HELP}`
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
+    process.stdout.write(mainHelp() + '\n')
+    return name === undefined ? 2 : 0
+  }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(VERSION + '\n')
+    return 0
+  }
+  const cmd = commands[name]
+  if (!cmd) {
+    const { didYouMean } = await import('./config/load.js')
+    const guess = didYouMean(name, Object.keys(commands))
+    process.stderr.write(`error: unknown command "${name}"${guess ? `; did you mean "${guess}"?` : ''}\nRun "mirror-appliance --help" for the list.\n`)
+    return 2
+  }
+  const controller = new AbortController()
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(130)
+    controller.abort(new FailureError(`interrupted by ${sig}`))
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+
+  let log = createLogger(logOptionsFromEnv({}))
+  try {
+    if (name === 'images') {
+      const flags = rest.filter((a) => ['--json', '--quiet', '-q', '--verbose', '-v', '--no-color'].includes(a))
+      log = createLogger(
+        logOptionsFromEnv({ json: flags.includes('--json'), quiet: flags.includes('--quiet') || flags.includes('-q'), verbose: flags.includes('--verbose') || flags.includes('-v'), noColor: flags.includes('--no-color') }),
+      )
+      if (rest.length === 0 || rest[0] === '--help' || rest[0] === '-h') {
+        process.stdout.write(`Usage: ${cmd.usage}\n\n${cmd.help}\n`)
+        return rest.length === 0 ? 2 : 0
+      }
+      const { imagesCommand } = await import('./payload/cli.js')
+      return await imagesCommand(rest, { json: flags.includes('--json'), quiet: log.opts.quiet, verbose: log.opts.verbose, log, signal: controller.signal })
+    }
+    let parsed
+    try {
+      parsed = parseArgs({ args: rest, options: { ...common, ...cmd.options }, allowPositionals: cmd.allowPositionals ?? false, strict: true })
+    } catch (e) {
+      throw new UserError(`${name}: ${(e as Error).message}`, `run "mirror-appliance ${name} --help"`)
+    }
+    const v = parsed.values as Record<string, string | boolean | string[] | undefined>
+    if (v.help) {
+      process.stdout.write(`Usage: ${cmd.usage}\n\n${cmd.help}\n${COMMON_HELP}\n`)
+      return 0
+    }
+    log = createLogger(logOptionsFromEnv({ json: !!v.json, quiet: !!v.quiet, verbose: !!v.verbose, noColor: !!v['no-color'] }))
+    const ctx: Ctx = { log, json: !!v.json, signal: controller.signal, out: (t) => process.stdout.write(t.endsWith('\n') ? t : t + '\n') }
+    return await cmd.run(v, parsed.positionals, ctx)
+  } catch (e) {
+    return reportError(e, log)
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+}
+
+export function reportError(e: unknown, log: Logger): number {
+  if (e instanceof ConfigError) {
+    if (log.opts.json) {
+      process.stdout.write(JSON.stringify({ valid: false, errors: e.diagnostics.map((d) => ({ ...d, text: formatDiagnostic(d, { caret: false }) })) }, null, 2) + '\n')
+    }
+    process.stderr.write(e.message + '\n')
+    return 2
+  }
+  if (e instanceof UserError || e instanceof FailureError) {
+    log.error(e.message + (e.hint ? `\n  hint: ${e.hint}` : ''))
+    return e.exitCode
+  }
+  if ((e as Error)?.name === 'AbortError') {
+    log.error('interrupted')
+    return 130
+  }
+  process.stderr.write(
+    `internal error: this is a bug in mirror-appliance ${VERSION}; please report it with the output below\n${(e as Error)?.stack ?? String(e)}\n`,
+  )
+  return 1
+}

@@ -1,0 +1,65 @@
+// manifest.json and SHA256SUMS: what went into a build and checksums of every
+// output, written last so that a complete manifest means a complete build.
+
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { readdir, stat, writeFile } from 'node:fs/promises'
+import { join, relative } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+
+export interface ManifestImage {
+  role: 'stack' | 'content'
+  sourceRef: string
+  digest: string
+  size: number
+  platforms: string[]
+  target: string
+}
+
+export interface BuildManifest {
+  schema: 'mirror-appliance/manifest/v1'
+  builder: { version: string; node: string }
+  config: { file: string; digest: string }
+  host: { hostname: string; rhel: string; flavor: string; port: number }
+  epoch: number
+  demo: boolean
+  images: ManifestImage[]
+  missingImages: string[]
+  baseIso?: { path: string; sha256: string; volumeId: string }
+  outputs: { path: string; size: number; sha256: string }[]
+  tools: Record<string, string>
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256')
+  await pipeline(createReadStream(path), h)
+  return h.digest('hex')
+}
+
+/** Every regular file under dir (relative, sorted), skipping the given top-level names. */
+export async function listFiles(dir: string, skip: Set<string>): Promise<string[]> {
+  const out: string[] = []
+  const walk = async (d: string) => {
+    for (const e of (await readdir(d, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(d, e.name)
+      const rel = relative(dir, p)
+      if (skip.has(rel.split('/')[0]!)) continue
+      if (e.isDirectory()) await walk(p)
+      else if (e.isFile()) out.push(rel)
+    }
+  }
+  await walk(dir)
+  return out
+}
+
+/** Checksums of the outputs (not of secrets/), then manifest.json and SHA256SUMS. */
+export async function writeManifest(dir: string, m: Omit<BuildManifest, 'outputs'>): Promise<BuildManifest> {
+  const files = await listFiles(dir, new Set(['secrets', '.mirror-appliance', 'manifest.json', 'SHA256SUMS']))
+  const outputs: BuildManifest['outputs'] = []
+  for (const f of files) outputs.push({ path: f, size: (await stat(join(dir, f))).size, sha256: await sha256File(join(dir, f)) })
+  const full: BuildManifest = { ...m, outputs }
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify(full, null, 2) + '\n', { mode: 0o644 })
+  const sums = [...outputs, { path: 'manifest.json', sha256: await sha256File(join(dir, 'manifest.json')), size: 0 }]
+  await writeFile(join(dir, 'SHA256SUMS'), sums.map((o) => `${o.sha256}  ${o.path}\n`).join(''), { mode: 0o644 })
+  return full
+}

@@ -1,0 +1,77 @@
+// Outputs appear whole or not at all. Work happens in a hidden temp directory
+// beside the destination (same filesystem, so the final rename is atomic);
+// on error or Ctrl-C the temp directory is removed. A lock file refuses a
+// second build into the same destination while one runs.
+
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { basename, dirname, join, resolve } from 'node:path'
+import { UserError } from './errors.js'
+
+/** Marker file that says a directory was written by us and may be replaced. */
+export const MARKER = '.mirror-appliance'
+
+function acquireLock(lockPath: string): () => void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lockPath, 'wx', 0o644)
+      writeSync(fd, `${process.pid}\n`)
+      closeSync(fd)
+      return () => rmSync(lockPath, { force: true })
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+      const pid = Number(readFileSync(lockPath, 'utf8').trim())
+      let alive = false
+      try {
+        if (pid > 0) process.kill(pid, 0)
+        alive = pid > 0
+      } catch (err) {
+        alive = (err as NodeJS.ErrnoException).code === 'EPERM'
+      }
+      if (alive) {
+        throw new UserError(`${dirname(lockPath)}: another mirror-appliance (pid ${pid}) is writing this output`, `wait for it to finish, or remove ${lockPath} if it is gone`)
+      }
+      rmSync(lockPath, { force: true }) // stale lock of a process that died
+    }
+  }
+  throw new UserError(`cannot lock ${lockPath}`)
+}
+
+export interface OutputTransaction {
+  /** The temp directory to write into */
+  dir: string
+  /** The final destination */
+  dest: string
+}
+
+/**
+ * Run `work` with a fresh temp directory; on success replace `dest` with it.
+ * `dest` may not exist, be empty, or be an earlier output of ours (it has the
+ * marker); anything else is refused so that no user data is ever replaced.
+ */
+export async function writeOutputDir<T>(dest: string, work: (tx: OutputTransaction) => Promise<T>): Promise<T> {
+  dest = resolve(dest)
+  const parent = dirname(dest)
+  mkdirSync(parent, { recursive: true })
+  if (existsSync(dest) && readdirSync(dest).length > 0 && !existsSync(join(dest, MARKER))) {
+    throw new UserError(`${dest} exists and was not written by mirror-appliance; refusing to replace it`, 'choose another output directory or empty this one')
+  }
+  const release = acquireLock(join(parent, `.${basename(dest)}.lock`))
+  const tmp = join(parent, `.${basename(dest)}.tmp-${process.pid}`)
+  const cleanup = () => rmSync(tmp, { recursive: true, force: true })
+  process.once('exit', cleanup)
+  try {
+    cleanup()
+    mkdirSync(tmp, { recursive: true })
+    const result = await work({ dir: tmp, dest })
+    closeSync(openSync(join(tmp, MARKER), 'w', 0o644))
+    const old = join(parent, `.${basename(dest)}.old-${process.pid}`)
+    if (existsSync(dest)) renameSync(dest, old)
+    renameSync(tmp, dest)
+    rmSync(old, { recursive: true, force: true })
+    return result
+  } finally {
+    cleanup()
+    process.removeListener('exit', cleanup)
+    release()
+  }
+}
