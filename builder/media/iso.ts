@@ -1,0 +1,193 @@
+// Remaster the user's RHEL 8 DVD or boot ISO into one that installs
+// unattended: ks.cfg at the root, the payload under /appliance/, inst.ks= in
+// every boot menu (isolinux, EFI/BOOT/grub.cfg and the grub.cfg inside
+// images/efiboot.img), the unattended entry as default with a short timeout.
+//
+// Rootless and without loop mounts: xorriso reads the base ISO, mtools edits
+// the FAT image, and `-boot_image any replay` re-creates the base's El Torito
+// entries, isohybrid MBR and GPT so the output boots from CD and USB stick in
+// BIOS and UEFI mode like the original.
+
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { chmod, open, readFile, stat, utimes, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { UserError } from '../errors.js'
+import { mcopy, mlist, mtype } from '../tools/mtools.js'
+import { xorrisoExtract, xorrisoInspect, xorrisoWrite, type IsoInfo, type XorrisoMap } from '../tools/xorriso.js'
+import { majorFromVolumeId, patchGrubCfg, patchIsolinuxCfg, type BootCfgEdit } from './bootcfg.js'
+import {
+  checkFreeSpace,
+  checkOutFile,
+  checkPayloadDir,
+  progressMeter,
+  throwIfAborted,
+  treeSize,
+  withScratchDir,
+  writeAtomically,
+  writeKickstart,
+  type OnProgress,
+} from './common.js'
+import { PAYLOAD_ISO_DIR } from './oemdrv.js'
+
+export const KS_ISO_PATH = '/ks.cfg'
+export const SUPPORTED_MAJOR = 8
+
+/** The files a RHEL 8 x86_64 installer ISO boots from. */
+export const RHEL_BOOT_FILES = {
+  isolinux: '/isolinux/isolinux.cfg',
+  grub: '/EFI/BOOT/grub.cfg',
+  efiboot: '/images/efiboot.img',
+} as const
+const EFIBOOT_GRUB = '/EFI/BOOT/grub.cfg'
+
+export interface RemasterOptions {
+  baseIso: string
+  outFile: string
+  ksText: string
+  /** Directory whose contents go under /appliance/ */
+  payloadDir?: string
+  /** SOURCE_DATE_EPOCH: every timestamp in the image */
+  epoch: number
+  /** Accept a base whose volume id does not say RHEL 8, and replace an existing outFile */
+  force?: boolean
+  signal?: AbortSignal
+  onProgress?: OnProgress
+}
+
+export interface RemasterResult {
+  /** Volume id of the output (the base's, kept) */
+  volumeId: string
+  baseSha256: string
+  outSha256: string
+  /** Things the user should know, e.g. a menu without a plain install entry */
+  warnings: string[]
+}
+
+/** sha256 of a file, streamed. */
+export async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
+  const h = createHash('sha256')
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, signal })) h.update(chunk as Buffer)
+  return h.digest('hex')
+}
+
+/** True if the file has an ISO 9660 primary volume descriptor ("CD001" at sector 16). */
+export async function looksLikeIso(path: string): Promise<boolean> {
+  const fh = await open(path, 'r')
+  try {
+    const b = Buffer.alloc(6)
+    const { bytesRead } = await fh.read(b, 0, 6, 16 * 2048)
+    return bytesRead === 6 && b[0] === 1 && b.toString('latin1', 1, 6) === 'CD001'
+  } finally {
+    await fh.close()
+  }
+}
+
+export interface BaseIsoCheck {
+  info: IsoInfo
+  major: number | null
+  problems: string[]
+}
+
+/** Every reason this base ISO cannot be remastered (empty if it can). Pure. */
+export function checkBaseIso(info: IsoInfo, force: boolean): BaseIsoCheck {
+  const problems: string[] = []
+  const have = new Set(info.files.map((f) => f.path))
+  const missing = Object.values(RHEL_BOOT_FILES).filter((p) => !have.has(p))
+  if (missing.length) problems.push(`it does not have the RHEL installer layout: missing ${missing.join(', ')}`)
+  if (!info.volumeId) problems.push('it has no volume id')
+  const major = majorFromVolumeId(info.volumeId)
+  if (!force) {
+    if (major === null) problems.push(`cannot tell the RHEL release from its volume id '${info.volumeId}' (use force to try anyway)`)
+    else if (major !== SUPPORTED_MAJOR) problems.push(`its volume id '${info.volumeId}' says RHEL ${major}; only RHEL ${SUPPORTED_MAJOR} is supported (use force to try anyway)`)
+  }
+  return { info, major, problems }
+}
+
+/** Remaster baseIso into outFile. Same inputs and epoch give the same bytes. */
+export async function remasterIso(o: RemasterOptions): Promise<RemasterResult> {
+  if (!Number.isInteger(o.epoch) || o.epoch < 0) throw new UserError(`epoch must be a non-negative integer, got ${o.epoch}`)
+  const base = await stat(o.baseIso).catch(() => null)
+  if (!base) throw new UserError(`base ISO ${o.baseIso} does not exist`)
+  if (!base.isFile()) throw new UserError(`base ISO ${o.baseIso} is not a file`)
+  if (!(await looksLikeIso(o.baseIso))) throw new UserError(`${o.baseIso} is not an ISO 9660 image (no CD001 volume descriptor)`)
+  await checkOutFile(o.outFile, o.force)
+  await checkPayloadDir(o.payloadDir)
+  throwIfAborted(o.signal)
+
+  const info = await xorrisoInspect(o.baseIso, o.signal)
+  const check = checkBaseIso(info, o.force ?? false)
+  if (check.problems.length) {
+    throw new UserError(`cannot remaster ${o.baseIso}:\n  - ${check.problems.join('\n  - ')}`)
+  }
+  const payloadBytes = o.payloadDir ? await treeSize(o.payloadDir) : 0
+  await checkFreeSpace(dirname(o.outFile), base.size + payloadBytes + o.ksText.length, o.outFile)
+
+  const edit: BootCfgEdit = { volumeId: info.volumeId, ksPath: KS_ISO_PATH }
+  const warnings: string[] = []
+  // The base's checksum is read while xorriso writes: the file is in the page cache either way.
+  const baseHash = sha256File(o.baseIso, o.signal)
+  baseHash.catch(() => {}) // awaited below; avoid an unhandled rejection if we fail first
+
+  const outSha256 = await withScratchDir(async (scratch) => {
+    await xorrisoExtract(
+      o.baseIso,
+      [
+        [RHEL_BOOT_FILES.isolinux, join(scratch, 'isolinux.cfg')],
+        [RHEL_BOOT_FILES.grub, join(scratch, 'grub.cfg')],
+        [RHEL_BOOT_FILES.efiboot, join(scratch, 'efiboot.img')],
+      ],
+      o.signal,
+    )
+    // Extracted files keep the ISO's read-only modes.
+    for (const f of ['isolinux.cfg', 'grub.cfg', 'efiboot.img']) await chmod(join(scratch, f), 0o644)
+
+    const iso = patchIsolinuxCfg(await readFile(join(scratch, 'isolinux.cfg'), 'utf8'), edit)
+    if (!iso.defaultEntry) warnings.push(`${RHEL_BOOT_FILES.isolinux}: no plain install entry found; the default entry was left as it was`)
+    if (!iso.patchedEntries) throw new UserError(`${o.baseIso}: ${RHEL_BOOT_FILES.isolinux} has no installer entry (inst.stage2=) to add the kickstart to`)
+    await stamp(join(scratch, 'isolinux.cfg'), iso.text, o.epoch)
+
+    const grub = patchGrubCfg(await readFile(join(scratch, 'grub.cfg'), 'utf8'), edit)
+    if (!grub.patchedEntries) throw new UserError(`${o.baseIso}: ${RHEL_BOOT_FILES.grub} has no installer entry (inst.stage2=) to add the kickstart to`)
+    await stamp(join(scratch, 'grub.cfg'), grub.text, o.epoch)
+
+    // The ESP copy: what UEFI firmware reads when it boots the ESP partition (USB) instead of the ISO 9660 tree.
+    const img = join(scratch, 'efiboot.img')
+    const espFiles = await mlist(img, o.signal)
+    if (espFiles === null) throw new UserError(`${o.baseIso}: ${RHEL_BOOT_FILES.efiboot} is not a FAT image`)
+    if (espFiles.some((f) => f.toLowerCase() === EFIBOOT_GRUB.toLowerCase())) {
+      const espGrub = patchGrubCfg(await mtype(img, EFIBOOT_GRUB, o.signal), edit)
+      await stamp(join(scratch, 'efiboot-grub.cfg'), espGrub.text, o.epoch)
+      await mcopy({ image: img, from: join(scratch, 'efiboot-grub.cfg'), to: `::${EFIBOOT_GRUB}`, overwrite: true, preserveTime: true }, o.signal)
+    } else {
+      warnings.push(`${RHEL_BOOT_FILES.efiboot} has no ${EFIBOOT_GRUB}; only the ISO 9660 copy was patched`)
+    }
+    await utimes(img, o.epoch, o.epoch)
+
+    const ks = await writeKickstart(scratch, o.ksText, o.epoch)
+    const maps: XorrisoMap[] = [
+      { from: join(scratch, 'isolinux.cfg'), to: RHEL_BOOT_FILES.isolinux },
+      { from: join(scratch, 'grub.cfg'), to: RHEL_BOOT_FILES.grub },
+      { from: img, to: RHEL_BOOT_FILES.efiboot },
+      { from: ks, to: KS_ISO_PATH },
+    ]
+    if (o.payloadDir) maps.push({ from: o.payloadDir, to: PAYLOAD_ISO_DIR })
+
+    const meter = progressMeter(o.onProgress)
+    return writeAtomically(o.outFile, async (tmp) => {
+      const r = await xorrisoWrite(
+        { indev: o.baseIso, outFile: tmp, epoch: o.epoch, maps, bootReplay: true, isoLevel: 3 },
+        { signal: o.signal, onProgress: meter },
+      )
+      const size = (await stat(tmp)).size
+      meter({ sectors: r.sectors ?? size / 2048, percent: 100 })
+      return sha256File(tmp, o.signal)
+    })
+  })
+  return { volumeId: info.volumeId, baseSha256: await baseHash, outSha256, warnings }
+}
+
+async function stamp(path: string, text: string, epoch: number): Promise<void> {
+  await writeFile(path, text, { mode: 0o644 })
+  await utimes(path, epoch, epoch)
+}
