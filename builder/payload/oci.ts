@@ -172,7 +172,7 @@ export class OciLayout {
    * against `expect` (when given), renamed into place. A blob already present
    * is not rewritten.
    */
-  async putBlob(source: Readable, expect?: { digest?: string; size?: number }, what = 'blob'): Promise<Descriptor & { mediaType: '' }> {
+  async putBlob(source: Readable, expect?: { digest?: string; size?: number }, what = 'blob'): Promise<{ digest: string; size: number; created: boolean }> {
     const tmp = join(this.blobsDir, `.tmp-${randomBytes(8).toString('hex')}`)
     const hasher = new HashingStream()
     try {
@@ -184,9 +184,10 @@ export class OciLayout {
       if (expect?.size !== undefined && expect.size !== hasher.size) {
         throw new DigestMismatchError(what, `${expect.size} bytes`, `${hasher.size} bytes`)
       }
-      if (await this.hasBlob(digest, hasher.size)) await unlink(tmp)
-      else await rename(tmp, this.blobPath(digest))
-      return { mediaType: '', digest, size: hasher.size }
+      const created = !(await this.hasBlob(digest, hasher.size))
+      if (created) await rename(tmp, this.blobPath(digest))
+      else await unlink(tmp)
+      return { digest, size: hasher.size, created }
     } catch (e) {
       await unlink(tmp).catch(() => {})
       throw e

@@ -25,7 +25,16 @@ function octal(n: number, width: number): string {
 
 export function tarHeader(e: TarEntry, size: number): Buffer {
   const h = Buffer.alloc(512)
-  h.write(e.name.slice(0, 100), 0, 'utf8')
+  let name = e.name
+  if (Buffer.byteLength(name) > 100) {
+    // ustar: the directory part goes in the 155-byte prefix field
+    const cut = name.lastIndexOf('/', name.length - 1 - 0)
+    const at = name.slice(0, cut).length <= 155 && name.length - cut - 1 <= 100 ? cut : -1
+    if (at < 0) throw new Error(`name too long for ustar: ${name}`)
+    h.write(name.slice(0, at), 345, 'utf8')
+    name = name.slice(at + 1)
+  }
+  h.write(name, 0, 'utf8')
   h.write(octal(e.mode ?? 0o644, 8), 100)
   h.write(octal(0, 8), 108)
   h.write(octal(0, 8), 116)

@@ -1,0 +1,225 @@
+// The payload that goes on the media: an OCI layout holding only the images
+// this appliance needs (blobs hard-linked from the cache when on the same
+// filesystem, else copied while their digest is checked), images.tsv (the
+// contract with first boot), payload.json (what went in) and SHA256SUMS.
+// Streams everything: memory stays flat whatever the payload size.
+
+import { randomBytes } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { link, mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { UserError } from '../errors.js'
+import type { ManifestImage } from '../manifest.js'
+import { digestHex, HashingStream, sha256Bytes } from './digest.js'
+import type { StackImage } from './lock.js'
+import { withDirLock } from './lockfile.js'
+import { contentOciName, tsvField, type ContentImageRef } from './names.js'
+import { imagePlatforms, MEDIA, OciLayout, REF_NAME, SOURCE_REF, VerifyError, type Descriptor } from './oci.js'
+import { parseRef } from './ref.js'
+
+export interface AssembleProgress {
+  /** bytes placed so far / total */
+  bytes: number
+  total: number
+  blobs: number
+  totalBlobs: number
+}
+
+export interface AssembleOptions {
+  cacheDir: string
+  stack: StackImage[]
+  content: ContentImageRef[]
+  outDir: string
+  /** Dry runs: write what is there, record what is not */
+  allowMissing?: boolean
+  /** 'full' re-hashes every blob of the cache; 'quick' (default) checks sizes and manifests */
+  verify?: 'full' | 'quick'
+  /** The config file the user passed, for the "how to fetch" hint */
+  configPath?: string
+  onProgress?: (p: AssembleProgress) => void
+  signal?: AbortSignal
+}
+
+export interface PayloadImage extends ManifestImage {
+  ociName: string
+  tag?: string
+  missing?: boolean
+}
+
+export interface AssembleResult {
+  images: PayloadImage[]
+  /** "role ociName (ref)" of every image that was not in the cache */
+  missing: string[]
+  bytes: number
+  linked: number
+  copied: number
+}
+
+interface Wanted {
+  role: 'stack' | 'content'
+  ociName: string
+  ref: string
+  digest?: string
+  target: string
+  tag?: string
+}
+
+export async function assemblePayload(opts: AssembleOptions): Promise<AssembleResult> {
+  const wanted: Wanted[] = [
+    ...opts.stack.map((s): Wanted => {
+      const p = parseRef(s.ref)
+      return { role: 'stack', ociName: s.ociName, ref: s.ref, digest: s.digest, target: p.repo, tag: p.tag }
+    }),
+    ...opts.content.map((c): Wanted => ({ role: 'content', ociName: contentOciName(c), ref: c.ref, digest: c.digest ?? parseRef(c.ref).digest, target: c.target, tag: parseRef(c.ref).tag })),
+  ]
+  const cacheExists = !!(await stat(join(opts.cacheDir, 'oci-layout')).catch(() => null))
+  const cache = cacheExists ? await OciLayout.open(opts.cacheDir, { create: false }) : undefined
+
+  const run = async (): Promise<AssembleResult> => {
+    // ---- resolve every image first, fail once ----
+    const found: { w: Wanted; entry: Descriptor }[] = []
+    const missing: Wanted[] = []
+    const entries = cache ? await cache.entries() : []
+    for (const w of wanted) {
+      const entry =
+        entries.find((e) => e.annotations?.[REF_NAME] === w.ociName) ??
+        (w.role === 'content' ? entries.find((e) => e.annotations?.[REF_NAME] === w.ref || e.annotations?.[SOURCE_REF] === w.ref) : undefined)
+      const digestOk = entry && (!w.digest || entry.digest === w.digest || entry.annotations?.['io.mirror-appliance.source.digest'] === w.digest)
+      if (entry && digestOk) found.push({ w, entry })
+      else missing.push(w)
+    }
+    if (missing.length && !opts.allowMissing) {
+      const list = missing.map((m) => `  ${m.role} image ${m.ociName} (${m.ref}${m.digest ? '@' + m.digest : ''})`).join('\n')
+      throw new UserError(
+        `${missing.length} image(s) are not in the image cache ${opts.cacheDir}:\n${list}`,
+        `fetch them on a connected machine: mirror-appliance images fetch${opts.configPath ? ` -c ${opts.configPath}` : ''} --cache ${opts.cacheDir}` +
+          ' (or build with --allow-missing for a dry run)',
+      )
+    }
+    // ---- check the cache's copy before we put it on media ----
+    const hashed = new Map<string, string | null>()
+    const problems = []
+    for (const f of found) problems.push(...(await cache!.verifyImage(f.entry, { full: opts.verify === 'full', hashed })))
+    if (problems.length) throw new VerifyError(problems)
+
+    // ---- the payload layout ----
+    const ociDir = join(opts.outDir, 'oci')
+    const blobsDir = join(ociDir, 'blobs', 'sha256')
+    await mkdir(blobsDir, { recursive: true })
+    const blobs = new Map<string, Descriptor>()
+    for (const f of found) for (const d of await cache!.walk(f.entry)) if (!/nondistributable|foreign/.test(d.mediaType) || (await cache!.hasBlob(d.digest))) blobs.set(d.digest, d)
+    const total = [...blobs.values()].reduce((n, d) => n + d.size, 0)
+    let bytes = 0
+    let linked = 0
+    let copied = 0
+    let n = 0
+    let canLink = true
+    for (const d of blobs.values()) {
+      opts.signal?.throwIfAborted()
+      const src = cache!.blobPath(d.digest)
+      const dst = join(blobsDir, digestHex(d.digest))
+      const have = await stat(dst).catch(() => null)
+      if (have?.size === d.size) {
+        // already placed (an earlier run into the same dir)
+      } else {
+        if (have) await unlink(dst)
+        let done = false
+        if (canLink) {
+          try {
+            await link(src, dst)
+            linked++
+            done = true
+          } catch (e) {
+            const code = (e as NodeJS.ErrnoException).code
+            if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK' && code !== 'ENOTSUP') throw e
+            canLink = false
+          }
+        }
+        if (!done) {
+          await copyVerified(cache!, d, dst)
+          copied++
+        }
+      }
+      bytes += d.size
+      n++
+      opts.onProgress?.({ bytes, total, blobs: n, totalBlobs: blobs.size })
+    }
+    await writeAtomic(join(ociDir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }))
+    const index = {
+      schemaVersion: 2,
+      mediaType: MEDIA.ociIndex,
+      manifests: found.map(({ w, entry }) => ({
+        mediaType: entry.mediaType,
+        digest: entry.digest,
+        size: entry.size,
+        ...(entry.platform ? { platform: entry.platform } : {}),
+        annotations: { [REF_NAME]: w.ociName },
+      })),
+    }
+    const indexText = JSON.stringify(index, null, 2) + '\n'
+    await writeAtomic(join(ociDir, 'index.json'), indexText)
+
+    // ---- images.tsv: role, ociName, digest, targetRepo, tag ----
+    const tsv =
+      found.map(({ w, entry }) => [w.role, w.ociName, entry.digest, w.target, w.tag].map(tsvField).join('\t')).join('\n') + (found.length ? '\n' : '')
+    await writeAtomic(join(opts.outDir, 'images.tsv'), tsv)
+
+    // ---- payload.json ----
+    const images: PayloadImage[] = []
+    for (const { w, entry } of found) {
+      const size = (await cache!.walk(entry)).reduce((s, d) => s + d.size, 0)
+      images.push({
+        role: w.role,
+        ociName: w.ociName,
+        sourceRef: w.ref,
+        digest: entry.digest,
+        size,
+        platforms: await imagePlatforms(cache!, entry),
+        target: w.target,
+        ...(w.tag ? { tag: w.tag } : {}),
+      })
+    }
+    for (const w of missing) {
+      images.push({ role: w.role, ociName: w.ociName, sourceRef: w.ref, digest: w.digest ?? '', size: 0, platforms: [], target: w.target, ...(w.tag ? { tag: w.tag } : {}), missing: true })
+    }
+    const missingNames = missing.map((m) => `${m.role} ${m.ociName} (${m.ref})`)
+    const payloadJson = JSON.stringify({ schema: 'mirror-appliance/payload/v1', images, missing: missingNames, blobs: blobs.size, bytes: total }, null, 2) + '\n'
+    await writeAtomic(join(opts.outDir, 'payload.json'), payloadJson)
+
+    // ---- SHA256SUMS: blobs are named by their sha256 (checked above) ----
+    const sums: string[] = []
+    const small: [string, string][] = [
+      ['images.tsv', tsv],
+      ['oci/index.json', indexText],
+      ['oci/oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' })],
+      ['payload.json', payloadJson],
+    ]
+    for (const [p, text] of small) sums.push(`${digestHex(sha256Bytes(text))}  ${p}`)
+    for (const d of [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1))) sums.push(`${digestHex(d.digest)}  oci/blobs/sha256/${digestHex(d.digest)}`)
+    await writeAtomic(join(opts.outDir, 'SHA256SUMS'), sums.join('\n') + '\n')
+
+    return { images, missing: missingNames, bytes: total, linked, copied }
+  }
+  return cache ? withDirLock(opts.cacheDir, run, { signal: opts.signal }) : run()
+}
+
+/** Copy a blob, hashing on the way; refuse to place a blob whose content does not match. */
+async function copyVerified(cache: OciLayout, d: Descriptor, dst: string): Promise<void> {
+  const tmp = `${dst}.tmp-${randomBytes(6).toString('hex')}`
+  const h = new HashingStream()
+  try {
+    await pipeline(cache.openBlob(d.digest), h, createWriteStream(tmp, { flags: 'wx' }))
+    if (h.digest() !== d.digest) throw new VerifyError([{ image: '(payload)', digest: d.digest, problem: `content does not match its digest (sha256 is ${h.digest()})` }])
+    await rename(tmp, dst)
+  } catch (e) {
+    await unlink(tmp).catch(() => {})
+    throw e
+  }
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`
+  await writeFile(tmp, text)
+  await rename(tmp, path)
+}
