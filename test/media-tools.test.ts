@@ -1,0 +1,98 @@
+// Pure argv builders and output parsers of the media tools, against real recorded tool output.
+import t from 'tap'
+import { readFile } from 'node:fs/promises'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import {
+  parseImageSectors, parseIsoInfo, parseXorrisoProgress, xorrisoExtractArgs, xorrisoInspectArgs, xorrisoTimestring, xorrisoWriteArgs,
+} from '../builder/tools/xorriso.js'
+import { mcopyArgs, mdirArgs, mtypeArgs } from '../builder/tools/mtools.js'
+import { qemuArgs, qemuEscape } from '../builder/tools/qemu.js'
+import { checkBaseIso } from '../builder/media/iso.js'
+import { progressMeter } from '../builder/media/common.js'
+
+const EXP = join(dirname(fileURLToPath(import.meta.url)), 'helpers', 'fixture-iso', 'expected')
+
+t.test('xorrisoTimestring', async (t) => {
+  t.equal(xorrisoTimestring(0), '1970010100000000')
+  t.equal(xorrisoTimestring(1700000000), '2023111422132000')
+  t.throws(() => xorrisoTimestring(-1))
+  t.throws(() => xorrisoTimestring(1.5))
+})
+
+t.test('xorrisoWriteArgs', async (t) => {
+  const pinned = ['-volume_date', 'uuid', '2023111422132000', '-volume_date', 'all_file_dates', '=1700000000', '-iso_nowtime', '=1700000000', '-boot_image', 'any', 'gpt_disk_guid=volume_date_uuid', '-commit']
+  const owners = ['-chown_r', '0', '/', '--', '-chgrp_r', '0', '/', '--']
+  const head = ['-pkt_output', 'on', '-abort_on', 'FAILURE', '-return_with', 'SORRY', '32']
+  const cases: Array<[string, Parameters<typeof xorrisoWriteArgs>[0], string[]]> = [
+    ['new ISO', { outFile: 'o.iso', volumeId: 'OEMDRV', epoch: 1700000000, maps: [{ from: 'ks.cfg', to: '/ks.cfg' }] },
+      [...head, '-outdev', 'o.iso', '-volid', 'OEMDRV', '-joliet', 'on', '-rockridge', 'on', '-compliance', 'iso_9660_level=3', '-map', 'ks.cfg', '/ks.cfg', ...owners, ...pinned]],
+    ['remaster keeps the volid and replays boot', { indev: 'in.iso', outFile: 'o.iso', epoch: 1700000000, bootReplay: true, maps: [{ from: 'p', to: '/appliance' }] },
+      [...head, '-indev', 'in.iso', '-outdev', 'o.iso', '-boot_image', 'any', 'replay', '-joliet', 'on', '-rockridge', 'on', '-compliance', 'iso_9660_level=3', '-map', 'p', '/appliance', ...owners, ...pinned]],
+    ['level 2, no packets', { outFile: 'o', volumeId: 'X', epoch: 1700000000, isoLevel: 2, pktOutput: false },
+      [...head.slice(2), '-outdev', 'o', '-volid', 'X', '-joliet', 'on', '-rockridge', 'on', '-compliance', 'iso_9660_level=2', ...owners, ...pinned]],
+  ]
+  for (const [name, o, argv] of cases) t.same(xorrisoWriteArgs(o), argv, name)
+  t.throws(() => xorrisoWriteArgs({ outFile: 'o', epoch: 1 }), /volumeId/)
+  t.same(xorrisoExtractArgs('i.iso', [['/a', 'x'], ['/b', 'y']]), ['-abort_on', 'FAILURE', '-osirrox', 'on', '-indev', 'i.iso', '-extract', '/a', 'x', '-extract', '/b', 'y'])
+  t.same(xorrisoInspectArgs('i.iso').slice(0, 4), ['-abort_on', 'FAILURE', '-indev', 'i.iso'])
+})
+
+t.test('progress lines from a real xorriso write', async (t) => {
+  const text = await readFile(join(EXP, 'xorriso-write-output.txt'), 'utf8')
+  const ps = text.split('\n').map(parseXorrisoProgress).filter((p) => p !== null)
+  t.same(ps, [{ sectors: 18576, percent: 12.1 }, { sectors: 109936, percent: 71.5 }])
+  t.equal(parseImageSectors(text), 153630)
+  t.equal(parseXorrisoProgress('I:1: xorriso : UPDATE :       1 files added in 1 seconds'), null)
+  let now = 1000
+  const seen: unknown[] = []
+  const meter = progressMeter((p) => seen.push(p), () => now)
+  now = 3000
+  meter({ sectors: 109936, percent: 71.5 })
+  t.same(seen, [{ percent: 71.5, bytesWritten: 225148928, mbPerSec: 112.57 }], 'MB/s from sectors over time')
+})
+
+t.test('parseIsoInfo on real xorriso output', async (t) => {
+  const info = parseIsoInfo(await readFile(join(EXP, 'inspect-output.txt'), 'utf8'))
+  t.equal(info.volumeId, 'RHEL-8-10-0-BaseOS-x86_64')
+  t.ok(info.bootCommands.includes("-boot_image any efi_path='/images/efiboot.img'"))
+  t.ok(info.bootCommands.includes("-boot_image isolinux bin_path='/isolinux/isolinux.bin'"))
+  t.same(info.files.find((f) => f.path === '/EFI/BOOT/grub.cfg'), { path: '/EFI/BOOT/grub.cfg', size: 1419 })
+  t.equal(info.files.length, 17)
+  t.same(checkBaseIso(info, false).problems, [])
+  t.same(checkBaseIso({ ...info, volumeId: 'RHEL-9-4-0-BaseOS-x86_64' }, false).problems, [
+    "its volume id 'RHEL-9-4-0-BaseOS-x86_64' says RHEL 9; only RHEL 8 is supported (use force to try anyway)",
+  ])
+  t.same(checkBaseIso({ ...info, volumeId: 'RHEL-9-4-0-BaseOS-x86_64' }, true).problems, [], 'force')
+  // xorriso on a file that is no ISO: exit 0, a blank image called ISOIMAGE
+  const junk = parseIsoInfo(await readFile(join(EXP, 'xorriso-not-an-iso.txt'), 'utf8'))
+  t.equal(junk.volumeId, 'ISOIMAGE')
+  t.same(checkBaseIso(junk, false).problems, [
+    'it does not have the RHEL installer layout: missing /isolinux/isolinux.cfg, /EFI/BOOT/grub.cfg, /images/efiboot.img',
+    "cannot tell the RHEL release from its volume id 'ISOIMAGE' (use force to try anyway)",
+  ])
+  t.same(parseIsoInfo("-rw-r--r--    1 0        0              5 May 22  2024 '/it'\"'\"'s'\n").files, [{ path: "/it's", size: 5 }], 'quoted names')
+})
+
+t.test('mtools argv', async (t) => {
+  t.same(mcopyArgs({ image: 'e.img', from: 'g.cfg', to: '::/EFI/BOOT/grub.cfg', overwrite: true, preserveTime: true }), ['-i', 'e.img', '-o', '-m', '-n', '-Q', 'g.cfg', '::/EFI/BOOT/grub.cfg'])
+  t.same(mcopyArgs({ image: 'e.img', from: '::/a', to: 'b' }), ['-i', 'e.img', '-n', '-Q', '::/a', 'b'])
+  t.same(mtypeArgs('e.img', '/EFI/BOOT/grub.cfg'), ['-i', 'e.img', '::/EFI/BOOT/grub.cfg'])
+  t.same(mdirArgs('e.img'), ['-i', 'e.img', '-/', '-b', '::/'])
+})
+
+t.test('qemu argv', async (t) => {
+  t.equal(qemuEscape('a,b'), 'a,,b')
+  const base = ['-accel', 'tcg', '-m', '512', '-smp', '1', '-nographic', '-monitor', 'none', '-serial', 'file:s.log', '-nic', 'none', '-no-reboot']
+  t.same(qemuArgs({ firmware: 'bios', drives: [{ file: 'x,1.iso', kind: 'cdrom', readonly: true }, { file: 'o.iso', kind: 'cdrom' }], serialLog: 's.log' }), [
+    ...base,
+    '-drive', 'if=none,id=cd0,media=cdrom,format=raw,file=x,,1.iso,readonly=on', '-device', 'ide-cd,drive=cd0,bus=ide.0,unit=0,bootindex=0',
+    '-drive', 'if=none,id=cd1,media=cdrom,format=raw,file=o.iso', '-device', 'ide-cd,drive=cd1,bus=ide.0,unit=1,bootindex=1',
+  ])
+  t.same(qemuArgs({ firmware: 'uefi', ovmfVars: 'v.fd', drives: [{ file: 'x.iso', kind: 'usb', readonly: true }], serialLog: 's.log' }), [
+    ...base,
+    '-drive', 'if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd', '-drive', 'if=pflash,format=raw,unit=1,file=v.fd',
+    '-device', 'qemu-xhci,id=xhci', '-drive', 'if=none,id=usb0,format=raw,file=x.iso,readonly=on', '-device', 'usb-storage,bus=xhci.0,drive=usb0,bootindex=0',
+  ])
+  t.throws(() => qemuArgs({ firmware: 'uefi', drives: [], serialLog: 's' }), /ovmfVars/)
+})
