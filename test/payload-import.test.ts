@@ -105,7 +105,7 @@ t.test('refused: a blob that does not match its digest; nothing left behind', as
   const layer = imgs.app.layers[1]!
   const p = join(bad, 'blobs', 'sha256', layer.digest.slice(7))
   const data = await readFile(p)
-  data[data.length - 1] ^= 0xff
+  data[data.length - 1] = data[data.length - 1]! ^ 0xff
   await writeFile(p, data)
   await t.rejects(importArchive({ cacheDir: cache, path: bad }), {
     name: 'ArchiveError',
