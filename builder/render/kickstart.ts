@@ -93,13 +93,18 @@ export function renderKickstart(plan: Plan, opts: KickstartOptions): string {
     searchDomains: net.searchDomains.map((d, i) => one(d, `host.network.searchDomains[${i}]`)).join(' '),
   }
 
-  const users = model.users.map((u) => ({
-    name: one(u.name, `host.users[${u.index}].name`),
-    gecos: one(u.gecos, `host.users[${u.index}].gecos`),
-    groups: u.groups.join(','),
-    passwordHash: u.passwordHash === null ? null : one(u.passwordHash, `host.users[${u.index}].password`),
-    sshKeys: u.sshKeys.map((k, j) => positional(k.trim(), `host.users[${u.index}].sshKeys[${j}]`)),
-  }))
+  const users = model.users.map((u) => {
+    const keys = u.sshKeys.map((k, j) => positional(k.trim(), `host.users[${u.index}].sshKeys[${j}]`))
+    return {
+      name: one(u.name, `host.users[${u.index}].name`),
+      gecos: one(u.gecos, `host.users[${u.index}].gecos`),
+      groups: u.groups.join(','),
+      passwordHash: u.passwordHash === null ? null : one(u.passwordHash, `host.users[${u.index}].password`),
+      // pykickstart allows one sshkey line per user; %post appends the rest
+      sshKey: keys[0] ?? null,
+      extraSshKeys: keys.slice(1),
+    }
+  })
 
   const ports = model.firewallPorts.map(portSpec)
   const xlayout = one(h.keyboard, 'host.keyboard')

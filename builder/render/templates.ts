@@ -12,7 +12,8 @@
 //   {{shq v}}       bash word (builder/quote.ts shq)
 //   {{ksq v}}       kickstart argument (builder/quote.ts ksq)
 //   {{octal m}}     0o644 -> 0644
-//   {{json v}}      JSON.stringify(v)
+//   {{json v}}      JSON.stringify(v), all ASCII (\uXXXX for the rest): also a
+//                   YAML double-quoted scalar, safe on any line
 //   {{join list sep}}  list.join(sep) (sep defaults to ",")
 //   {{#each (base64Lines contents)}}  contents as base64 lines
 //   {{eq a b}}      a === b, for {{#if (eq …)}}
@@ -57,7 +58,9 @@ function environment(): typeof Handlebars {
   hb.registerHelper('shq', (v: unknown) => shq(String(defined('shq', v))))
   hb.registerHelper('ksq', (v: unknown) => ksq(String(defined('ksq', v))))
   hb.registerHelper('octal', (m: unknown) => octal(Number(defined('octal', m))))
-  hb.registerHelper('json', (v: unknown) => JSON.stringify(defined('json', v)))
+  hb.registerHelper('json', (v: unknown) =>
+    JSON.stringify(defined('json', v)).replace(/[\u007f-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')),
+  )
   hb.registerHelper('join', (list: unknown, sepArg: unknown) =>
     (list as unknown[]).join(typeof sepArg === 'string' ? sepArg : ','),
   )

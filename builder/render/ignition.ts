@@ -1,0 +1,77 @@
+// The host spec as Ignition spec 3.3.0 JSON: what every Ignition from 2.14 on
+// accepts (RHCOS 4.12+), and what Debian's ignition-validate checks. The
+// object is typed here and serialized with JSON.stringify: a template would
+// add nothing to JSON but ways to get the escaping wrong.
+//
+// Not expressible in Ignition, so absent here and present in the kickstart:
+// firewall ports (RHCOS has no firewalld), SELinux types (Ignition relabels
+// what it writes by the policy; the registry mounts its data with :Z).
+
+import type { Plan } from '../plan/types.js'
+import { hostModel } from './host-model.js'
+
+export const IGNITION_VERSION = '3.3.0'
+
+interface Node {
+  path: string
+  mode: number
+  user: { name: string }
+  group: { name: string }
+  overwrite?: boolean
+}
+
+export interface IgnitionConfig {
+  ignition: { version: string }
+  passwd: {
+    users: { name: string; gecos?: string; groups?: string[]; passwordHash?: string; sshAuthorizedKeys?: string[] }[]
+  }
+  storage: {
+    directories: Node[]
+    files: (Node & { contents: { source: string } })[]
+  }
+  systemd: { units: { name: string; enabled: boolean }[] }
+}
+
+/** A file's contents as the data URL Ignition reads (RFC 2397, base64). */
+export function dataUrl(contents: string | Buffer): string {
+  return 'data:;base64,' + (typeof contents === 'string' ? Buffer.from(contents, 'utf8') : contents).toString('base64')
+}
+
+export function ignitionConfig(plan: Plan): IgnitionConfig {
+  const m = hostModel(plan)
+  const users: IgnitionConfig['passwd']['users'] = []
+  if (m.rootPasswordHash !== null) users.push({ name: 'root', passwordHash: m.rootPasswordHash })
+  for (const u of m.users)
+    users.push({
+      name: u.name,
+      ...(u.gecos ? { gecos: u.gecos } : {}),
+      ...(u.groups.length ? { groups: u.groups } : {}),
+      ...(u.passwordHash !== null ? { passwordHash: u.passwordHash } : {}),
+      ...(u.sshKeys.length ? { sshAuthorizedKeys: u.sshKeys.map((k) => k.trim()) } : {}),
+    })
+  return {
+    ignition: { version: IGNITION_VERSION },
+    passwd: { users },
+    storage: {
+      directories: m.dirs.map((d) => ({ path: d.path, mode: d.mode, user: { name: d.owner }, group: { name: d.group } })),
+      files: m.files.map((f) => ({
+        path: f.path,
+        mode: f.mode,
+        user: { name: f.owner },
+        group: { name: f.group },
+        overwrite: true,
+        contents: { source: dataUrl(f.contents) },
+      })),
+    },
+    systemd: {
+      units: [
+        ...m.enableUnits.map((name) => ({ name, enabled: true })),
+        ...m.disableUnits.map((name) => ({ name, enabled: false })),
+      ],
+    },
+  }
+}
+
+export function renderIgnition(plan: Plan): string {
+  return JSON.stringify(ignitionConfig(plan), null, 2) + '\n'
+}
