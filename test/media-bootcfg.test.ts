@@ -1,6 +1,6 @@
 // Golden pairs: the RHEL 8.10 menus from the fixture and what the remaster makes of them.
 // Refresh after a reviewed change: UPDATE_GOLDEN=1 npx tap test/media-bootcfg.test.ts
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,7 +10,7 @@ const DIR = join(dirname(fileURLToPath(import.meta.url)), 'helpers', 'fixture-is
 const VOLID = 'RHEL-8-10-0-BaseOS-x86_64'
 const EDIT = { volumeId: VOLID, ksPath: '/ks.cfg' }
 
-async function golden(t: { equal: (a: unknown, b: unknown, m?: string) => unknown }, name: string, actual: string): Promise<void> {
+async function golden(t: Test, name: string, actual: string): Promise<void> {
   const f = join(DIR, 'expected', name)
   if (process.env.UPDATE_GOLDEN) await writeFile(f, actual)
   t.equal(actual, await readFile(f, 'utf8'), `matches expected/${name}`)
