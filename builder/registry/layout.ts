@@ -1,0 +1,30 @@
+// Where the registry host keeps things. One place, so the host spec, the
+// first-boot script and the tests agree.
+
+import type { Config } from '../config/types.js'
+
+export const STATE_DIR = '/var/lib/mirror-appliance'
+export const PAYLOAD_DIR = `${STATE_DIR}/payload`
+export const FIRSTBOOT_STATE_DIR = `${STATE_DIR}/firstboot`
+/** ConditionPathExists=! of the first-boot units */
+export const FIRSTBOOT_DONE = `${FIRSTBOOT_STATE_DIR}/done`
+export const FIRSTBOOT_SCRIPT = '/usr/local/libexec/mirror-appliance/firstboot'
+export const FIRSTBOOT_UNIT = 'mirror-appliance-firstboot.service'
+export const FIRSTBOOT_FINISH_UNIT = 'mirror-appliance-firstboot-finish.service'
+export const CONF_DIR = '/etc/mirror-appliance'
+export const ROOT_OUT_DIR = '/root/mirror-appliance'
+export const CA_ANCHOR = '/etc/pki/ca-trust/source/anchors/mirror-appliance-ca.crt'
+export const QUADLET_DIR = '/etc/containers/systemd'
+export const SYSTEMD_DIR = '/etc/systemd/system'
+export const MOTD_FILE = '/etc/motd.d/mirror-appliance'
+export const MOTD_READY = '/usr/local/share/mirror-appliance/motd'
+
+/** host:port clients use (":443" is still written: podman and skopeo key certs.d by it) */
+export function registryAddress(config: Config): string {
+  return `${config.host.hostname}:${config.registry.port}`
+}
+
+/** Quay's SERVER_HOSTNAME: host, with the port unless it is 443 */
+export function serverHostname(config: Config): string {
+  return config.registry.port === 443 ? config.host.hostname : registryAddress(config)
+}
