@@ -5,8 +5,8 @@
 // Streams everything: memory stays flat whatever the payload size.
 
 import { randomBytes } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
-import { link, mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { constants, createWriteStream } from 'node:fs'
+import { copyFile, link, mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { UserError } from '../errors.js'
@@ -33,6 +33,8 @@ export interface AssembleOptions {
   outDir: string
   /** Dry runs: write what is there, record what is not */
   allowMissing?: boolean
+  /** false: always copy (the media tree will be modified or moved elsewhere) */
+  link?: boolean
   /** 'full' re-hashes every blob of the cache; 'quick' (default) checks sizes and manifests */
   verify?: 'full' | 'quick'
   /** The config file the user passed, for the "how to fetch" hint */
@@ -114,7 +116,7 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
     let linked = 0
     let copied = 0
     let n = 0
-    let canLink = true
+    let canLink = opts.link !== false
     for (const d of blobs.values()) {
       opts.signal?.throwIfAborted()
       const src = cache!.blobPath(d.digest)
@@ -137,7 +139,11 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
           }
         }
         if (!done) {
-          await copyVerified(cache!, d, dst)
+          // Blobs verified above (full mode) are copied by the kernel
+          // (copy_file_range, reflinks where the filesystem has them);
+          // otherwise the copy is hashed on the way.
+          if (opts.verify === 'full') await copyFast(cache!.blobPath(d.digest), dst)
+          else await copyVerified(cache!, d, dst)
           copied++
         }
       }
@@ -211,6 +217,17 @@ async function copyVerified(cache: OciLayout, d: Descriptor, dst: string): Promi
   try {
     await pipeline(cache.openBlob(d.digest), h, createWriteStream(tmp, { flags: 'wx' }))
     if (h.digest() !== d.digest) throw new VerifyError([{ image: '(payload)', digest: d.digest, problem: `content does not match its digest (sha256 is ${h.digest()})` }])
+    await rename(tmp, dst)
+  } catch (e) {
+    await unlink(tmp).catch(() => {})
+    throw e
+  }
+}
+
+async function copyFast(src: string, dst: string): Promise<void> {
+  const tmp = `${dst}.tmp-${randomBytes(6).toString('hex')}`
+  try {
+    await copyFile(src, tmp, constants.COPYFILE_FICLONE)
     await rename(tmp, dst)
   } catch (e) {
     await unlink(tmp).catch(() => {})
