@@ -135,7 +135,7 @@ export function renderKickstart(plan: Plan, opts: KickstartOptions): string {
     host: {
       begin: HOSTSPEC_BEGIN,
       end: HOSTSPEC_END,
-      dirs: model.dirs.map((d) => ({ ...d, mode: octal(d.mode), owner: `${one(d.owner, d.path)}:${one(d.group, d.path)}` })),
+      dirs: model.dirs.map((d) => ({ ...d, mode: octal(d.mode), owner: `${d.owner}:${d.group}` })),
       files: model.files.map((f) => ({
         path: f.path,
         mode: octal(f.mode),
