@@ -1,0 +1,57 @@
+// planAppliance: the normalized config plus everything derived before any
+// text is rendered — secrets (reused from an earlier build's secrets/), the
+// PKI, and the host spec that every renderer reads.
+
+import type { LoadedConfig } from '../config/load.js'
+import { DEFAULT_CONFIG_NAME } from '../config/load.js'
+import { dirname, resolve } from 'node:path'
+import { registryHostSpec } from '../registry/hostspec.js'
+import { planPki } from './pki.js'
+import { seededRng, systemRng } from './random.js'
+import { planSecrets, readStoredSecrets, type StoredSecrets } from './secrets.js'
+import type { BuildOptions, Plan } from './types.js'
+
+export interface PlanResult {
+  plan: Plan
+  /** What secrets/secrets.json must hold after this build */
+  stored: StoredSecrets
+}
+
+/** SOURCE_DATE_EPOCH if set (reproducible builds), else now. */
+export function buildEpoch(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.SOURCE_DATE_EPOCH
+  if (v === undefined || v === '') return Math.floor(Date.now() / 1000)
+  if (!/^\d{1,12}$/.test(v)) throw new Error(`SOURCE_DATE_EPOCH must be a whole number of seconds, not ${JSON.stringify(v)}`)
+  return Number(v)
+}
+
+export function planAppliance(loaded: LoadedConfig, options: BuildOptions & { secretsDir?: string }): PlanResult {
+  const rng = options.seed !== undefined ? seededRng(options.seed) : systemRng
+  const previous = options.secretsDir ? readStoredSecrets(options.secretsDir) : undefined
+  const { secrets, stored } = planSecrets(loaded.config, rng, previous)
+  const configDir = loaded.file === DEFAULT_CONFIG_NAME ? process.cwd() : dirname(resolve(loaded.file))
+  const pki = planPki({
+    config: loaded.config,
+    rng,
+    epoch: options.epoch,
+    configDir,
+    ...(stored.caCertPem && stored.caKeyPem ? { existing: { caCertPem: stored.caCertPem, caKeyPem: stored.caKeyPem } } : {}),
+  })
+  if (pki.caKeyPem) {
+    stored.caCertPem = pki.caCertPem
+    stored.caKeyPem = pki.caKeyPem
+  }
+  const host = registryHostSpec({ config: loaded.config, secrets, pki })
+  return {
+    plan: {
+      config: loaded.config,
+      configPath: loaded.file === DEFAULT_CONFIG_NAME ? DEFAULT_CONFIG_NAME : resolve(loaded.file),
+      configDigest: loaded.digest,
+      options: { epoch: options.epoch, ...(options.seed !== undefined ? { seed: options.seed } : {}) },
+      secrets,
+      pki,
+      host,
+    },
+    stored,
+  }
+}

@@ -1,0 +1,106 @@
+// Generated secrets live in the output's secrets/ directory (0700, files
+// 0600) and are reused by the next build into the same output, so a rebuild
+// keeps the same credentials and CA. Plain passwords from the config are
+// hashed here and never stored; hash salts come from a stored random key so
+// the same secrets give byte-identical outputs.
+
+import { createHmac } from 'node:crypto'
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { UserError } from '../errors.js'
+import type { Config, Password } from '../config/types.js'
+import { sha512crypt } from './crypt.js'
+import { randomHex, randomPassword, type Rng } from './random.js'
+import type { Secrets } from './types.js'
+
+/** What secrets/secrets.json holds: only generated values, never the config's plain passwords. */
+export interface StoredSecrets {
+  version: 1
+  saltKey: string
+  rootPassword?: string
+  userPasswords: Record<string, string>
+  initPassword?: string
+  redisPassword: string
+  quaySecretKey: string
+  quayDatabaseSecretKey: string
+  /** CA of earlier builds, so that clients keep trusting a rebuilt appliance */
+  caCertPem?: string
+  caKeyPem?: string
+}
+
+export const SECRETS_FILE = 'secrets.json'
+
+export function readStoredSecrets(dir: string): StoredSecrets | undefined {
+  const file = join(dir, SECRETS_FILE)
+  if (!existsSync(file)) return undefined
+  try {
+    const s = JSON.parse(readFileSync(file, 'utf8')) as StoredSecrets
+    if (s.version !== 1 || typeof s.saltKey !== 'string') throw new Error('unknown format')
+    return s
+  } catch (e) {
+    throw new UserError(`${file}: cannot read stored secrets (${(e as Error).message})`, 'restore it from a backup, or move it away to generate new secrets')
+  }
+}
+
+/** Write secrets/ with 0700/0600 modes (the umask does not matter). */
+export function writeStoredSecrets(dir: string, s: StoredSecrets, extra: Record<string, string> = {}): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  chmodSync(dir, 0o700)
+  const files: Record<string, string> = { [SECRETS_FILE]: JSON.stringify(s, null, 2) + '\n', ...extra }
+  for (const [name, text] of Object.entries(files)) {
+    const path = join(dir, name)
+    writeFileSync(path, text, { mode: 0o600 })
+    chmodSync(path, 0o600)
+  }
+}
+
+function salt(saltKey: string, purpose: string, password: string): string {
+  const ITOA64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+  const mac = createHmac('sha256', saltKey).update(`${purpose}\0${password}`).digest()
+  return [...mac.subarray(0, 16)].map((b) => ITOA64[b & 0x3f]).join('')
+}
+
+export function planSecrets(config: Config, rng: Rng, stored?: StoredSecrets): { secrets: Secrets; stored: StoredSecrets } {
+  const next: StoredSecrets = {
+    version: 1,
+    saltKey: stored?.saltKey ?? randomHex(rng, 'salt-key'),
+    userPasswords: {},
+    redisPassword: stored?.redisPassword ?? randomPassword(rng, 'redis', 32),
+    quaySecretKey: stored?.quaySecretKey ?? randomHex(rng, 'quay-secret-key', 32),
+    quayDatabaseSecretKey: stored?.quayDatabaseSecretKey ?? randomHex(rng, 'quay-database-secret-key', 32),
+    ...(stored?.caCertPem && stored.caKeyPem ? { caCertPem: stored.caCertPem, caKeyPem: stored.caKeyPem } : {}),
+  }
+  const hashFor = (who: string, p: Password, generated: () => string): string | null => {
+    switch (p.kind) {
+      case 'locked':
+        return null
+      case 'hash':
+        return p.hash
+      case 'plain':
+        return sha512crypt(p.plain, salt(next.saltKey, who, p.plain))
+      case 'generate': {
+        const pw = generated()
+        return sha512crypt(pw, salt(next.saltKey, who, pw))
+      }
+    }
+  }
+  const rootPasswordHash = hashFor('root', config.host.root, () => (next.rootPassword = stored?.rootPassword ?? randomPassword(rng, 'root')))
+  const userPasswordHashes: Record<string, string> = {}
+  for (const u of config.host.users) {
+    const h = hashFor(`user:${u.name}`, u.password, () => (next.userPasswords[u.name] = stored?.userPasswords[u.name] ?? randomPassword(rng, `user:${u.name}`)))
+    if (h) userPasswordHashes[u.name] = h
+  }
+  const initPassword = config.registry.initUser.password ?? (next.initPassword = stored?.initPassword ?? randomPassword(rng, 'init', 24))
+  return {
+    stored: next,
+    secrets: {
+      rootPasswordHash,
+      ...(next.rootPassword ? { rootPasswordGenerated: next.rootPassword } : {}),
+      userPasswordHashes,
+      initPassword,
+      redisPassword: next.redisPassword,
+      quaySecretKey: next.quaySecretKey,
+      quayDatabaseSecretKey: next.quayDatabaseSecretKey,
+    },
+  }
+}
