@@ -1,0 +1,196 @@
+// build: the pipeline as a flat list of stages over one output transaction.
+// Everything is checked first (inputs, tools, flags) and reported at once;
+// then config → plan → render → payload → media → OpenShift hand-off →
+// manifest, all inside a temp directory renamed into place at the end.
+
+import { existsSync, statSync } from 'node:fs'
+import { mkdir, rm } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import type { Ctx } from '../cli.js'
+import { VERSION } from '../cli.js'
+import { formatDiagnostic } from '../config/diagnostics.js'
+import { DEFAULT_CONFIG_NAME, loadConfig } from '../config/load.js'
+import { FailureError, UserError } from '../errors.js'
+import { findTool, toolVersion } from '../exec.js'
+import { formatBytes } from '../log.js'
+import { writeManifest, type ManifestImage } from '../manifest.js'
+import type { MediaProgress } from '../media/common.js'
+import { buildOemdrv } from '../media/oemdrv.js'
+import { writeOpenshift } from '../openshift.js'
+import { writeOutputDir } from '../output.js'
+import { assemblePayload } from '../payload/assemble.js'
+import { defaultCacheDir } from '../payload/cli.js'
+import { loadStackLock } from '../payload/lock.js'
+import { buildEpoch, planAppliance } from '../plan/plan.js'
+import { renderKickstart } from '../render/kickstart.js'
+import { renderHost, writeTree } from '../render/host.js'
+import { writeSecrets } from './secrets-out.js'
+
+export interface BuildOpts {
+  config?: string
+  output: string
+  iso?: string
+  oemdrv?: boolean
+  pxe: boolean
+  pxeUrl?: string
+  qcow2: boolean
+  baseImage?: string
+  bundle: boolean
+  cache?: string
+  allowMissing: boolean
+  force: boolean
+  seed?: string
+}
+
+/** xorriso reports percent and bytes written; the logger wants a total. */
+const totalOf = (e: MediaProgress) => (e.percent > 0 ? Math.round((e.bytesWritten * 100) / e.percent) : undefined)
+
+export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
+  const { log } = ctx
+  const loaded = loadConfig(opts.config)
+  const demo = loaded.file === DEFAULT_CONFIG_NAME
+  const c = loaded.config
+  for (const w of loaded.warnings) log.warn(formatDiagnostic(w))
+
+  // ---- check everything first, fail once ----
+  const problems: string[] = []
+  const skipped: string[] = []
+  const isoBase = opts.iso ? resolve(opts.iso) : c.outputs.iso?.base
+  const wantOemdrv = opts.oemdrv ?? c.outputs.oemdrv
+  const wantPxe = opts.pxe || c.outputs.pxe !== undefined
+  const pxeUrl = opts.pxeUrl ?? c.outputs.pxe?.baseUrl
+  if (isoBase && !(existsSync(isoBase) && statSync(isoBase).isFile())) problems.push(`base ISO ${isoBase}: no such file`)
+  if (wantPxe && !isoBase) problems.push('--pxe needs the RHEL ISO to take the kernel and initrd from: add --iso BASE.iso')
+  if (wantPxe && !pxeUrl) problems.push('--pxe needs the URL the tree will be served from: add --pxe-url http://HOST:PORT or outputs.pxe.baseUrl')
+  if (opts.qcow2 || c.outputs.qcow2) problems.push('qcow2 output is not available in this version yet (see issue 6); build the ISO or OEMDRV medium and install in a VM')
+  if (opts.bundle || c.outputs.bundle) problems.push('the install bundle is not available in this version yet (see issue 7)')
+  const needXorriso = wantOemdrv || isoBase !== undefined
+  if (needXorriso && !(await findTool('xorriso'))) {
+    if (demo && !isoBase) skipped.push('oemdrv.iso: xorriso is not installed (apt-get install xorriso)')
+    else problems.push('xorriso is needed to write ISO media: apt-get install xorriso')
+  }
+  if (problems.length) throw new UserError(problems.join('\n  '), problems.length > 1 ? `${problems.length} problems; nothing was written` : 'nothing was written')
+
+  const epoch = buildEpoch()
+  const cacheDir = opts.cache ? resolve(opts.cache) : defaultCacheDir()
+  const allowMissing = opts.allowMissing || demo
+  const stack = loadStackLock(c.registry.flavor)
+
+  log.step(`building ${demo ? 'the demo appliance (embedded default config)' : loaded.file} into ${opts.output}`)
+  const result = await writeOutputDir(opts.output, async ({ dir, dest }) => {
+    const work = join(dir, '.work')
+    await mkdir(work, { recursive: true })
+
+    log.step('plan: secrets, PKI, host spec')
+    const { plan, stored } = planAppliance(loaded, { epoch, ...(opts.seed !== undefined ? { seed: opts.seed } : {}), secretsDir: join(dest, 'secrets') })
+    writeSecrets(join(dir, 'secrets'), plan, stored)
+
+    log.step('render: kickstart, Butane, Ignition, host files')
+    writeTree(join(dir, 'host'), renderHost(plan, { source: 'cdrom' }))
+
+    log.step(`payload: ${stack.images.length} stack image(s), ${c.content.images.length} content image(s) from ${cacheDir}`)
+    const payloadDir = join(work, 'payload')
+    const payload = await assemblePayload({
+      cacheDir,
+      stack: stack.images,
+      content: c.content.images,
+      outDir: payloadDir,
+      allowMissing,
+      ...(opts.config ? { configPath: opts.config } : {}),
+      signal: ctx.signal,
+    })
+    for (const m of payload.missing) log.warn(`image missing from the cache: ${m}`)
+
+    if (wantOemdrv && !skipped.some((s) => s.startsWith('oemdrv.iso'))) {
+      log.step('media: oemdrv.iso')
+      const p = log.progress('oemdrv.iso')
+      await buildOemdrv({
+        ksText: renderKickstart(plan, { source: 'oemdrv' }),
+        payloadDir,
+        outFile: join(dir, 'oemdrv.iso'),
+        epoch,
+        signal: ctx.signal,
+        onProgress: (e: MediaProgress) => p.update(e.bytesWritten, totalOf(e)),
+      })
+      p.done()
+    }
+    let baseIso: { path: string; sha256: string; volumeId: string } | undefined
+    if (isoBase) {
+      log.step(`media: remastering ${isoBase}`)
+      const { remasterIso } = await import('../media/iso.js')
+      const p = log.progress('appliance.iso')
+      const r = await remasterIso({
+        baseIso: isoBase,
+        outFile: join(dir, 'appliance.iso'),
+        ksText: renderKickstart(plan, { source: 'cdrom' }),
+        payloadDir,
+        epoch,
+        force: opts.force,
+        signal: ctx.signal,
+        onProgress: (e: MediaProgress) => p.update(e.bytesWritten, totalOf(e)),
+      })
+      p.done()
+      baseIso = { path: isoBase, sha256: r.baseSha256, volumeId: r.volumeId }
+      if (wantPxe && pxeUrl) {
+        log.step(`media: PXE tree for ${pxeUrl}`)
+        const { buildPxeTree } = await import('../media/pxe.js')
+        await buildPxeTree({
+          baseIso: isoBase,
+          outDir: join(dir, 'pxe'),
+          ksText: renderKickstart(plan, { source: 'url', url: pxeUrl }),
+          payloadDir,
+          baseUrl: pxeUrl,
+        })
+      }
+    }
+
+    log.step('OpenShift hand-off: install-config snippet, pull secret, ImageDigestMirrorSet')
+    writeOpenshift(join(dir, 'openshift'), plan)
+
+    await rm(work, { recursive: true, force: true })
+    const tools: Record<string, string> = { node: process.version }
+    for (const t of ['xorriso', 'skopeo']) {
+      const v = await toolVersion(t)
+      if (v) tools[t] = v
+    }
+    const images: ManifestImage[] = payload.images
+    return writeManifest(dir, {
+      schema: 'mirror-appliance/manifest/v1',
+      builder: { version: VERSION, node: process.version },
+      config: { file: loaded.file, digest: loaded.digest },
+      host: { hostname: c.host.hostname, rhel: c.host.rhel, flavor: c.registry.flavor, port: c.registry.port },
+      epoch,
+      demo,
+      images,
+      missingImages: payload.missing,
+      ...(baseIso ? { baseIso } : {}),
+      tools,
+    })
+  }).catch((e: unknown) => {
+    if (ctx.signal.aborted) throw new FailureError(`interrupted; nothing was written to ${opts.output}`)
+    throw e
+  })
+
+  if (ctx.json) {
+    ctx.out(JSON.stringify(result, null, 2))
+    return 0
+  }
+  log.info('')
+  log.info(`built into ${opts.output}:`)
+  for (const o of result.outputs.filter((o) => !o.path.includes('/') || o.path.startsWith('openshift/') || /^host\/[^/]+$/.test(o.path))) {
+    log.info(`  ${o.path.padEnd(34)} ${formatBytes(o.size).padStart(10)}`)
+  }
+  log.info(`  secrets/ (0700; credentials.txt, CA key: keep private, never put on media)`)
+  for (const s of skipped) log.warn(`skipped ${s}`)
+  if (demo || result.missingImages.length) {
+    log.info('')
+    log.info('This is a DEMO build; a production build still needs:')
+    if (demo) log.info('  - your own config: mirror-appliance init -o appliance.yaml, edit it, then build with -c appliance.yaml')
+    if (result.missingImages.length) {
+      log.info(`  - the stack images (${result.missingImages.join(', ')}) in the image cache: run on a connected machine`)
+      log.info(`      mirror-appliance images fetch${opts.config ? ` -c ${opts.config}` : ''}`)
+    }
+    if (!isoBase) log.info('  - a RHEL 8 DVD or boot ISO, to remaster into one unattended ISO: --iso rhel-8.10-x86_64-dvd.iso (or boot it unmodified with oemdrv.iso attached)')
+  }
+  return 0
+}
