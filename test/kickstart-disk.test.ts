@@ -9,7 +9,7 @@ import { loadFixture, planFor } from './hostspec-fixture.js'
 
 const base = loadFixture(join(new URL('./fixtures/', import.meta.url).pathname, 'ks-dhcp-auto', 'appliance.yaml')).config
 type Layout = typeof base.host.disk.layout
-const withDisk = (d: Partial<typeof base.host.disk> & { layout?: Partial<Layout> }, dataDir = base.registry.dataDir) => {
+const withDisk = (d: Partial<Omit<typeof base.host.disk, "layout">> & { layout?: Partial<Layout> }, dataDir = base.registry.dataDir) => {
   const c = structuredClone(base)
   Object.assign(c.host.disk, { ...d, layout: { ...c.host.disk.layout, ...d.layout } })
   c.registry.dataDir = dataDir
