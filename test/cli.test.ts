@@ -1,0 +1,120 @@
+// The command line contract: help, exit codes, init, validate, render.
+import t from 'tap'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runCli } from './helpers/cli.js'
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'ma-cli-'))
+const mode = (p: string) => statSync(p).mode & 0o777
+
+t.test('--help lists every command and exits 0; no command exits 2', async (t) => {
+  const r = await runCli(['--help'])
+  t.equal(r.code, 0)
+  for (const c of ['init', 'validate', 'render', 'build', 'images', 'inspect', 'serve', 'doctor']) t.match(r.stdout, new RegExp(`^  ${c} `, 'm'), c)
+  const none = await runCli([])
+  t.equal(none.code, 2)
+})
+
+t.test('each command has --help', async (t) => {
+  for (const c of ['init', 'validate', 'render', 'build', 'inspect', 'serve', 'doctor', 'images']) {
+    const r = await runCli([c, '--help'])
+    t.equal(r.code, 0, `${c} --help: ${r.stderr}`)
+    t.match(r.stdout, /^Usage: mirror-appliance /, c)
+  }
+})
+
+t.test('usage mistakes exit 2 with a hint and no stack trace', async (t) => {
+  const unknown = await runCli(['biuld'])
+  t.equal(unknown.code, 2)
+  t.match(unknown.stderr, /unknown command "biuld"; did you mean "build"\?/)
+  const flag = await runCli(['validate', '--frobnicate'])
+  t.equal(flag.code, 2)
+  t.match(flag.stderr, /Unknown option '--frobnicate'/)
+  t.notMatch(flag.stderr, /^\s+at /m)
+  const missing = await runCli(['render'])
+  t.equal(missing.code, 2)
+  t.match(missing.stderr, /missing -o DIR/)
+})
+
+t.test('init writes the commented example, never overwrites without --force', async (t) => {
+  const d = tmp()
+  const f = join(d, 'appliance.yaml')
+  const r = await runCli(['init', '-o', f])
+  t.equal(r.code, 0, r.stderr)
+  const text = readFileSync(f, 'utf8')
+  t.match(text, /^# yaml-language-server: \$schema=/)
+  t.match(text, /^apiVersion: mirror-appliance\/v1$/m)
+  writeFileSync(f, 'mine\n')
+  const again = await runCli(['init', '-o', f])
+  t.equal(again.code, 2)
+  t.match(again.stderr, /already exists; not overwriting/)
+  t.equal(readFileSync(f, 'utf8'), 'mine\n', 'the existing file is untouched')
+  const forced = await runCli(['init', '-o', f, '--force'])
+  t.equal(forced.code, 0)
+  t.equal(readFileSync(f, 'utf8'), text)
+  const v = await runCli(['validate', '-c', f])
+  t.equal(v.code, 0, v.stderr)
+  t.match(v.stderr, /valid \(quay registry on mirror\.example\.internal:8443/)
+})
+
+t.test('validate: bad config exits 2 with file:line:col; --json gives the diagnostics', async (t) => {
+  const d = tmp()
+  const f = join(d, 'appliance.yaml')
+  writeFileSync(f, 'apiVersion: mirror-appliance/v1\nhost:\n  disk: {device: vda}\nregistry:\n  port: 70000\n')
+  const r = await runCli(['validate', '-c', f])
+  t.equal(r.code, 2)
+  t.match(r.stderr, `${f}:5:9 registry.port: must be <= 65535`)
+  const j = await runCli(['validate', '-c', f, '--json'])
+  t.equal(j.code, 2)
+  const parsed = JSON.parse(j.stdout) as { valid: boolean; errors: { line: number; col: number; path: string[] }[] }
+  t.equal(parsed.valid, false)
+  t.same(parsed.errors.map((e) => [e.line, e.col, e.path.join('.')]), [[5, 9, 'registry.port']])
+  const missing = await runCli(['validate', '-c', join(d, 'nope.yaml')])
+  t.equal(missing.code, 2)
+  t.match(missing.stderr, /nope\.yaml: no such file/)
+})
+
+t.test('NO_COLOR: no escape sequences anywhere', async (t) => {
+  const r = await runCli(['validate', '-c', '/nonexistent.yaml'], { env: { NO_COLOR: '1' } })
+  t.notMatch(r.stderr + r.stdout, /\x1b\[/)
+})
+
+t.test('render writes ks.cfg, Butane, Ignition, rootfs and 0600 secrets; same seed and epoch give the same bytes', async (t) => {
+  const d = tmp()
+  const env = { SOURCE_DATE_EPOCH: '1700000000' }
+  const a = await runCli(['render', '-o', join(d, 'a'), '--seed', 'test'], { env })
+  t.equal(a.code, 0, a.stderr)
+  const b = await runCli(['render', '-o', join(d, 'b'), '--seed', 'test'], { env })
+  t.equal(b.code, 0, b.stderr)
+  for (const f of ['ks.cfg', 'appliance.bu', 'appliance.ign']) t.ok(existsSync(join(d, 'a', f)), f)
+  t.ok(readdirSync(join(d, 'a', 'rootfs')).length > 0, 'rootfs has files')
+  t.equal(mode(join(d, 'a', 'secrets')), 0o700)
+  for (const f of readdirSync(join(d, 'a', 'secrets'))) t.equal(mode(join(d, 'a', 'secrets', f)), 0o600, `secrets/${f}`)
+  const list = (root: string): string[] =>
+    readdirSync(root, { recursive: true, withFileTypes: false }).map(String).filter((p) => statSync(join(root, p)).isFile()).sort()
+  t.same(list(join(d, 'a')), list(join(d, 'b')), 'same files')
+  for (const p of list(join(d, 'a'))) t.ok(readFileSync(join(d, 'a', p)).equals(readFileSync(join(d, 'b', p))), `identical: ${p}`)
+  // Rendering again into the same output reuses its secrets (no seed needed).
+  const c1 = await runCli(['render', '-o', join(d, 'c')], { env })
+  t.equal(c1.code, 0, c1.stderr)
+  const first = readFileSync(join(d, 'c', 'secrets', 'secrets.json'), 'utf8')
+  const ca = readFileSync(join(d, 'c', 'secrets', 'ca.crt'), 'utf8')
+  const c2 = await runCli(['render', '-o', join(d, 'c')], { env })
+  t.equal(c2.code, 0, c2.stderr)
+  t.equal(readFileSync(join(d, 'c', 'secrets', 'secrets.json'), 'utf8'), first, 'same generated passwords and keys')
+  t.equal(readFileSync(join(d, 'c', 'secrets', 'ca.crt'), 'utf8'), ca, 'same CA')
+  t.not(readFileSync(join(d, 'a', 'secrets', 'secrets.json'), 'utf8'), first, 'unseeded secrets differ from seeded ones')
+})
+
+t.test('render refuses to replace a directory it did not write, and leaves it alone', async (t) => {
+  const d = tmp()
+  const out = join(d, 'out')
+  mkdirSync(out)
+  writeFileSync(join(out, 'precious.txt'), 'keep me')
+  const r = await runCli(['render', '-o', out])
+  t.equal(r.code, 2)
+  t.match(r.stderr, /was not written by mirror-appliance; refusing to replace it/)
+  t.same(readdirSync(out), ['precious.txt'])
+  t.same(readdirSync(d), ['out'], 'no temp or lock files left beside it')
+})
