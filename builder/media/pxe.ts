@@ -1,0 +1,139 @@
+// pxe/: everything a network install needs, served over HTTP by `serve`:
+// the installer kernel and initrd from the base ISO's images/pxeboot, the
+// ISO's contents as the install repository (repo/), the kickstart, the
+// payload, and ready-made boot loader entries for GRUB2, iPXE and pxelinux.
+
+import { cp, mkdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { UserError } from '../errors.js'
+import { renderTemplate } from '../render/templates.js'
+import { xorrisoExtract, xorrisoInspect } from '../tools/xorriso.js'
+import { checkFreeSpace, checkPayloadDir, throwIfAborted, treeSize } from './common.js'
+import { looksLikeIso } from './iso.js'
+
+export const PXE_KERNEL = 'images/pxeboot/vmlinuz'
+export const PXE_INITRD = 'images/pxeboot/initrd.img'
+
+export interface PxeOptions {
+  baseIso: string
+  /** Directory to create (must not exist) */
+  outDir: string
+  ksText: string
+  payloadDir?: string
+  /** URL this directory will be served at, e.g. http://10.0.0.5:8080 */
+  baseUrl: string
+  /** Extract the whole ISO under repo/ as the install source (default true) */
+  repo?: boolean
+  /** Name shown in the menus */
+  title?: string
+  /** Timestamp for the files we write */
+  epoch?: number
+  signal?: AbortSignal
+}
+
+export interface PxeSnippets {
+  grub: string
+  ipxe: string
+  pxelinux: string
+}
+
+export interface PxeResult {
+  outDir: string
+  kernelUrl: string
+  initrdUrl: string
+  ksUrl: string
+  /** inst.repo= value (the extracted ISO), or null when repo is false */
+  repoUrl: string | null
+  /** Kernel arguments every snippet uses */
+  cmdline: string
+  snippets: PxeSnippets
+  /** Snippet files, relative to outDir */
+  files: { grub: string; ipxe: string; pxelinux: string }
+}
+
+/** Normalize and check the base URL: http(s), no query, no trailing slash. */
+export function normalizeBaseUrl(baseUrl: string): string {
+  let u: URL
+  try {
+    u = new URL(baseUrl)
+  } catch {
+    throw new UserError(`base URL '${baseUrl}' is not a URL`, 'example: http://192.168.122.1:8080')
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UserError(`base URL '${baseUrl}' must be http:// or https://`)
+  if (u.search || u.hash) throw new UserError(`base URL '${baseUrl}' must not have a query or fragment`)
+  if (/\s/.test(baseUrl)) throw new UserError(`base URL '${baseUrl}' must not contain spaces`)
+  return u.toString().replace(/\/+$/, '')
+}
+
+/** The kernel arguments and the three snippets. Pure. */
+export function pxeSnippets(o: { baseUrl: string; repo: boolean; title: string }): { cmdline: string; snippets: PxeSnippets; urls: Pick<PxeResult, 'kernelUrl' | 'initrdUrl' | 'ksUrl' | 'repoUrl'> } {
+  const baseUrl = normalizeBaseUrl(o.baseUrl)
+  const urls = {
+    kernelUrl: `${baseUrl}/${PXE_KERNEL}`,
+    initrdUrl: `${baseUrl}/${PXE_INITRD}`,
+    ksUrl: `${baseUrl}/ks.cfg`,
+    repoUrl: o.repo ? `${baseUrl}/repo` : null,
+  }
+  const cmdline = ['ip=dhcp', ...(urls.repoUrl ? [`inst.repo=${urls.repoUrl}`] : []), `inst.ks=${urls.ksUrl}`].join(' ')
+  const data = { title: o.title, baseUrl, kernel: PXE_KERNEL, initrd: PXE_INITRD, cmdline, scriptUrl: `${baseUrl}/pxe/boot.ipxe` }
+  return {
+    cmdline,
+    urls,
+    snippets: {
+      grub: renderTemplate('templates/pxe/grub.cfg.hbs', data),
+      ipxe: renderTemplate('templates/pxe/boot.ipxe.hbs', data),
+      pxelinux: renderTemplate('templates/pxe/pxelinux.cfg.hbs', data),
+    },
+  }
+}
+
+/** Write the PXE tree. Built beside outDir and renamed into place; nothing is left on failure. */
+export async function buildPxeTree(o: PxeOptions): Promise<PxeResult> {
+  const repo = o.repo ?? true
+  const { cmdline, snippets, urls } = pxeSnippets({ baseUrl: o.baseUrl, repo, title: o.title ?? 'Red Hat Enterprise Linux 8' })
+  if (!o.ksText.trim()) throw new UserError('the kickstart text is empty')
+  const b = await stat(o.baseIso).catch(() => null)
+  if (!b?.isFile()) throw new UserError(`base ISO ${o.baseIso} does not exist or is not a file`)
+  if (!(await looksLikeIso(o.baseIso))) throw new UserError(`${o.baseIso} is not an ISO 9660 image`)
+  if (await stat(o.outDir).catch(() => null)) throw new UserError(`${o.outDir} already exists`)
+  const parent = await stat(dirname(o.outDir)).catch(() => null)
+  if (!parent?.isDirectory()) throw new UserError(`output directory ${dirname(o.outDir)} does not exist`)
+  await checkPayloadDir(o.payloadDir)
+
+  const info = await xorrisoInspect(o.baseIso, o.signal)
+  const have = new Set(info.files.map((f) => f.path))
+  const missing = [PXE_KERNEL, PXE_INITRD].filter((p) => !have.has('/' + p))
+  if (missing.length) throw new UserError(`${o.baseIso} has no ${missing.join(' or ')}: not a RHEL installer ISO`)
+  const isoBytes = info.files.reduce((n, f) => n + f.size, 0)
+  const payloadBytes = o.payloadDir ? await treeSize(o.payloadDir) : 0
+  await checkFreeSpace(dirname(o.outDir), (repo ? isoBytes : 0) + payloadBytes + 64 * 1024 * 1024, o.outDir)
+  throwIfAborted(o.signal)
+
+  const tmp = join(dirname(o.outDir), `.${basename(o.outDir)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
+  try {
+    await mkdir(join(tmp, 'images', 'pxeboot'), { recursive: true })
+    await mkdir(join(tmp, 'pxe', 'pxelinux.cfg'), { recursive: true })
+    const pairs: Array<[string, string]> = [
+      ['/' + PXE_KERNEL, join(tmp, PXE_KERNEL)],
+      ['/' + PXE_INITRD, join(tmp, PXE_INITRD)],
+    ]
+    if (repo) pairs.push(['/', join(tmp, 'repo')])
+    await xorrisoExtract(o.baseIso, pairs, o.signal)
+    const files = { grub: 'pxe/grub.cfg', ipxe: 'pxe/boot.ipxe', pxelinux: 'pxe/pxelinux.cfg/default' }
+    await writeFile(join(tmp, 'ks.cfg'), o.ksText, { mode: 0o644 })
+    await writeFile(join(tmp, files.grub), snippets.grub)
+    await writeFile(join(tmp, files.ipxe), snippets.ipxe)
+    await writeFile(join(tmp, files.pxelinux), snippets.pxelinux)
+    if (o.payloadDir) await cp(o.payloadDir, join(tmp, 'appliance'), { recursive: true, preserveTimestamps: true })
+    if (o.epoch !== undefined) {
+      for (const f of ['ks.cfg', files.grub, files.ipxe, files.pxelinux]) await utimes(join(tmp, f), o.epoch, o.epoch)
+    }
+    throwIfAborted(o.signal)
+    await rename(tmp, o.outDir)
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true })
+    throw e
+  }
+  return { outDir: o.outDir, ...urls, cmdline, snippets, files: { grub: 'pxe/grub.cfg', ipxe: 'pxe/boot.ipxe', pxelinux: 'pxe/pxelinux.cfg/default' } }
+}

@@ -1,0 +1,65 @@
+// buildPxeTree from the fixture ISO, then served by serveDir and fetched over HTTP.
+import t from 'tap'
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { AddressInfo } from 'node:net'
+import { buildPxeTree, normalizeBaseUrl, pxeSnippets } from '../builder/media/pxe.js'
+import { serveDir } from '../builder/media/serve.js'
+import { UserError } from '../builder/errors.js'
+import { fixtureIso, readIsoFile } from './helpers/fixture-iso.js'
+import { run } from '../builder/exec.js'
+
+const KS = '#version=RHEL8 pxe\ntext\n'
+
+t.test('snippets and URLs', async (t) => {
+  t.equal(normalizeBaseUrl('http://10.0.0.5:8080/'), 'http://10.0.0.5:8080')
+  t.equal(normalizeBaseUrl('https://h/pxe//'), 'https://h/pxe')
+  t.throws(() => normalizeBaseUrl('ftp://h/'), UserError)
+  t.throws(() => normalizeBaseUrl('not a url'), /is not a URL/)
+  t.throws(() => normalizeBaseUrl('http://h/?a=b'), /query/)
+  const s = pxeSnippets({ baseUrl: 'http://10.0.0.5:8080/', repo: true, title: 'RHEL 8' })
+  t.equal(s.cmdline, 'ip=dhcp inst.repo=http://10.0.0.5:8080/repo inst.ks=http://10.0.0.5:8080/ks.cfg')
+  t.match(s.snippets.ipxe, /^#!ipxe\n/)
+  t.match(s.snippets.ipxe, /^kernel http:\/\/10\.0\.0\.5:8080\/images\/pxeboot\/vmlinuz initrd=initrd.img ip=dhcp inst\.repo=http:\/\/10\.0\.0\.5:8080\/repo inst\.ks=http:\/\/10\.0\.0\.5:8080\/ks\.cfg$/m)
+  t.match(s.snippets.ipxe, /^initrd --name initrd.img http:\/\/10\.0\.0\.5:8080\/images\/pxeboot\/initrd.img$/m)
+  t.match(s.snippets.grub, /^\tlinuxefi images\/pxeboot\/vmlinuz ip=dhcp inst\.repo=\S+ inst\.ks=http:\/\/10\.0\.0\.5:8080\/ks\.cfg$/m)
+  t.match(s.snippets.grub, /^\tinitrdefi images\/pxeboot\/initrd.img$/m)
+  t.match(s.snippets.pxelinux, /^  append initrd=images\/pxeboot\/initrd.img ip=dhcp inst\.repo=\S+ inst\.ks=\S+$/m)
+  t.equal(pxeSnippets({ baseUrl: 'http://h', repo: false, title: 'x' }).cmdline, 'ip=dhcp inst.ks=http://h/ks.cfg')
+})
+
+t.test('PXE tree from the fixture ISO, served over HTTP', async (t) => {
+  const iso = await fixtureIso()
+  const dir = t.testdir()
+  const payload = join(dir, 'payload')
+  await mkdir(payload)
+  await writeFile(join(payload, 'x.txt'), 'payload file\n')
+  const out = join(dir, 'pxe')
+  const r = await buildPxeTree({ baseIso: iso, outDir: out, ksText: KS, payloadDir: payload, baseUrl: 'http://127.0.0.1:1/', epoch: 1700000000 })
+  t.equal(r.ksUrl, 'http://127.0.0.1:1/ks.cfg')
+  t.same((await readdir(out)).sort(), ['appliance', 'images', 'ks.cfg', 'pxe', 'repo'])
+  t.same((await readdir(dir)).sort(), ['payload', 'pxe'], 'no temp dirs left')
+  t.equal(await readFile(join(out, r.files.ipxe), 'utf8'), r.snippets.ipxe)
+  t.equal(await readFile(join(out, r.files.grub), 'utf8'), r.snippets.grub)
+  t.equal(await readFile(join(out, r.files.pxelinux), 'utf8'), r.snippets.pxelinux)
+  t.equal(await readFile(join(out, 'repo', '.treeinfo'), 'utf8'), await readIsoFile(iso, '/.treeinfo'), 'ISO contents as the repo')
+
+  const server = await serveDir({ dir: out, port: 0, host: '127.0.0.1' })
+  t.teardown(() => new Promise<void>((ok) => server.close(() => ok())))
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const kernel = await fetch(`${base}/images/pxeboot/vmlinuz`)
+  const kbytes = Buffer.from(await kernel.arrayBuffer())
+  const extracted = join(dir, 'vmlinuz')
+  await run('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', '/images/pxeboot/vmlinuz', extracted])
+  t.ok(kbytes.equals(await readFile(extracted)), 'kernel over HTTP = kernel in the ISO')
+  t.equal(kernel.headers.get('content-length'), String(kbytes.length))
+  t.equal(await (await fetch(`${base}/ks.cfg`)).text(), KS)
+  t.equal(await (await fetch(`${base}/appliance/x.txt`)).text(), 'payload file\n')
+  const part = await fetch(`${base}/images/pxeboot/initrd.img`, { headers: { Range: 'bytes=0-5' } })
+  t.equal(part.status, 206)
+  t.equal(Buffer.from(await part.arrayBuffer()).toString('latin1'), '070701', 'initrd is a newc cpio')
+
+  await t.rejects(buildPxeTree({ baseIso: iso, outDir: out, ksText: KS, baseUrl: 'http://h' }), /already exists/)
+  await t.rejects(buildPxeTree({ baseIso: join(dir, 'payload', 'x.txt'), outDir: join(dir, 'p2'), ksText: KS, baseUrl: 'http://h' }), /not an ISO 9660 image/)
+  await t.rejects(buildPxeTree({ baseIso: iso, outDir: join(dir, 'p3'), ksText: KS, baseUrl: 'tftp://h' }), UserError)
+})
