@@ -1,0 +1,265 @@
+// The first-boot script, run for real (bash) against a scratch root with
+// recording fakes for podman, skopeo, systemctl, curl, update-ca-trust,
+// restorecon and getent on PATH: step order, a second run that does nothing,
+// resume after a failure injected at every step, and file modes.
+import t, { type Test } from 'tap'
+import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync, renameSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { loadConfigText } from '../builder/config/load.js'
+import { planAppliance } from '../builder/plan/plan.js'
+import type { HostSpec } from '../builder/plan/types.js'
+
+const FAKE = fileURLToPath(new URL('./helpers/fakebin/fake', import.meta.url))
+const TOOLS = ['podman', 'skopeo', 'systemctl', 'curl', 'update-ca-trust', 'restorecon', 'getent']
+const REGISTRY = 'registry.lab.example:8443'
+const sha = (s: string) => createHash('sha256').update(s).digest('hex')
+
+const specs: Record<string, { host: HostSpec; stackRefs: string[] }> = {}
+function spec(flavor: string) {
+  if (!specs[flavor]) {
+    const loaded = loadConfigText(`apiVersion: mirror-appliance/v1
+host: { hostname: registry.lab.example, disk: { device: vda } }
+registry: { flavor: ${flavor}, port: 8443 }
+`, 'fb.yaml', { baseDir: '/tmp' })
+    const host = planAppliance(loaded, { epoch: 1_700_000_000, seed: 'firstboot' }).plan.host
+    const script = String(host.files.find((f) => f.path.endsWith('/firstboot'))!.contents)
+    const stackRefs = [...script.matchAll(/'([a-z0-9./-]+@sha256:[a-f0-9]{64})'/g)].map((m) => m[1]!)
+    specs[flavor] = { host, stackRefs }
+  }
+  return specs[flavor]!
+}
+
+interface Harness {
+  root: string
+  log: string
+  bin: string
+  run(phase: string, env?: Record<string, string>): { status: number | null; out: string }
+  calls(): string[]
+}
+
+function harness(t: Test, flavor: string, contentCount = 2): Harness {
+  const base = mkdtempSync(join(tmpdir(), 'firstboot-'))
+  t.teardown(() => rmSync(base, { recursive: true, force: true }))
+  const root = join(base, 'root')
+  const bin = join(base, 'bin')
+  const log = join(base, 'calls.log')
+  mkdirSync(bin)
+  for (const tool of TOOLS) symlinkSync(FAKE, join(bin, tool))
+  const { host, stackRefs } = spec(flavor)
+  for (const d of host.dirs) { mkdirSync(join(root, d.path), { recursive: true }); chmodSync(join(root, d.path), d.mode) }
+  for (const f of host.files) {
+    mkdirSync(dirname(join(root, f.path)), { recursive: true })
+    writeFileSync(join(root, f.path), f.contents)
+    chmodSync(join(root, f.path), f.mode)
+  }
+  mkdirSync(join(root, 'etc'), { recursive: true })
+  writeFileSync(join(root, 'etc/hosts'), '127.0.0.1 localhost\n')
+  // payload: images.tsv with the stack images the units name and some content
+  const payload = join(root, 'var/lib/mirror-appliance/payload')
+  mkdirSync(join(payload, 'oci'), { recursive: true })
+  writeFileSync(join(payload, 'oci/index.json'), '{"schemaVersion":2}\n')
+  const rows = stackRefs.map((ref, i) => {
+    const [repo, digest] = ref.split('@') as [string, string]
+    return ['stack', `stack/s${i}`, digest, repo, '-']
+  })
+  // what the fake skopeo returns as each pushed manifest, by tag; the digest is its sha256
+  const manifests = join(base, 'manifests')
+  mkdirSync(manifests)
+  for (let i = 1; i <= contentCount; i++) {
+    const repo = `ocp/release${i}`
+    const body = `{"manifest": ${i}}`
+    const digest = `sha256:${sha(body)}`
+    // the second image is listed by digest only: first boot tags it sha256-<hex>
+    const tag = i === 2 ? '-' : `4.14.${i}`
+    writeFileSync(join(manifests, tag === '-' ? `sha256-${sha(body)}` : tag), body)
+    rows.push(['content', `content/${repo}:${tag}`, digest, repo, tag])
+  }
+  const final = rows
+  writeFileSync(join(payload, 'images.tsv'), final.map((r) => r.join('\t')).join('\n') + '\n')
+  const sums = ['images.tsv', 'oci/index.json'].map((p) => `${sha(readFileSync(join(payload, p), 'utf8'))}  ${p}`)
+  writeFileSync(join(payload, 'SHA256SUMS'), sums.join('\n') + '\n')
+  const script = join(root, 'usr/local/libexec/mirror-appliance/firstboot')
+  return {
+    root, log, bin,
+    run(phase, env = {}) {
+      const r = spawnSync('bash', [script, phase], {
+        encoding: 'utf8',
+        env: { PATH: `${bin}:${process.env.PATH}`, MA_ROOT: root, FAKE_LOG: log, FAKE_MANIFESTS: join(base, 'manifests'), MA_HEALTH_TIMEOUT: '0', MA_POLL_INTERVAL: '0', ...env },
+      })
+      return { status: r.status, out: r.stdout + r.stderr }
+    },
+    calls: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []),
+  }
+}
+
+const mode = (p: string) => statSync(p).mode & 0o777
+const FB_STATE = 'var/lib/mirror-appliance/firstboot'
+
+t.test('quay: prepare then finish run every step in order; a second run does nothing', async (t) => {
+  const h = harness(t, 'quay')
+  const a = h.run('prepare')
+  t.equal(a.status, 0, a.out)
+  t.notOk(h.calls().some((c) => c.startsWith('systemctl start')), 'prepare does not start the registry')
+  const b = h.run('finish')
+  t.equal(b.status, 0, b.out)
+  const calls = h.calls().map((c) => c.replaceAll(h.root, 'ROOT'))
+  const idx = (re: RegExp) => calls.findIndex((c) => re.test(c))
+  const order = [
+    /^getent hosts registry\.lab\.example$/,
+    /^skopeo copy --quiet oci:ROOT\/var\/lib\/mirror-appliance\/payload\/oci:stack\/s0 containers-storage:docker\.io\/library\/redis@sha256:/,
+    /^podman image exists .*@sha256:/,
+    /^update-ca-trust extract$/,
+    /^systemctl daemon-reload$/,
+    /^systemctl start quay-redis\.service quay-app\.service$/,
+    /^curl .*https:\/\/registry\.lab\.example:8443\/health\/instance$/,
+    /^curl .*--data-binary @ROOT\/etc\/mirror-appliance\/quay-initialize\.json https:\/\/registry\.lab\.example:8443\/api\/v1\/user\/initialize$/,
+    /^skopeo copy --quiet --all --preserve-digests --dest-authfile ROOT\/root\/mirror-appliance\/pull-secret\.json oci:ROOT\/var\/lib\/mirror-appliance\/payload\/oci:content\/ocp\/release1:4\.14\.1 docker:\/\/registry\.lab\.example:8443\/ocp\/release1:4\.14\.1$/,
+    /^skopeo inspect --raw/,
+  ]
+  const positions = order.map(idx)
+  t.notOk(positions.includes(-1), `every expected call happened: ${JSON.stringify(positions)}`)
+  t.same([...positions].sort((x, y) => x - y), positions, 'in this order')
+  t.ok(calls.some((c) => c.includes('docker://registry.lab.example:8443/ocp/release2:sha256-')), 'digest-only image pushed under sha256-<hex>')
+  t.equal(calls.filter((c) => /^podman image exists/.test(c)).length, 2, 'both stack images checked by repo@digest')
+  // results
+  t.ok(existsSync(join(h.root, FB_STATE, 'done')), 'disarmed')
+  t.equal(readFileSync(join(h.root, 'root/mirror-appliance/quay-token'), 'utf8'), 'tok-123\n')
+  t.equal(mode(join(h.root, 'root/mirror-appliance/quay-token')), 0o600)
+  t.equal(mode(join(h.root, 'root/mirror-appliance')), 0o700)
+  t.equal(mode(join(h.root, 'root/mirror-appliance/credentials.txt')), 0o600)
+  t.equal(mode(join(h.root, 'root/mirror-appliance/pull-secret.json')), 0o600)
+  t.equal(mode(join(h.root, 'root/mirror-appliance/ca.crt')), 0o644)
+  t.equal(mode(join(h.root, FB_STATE)), 0o700)
+  t.notOk(existsSync(join(h.root, FB_STATE, 'initialize.out')), 'Quay\'s answer is not left behind')
+  t.match(readFileSync(join(h.root, 'etc/motd.d/mirror-appliance'), 'utf8'), /registry \(quay\): https:\/\/registry\.lab\.example:8443/)
+  t.equal(mode(join(h.root, 'etc/motd.d/mirror-appliance')), 0o644)
+  t.match(readFileSync(join(h.root, 'etc/hosts'), 'utf8'), /^127\.0\.0\.1 registry\.lab\.example registry$/m)
+  // second run: no-op
+  const before = h.calls().length
+  const hostsBefore = readFileSync(join(h.root, 'etc/hosts'), 'utf8')
+  for (const phase of ['prepare', 'finish']) {
+    const c = h.run(phase)
+    t.equal(c.status, 0)
+    t.match(c.out, /already done/)
+  }
+  t.equal(h.calls().length, before, 'no tool called on a second run')
+  t.equal(readFileSync(join(h.root, 'etc/hosts'), 'utf8'), hostsBefore)
+})
+
+t.test('distribution: health is /v2/ answering 401, the login is checked with the credentials', async (t) => {
+  const h = harness(t, 'distribution', 1)
+  t.equal(h.run('prepare').status, 0)
+  const r = h.run('finish')
+  t.equal(r.status, 0, r.out)
+  const calls = h.calls()
+  t.ok(calls.some((c) => /^curl .* https:\/\/registry\.lab\.example:8443\/v2\/$/.test(c) && !c.includes(' -K ')), 'health probe without credentials')
+  t.ok(calls.some((c) => /^curl .* -K .*registry-auth\.curl https:\/\/registry\.lab\.example:8443\/v2\/$/.test(c)), 'login check')
+  t.ok(calls.some((c) => c.startsWith('systemctl start registry.service')))
+  t.notOk(calls.some((c) => c.includes('initialize')))
+  t.notOk(existsSync(join(h.root, 'root/mirror-appliance/quay-token')))
+  t.ok(existsSync(join(h.root, FB_STATE, 'done')))
+})
+
+t.test('distribution: a refused login fails the init-user step', async (t) => {
+  const h = harness(t, 'distribution', 0)
+  const r = h.run('finish', { FAKE_FAIL: '^curl .* -K ' })
+  t.not(r.status, 0)
+  t.match(r.out, /FAILED at step 'init-user'/)
+})
+
+// One injected failure per step: what breaks it, and how to mend it.
+type Injection = { step: string; env?: Record<string, string>; break?: (root: string) => void; mend?: (root: string) => void }
+const injections: Injection[] = [
+  {
+    step: 'resolve-self',
+    break: (r) => { renameSync(join(r, 'etc/hosts'), join(r, 'etc/hosts.bak')); mkdirSync(join(r, 'etc/hosts')) },
+    mend: (r) => { rmSync(join(r, 'etc/hosts'), { recursive: true }); renameSync(join(r, 'etc/hosts.bak'), join(r, 'etc/hosts')) },
+  },
+  {
+    step: 'verify-payload',
+    break: (r) => writeFileSync(join(r, 'var/lib/mirror-appliance/payload/oci/index.json'), 'damaged'),
+    mend: (r) => writeFileSync(join(r, 'var/lib/mirror-appliance/payload/oci/index.json'), '{"schemaVersion":2}\n'),
+  },
+  { step: 'load-images', env: { FAKE_FAIL: '^skopeo copy .*containers-storage:' } },
+  { step: 'trust-ca', env: { FAKE_FAIL: '^update-ca-trust' } },
+  { step: 'start-registry', env: { FAKE_FAIL: '^systemctl start' } },
+  { step: 'wait-health', env: { FAKE_HEALTH_CODE: '503' } },
+  { step: 'init-user', env: { FAKE_FAIL: '^curl .*(initialize|/v2/auth)' } },
+  { step: 'push-content', env: { FAKE_FAIL: '^skopeo copy .*release2' } },
+  {
+    step: 'write-credentials',
+    break: (r) => renameSync(join(r, 'root/mirror-appliance/credentials.txt'), join(r, 'cred.bak')),
+    mend: (r) => renameSync(join(r, 'cred.bak'), join(r, 'root/mirror-appliance/credentials.txt')),
+  },
+  {
+    step: 'motd',
+    break: (r) => renameSync(join(r, 'usr/local/share/mirror-appliance/motd'), join(r, 'motd.bak')),
+    mend: (r) => renameSync(join(r, 'motd.bak'), join(r, 'usr/local/share/mirror-appliance/motd')),
+  },
+]
+const STEPS = injections.map((i) => i.step)
+
+for (const inj of injections) {
+  t.test(`quay: failure at ${inj.step}, then the next boot resumes there`, async (t) => {
+    const h = harness(t, 'quay')
+    inj.break?.(h.root)
+    const failed = h.run('finish', inj.env)
+    t.not(failed.status, 0, 'the unit fails')
+    t.match(failed.out, new RegExp(`FAILED at step '${inj.step}'`), 'says which step, on the console')
+    t.match(failed.out, /tried again on the next boot/)
+    const state = join(h.root, FB_STATE)
+    t.equal(readFileSync(join(state, 'failed'), 'utf8'), `${inj.step}\n`)
+    t.match(readFileSync(join(h.root, 'etc/motd.d/mirror-appliance'), 'utf8'), new RegExp(`FAILED at step ${inj.step}`))
+    const at = STEPS.indexOf(inj.step)
+    for (const [i, s] of STEPS.entries()) t.equal(existsSync(join(state, `${s}.done`)), i < at, `${s} ${i < at ? 'recorded' : 'not recorded'}`)
+    t.notOk(existsSync(join(state, 'done')), 'not disarmed')
+
+    inj.mend?.(h.root)
+    const callsBefore = h.calls().length
+    const again = h.run('finish')
+    t.equal(again.status, 0, again.out)
+    t.ok(existsSync(join(state, 'done')), 'disarmed after the retry')
+    t.notOk(existsSync(join(state, 'failed')))
+    const retried = h.calls().slice(callsBefore)
+    // steps already recorded are not run again
+    if (at > STEPS.indexOf('load-images')) t.notOk(retried.some((c) => c.includes('containers-storage:')), 'images not loaded again')
+    if (at > STEPS.indexOf('trust-ca')) t.notOk(retried.some((c) => c.startsWith('update-ca-trust')), 'CA not re-trusted')
+    if (at > STEPS.indexOf('start-registry')) t.notOk(retried.some((c) => c.startsWith('systemctl')), 'registry not restarted')
+    if (at > STEPS.indexOf('init-user')) t.notOk(retried.some((c) => c.includes('initialize')), 'user not created again')
+    if (inj.step === 'push-content') {
+      t.notOk(retried.some((c) => c.includes('release1')), 'the image pushed before the failure is not pushed again')
+      t.ok(retried.some((c) => c.startsWith('skopeo copy') && c.includes('release2')), 'the failed one is')
+    }
+    t.match(readFileSync(join(h.root, 'etc/motd.d/mirror-appliance'), 'utf8'), /^mirror-appliance registry/, 'ready message replaces the failure')
+  })
+}
+
+t.test('Quay already initialized (power cut after the API call): resume checks the login instead', async (t) => {
+  const h = harness(t, 'quay', 0)
+  const r = h.run('finish', { FAKE_INIT_CODE: '400' })
+  t.equal(r.status, 0, r.out)
+  t.match(r.out, /exists already and can log in/)
+  t.ok(h.calls().some((c) => c.includes('/v2/auth?service=registry.lab.example:8443&account=init')))
+})
+
+t.test('a pushed image whose digest differs fails the push', async (t) => {
+  const h = harness(t, 'quay', 1)
+  const tsv = join(h.root, 'var/lib/mirror-appliance/payload/images.tsv')
+  writeFileSync(tsv, readFileSync(tsv, 'utf8').replace(/(content\t[^\t]+\tsha256:)[a-f0-9]{64}/, `$1${'0'.repeat(64)}`))
+  const sums = join(h.root, 'var/lib/mirror-appliance/payload/SHA256SUMS')
+  writeFileSync(sums, readFileSync(sums, 'utf8').replace(/^[a-f0-9]{64}  images\.tsv$/m, `${sha(readFileSync(tsv, 'utf8'))}  images.tsv`))
+  const r = h.run('finish')
+  t.not(r.status, 0)
+  t.match(r.out, /has digest sha256:[a-f0-9]{64} after the push, expected sha256:0{64}/)
+})
+
+t.test('usage error without a phase', async (t) => {
+  const h = harness(t, 'quay', 0)
+  const r = h.run('')
+  t.not(r.status, 0)
+  t.match(r.out, /usage: firstboot prepare\|finish/)
+})
