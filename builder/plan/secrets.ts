@@ -46,7 +46,9 @@ export function readStoredSecrets(dir: string): StoredSecrets | undefined {
 export function writeStoredSecrets(dir: string, s: StoredSecrets, extra: Record<string, string> = {}): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   chmodSync(dir, 0o700)
-  const files: Record<string, string> = { [SECRETS_FILE]: JSON.stringify(s, null, 2) + '\n', ...extra }
+  // Keys in a fixed order: the same secrets give the same bytes, however they were assembled.
+  const canonical = Object.fromEntries(Object.entries(s).sort(([a], [b]) => (a < b ? -1 : 1)))
+  const files: Record<string, string> = { [SECRETS_FILE]: JSON.stringify(canonical, null, 2) + '\n', ...extra }
   for (const [name, text] of Object.entries(files)) {
     const path = join(dir, name)
     writeFileSync(path, text, { mode: 0o600 })
