@@ -8,11 +8,11 @@ import { readFileSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Ajv, type ErrorObject } from 'ajv'
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml'
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, Scalar, visit, type Document, type Node } from 'yaml'
 import { UserError } from '../errors.js'
 import { ConfigError, type Diagnostic, type FieldPath } from './diagnostics.js'
 import { normalizeConfig } from './normalize.js'
-import { checkRules } from './rules.js'
+import { checkRules, type RuleResult } from './rules.js'
 import type { Config, ConfigInput } from './types.js'
 
 export const SCHEMA_PATH = fileURLToPath(new URL('./schema.json', import.meta.url))
@@ -95,7 +95,13 @@ export function loadConfigText(
     const before = bytes.subarray(0, bad)
     const line = before.filter((c) => c === 0x0a).length + 1
     const col = bad - before.lastIndexOf(0x0a)
-    throw new ConfigError([at(file, `the file is not valid UTF-8 (byte 0x${bytes[bad]!.toString(16)} at offset ${bad})`, line, col)])
+    const start = before.lastIndexOf(0x0a) + 1
+    const end = bytes.indexOf(0x0a, bad)
+    // Shown with U+FFFD where the bad bytes are, so the caret has something to point at.
+    const source = bytes.subarray(start, end < 0 ? bytes.length : end).toString('utf8').replace(/\r$/, '')
+    throw new ConfigError([
+      at(file, `the file is not valid UTF-8 (byte 0x${bytes[bad]!.toString(16)} at offset ${bad}); save it as UTF-8`, line, col, [], source),
+    ])
   }
   let text = bytes.toString('utf8')
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
@@ -106,7 +112,7 @@ export function loadConfigText(
     throw new ConfigError([at(file, 'the file is empty; it needs at least "apiVersion: mirror-appliance/v1"')])
   }
 
-  const lines = text.split('\n')
+  const lines = text.split(/\r?\n/)
   const lc = new LineCounter()
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false, strict: true })
   const place = (offset: number) => {
@@ -115,9 +121,28 @@ export function loadConfigText(
   }
   const diagnostics: Diagnostic[] = []
   for (const e of doc.errors) {
-    const p = place(e.pos[0])
-    const msg = e.code === 'DUPLICATE_KEY' ? 'duplicate key: a key may appear only once in a mapping' : e.message.split('\n')[0]!
-    diagnostics.push(at(file, `${msg}`, p.line, p.col, [], p.source))
+    let offset = e.pos[0]
+    let msg = e.message.split('\n')[0]!
+    if (e.code === 'DUPLICATE_KEY') msg = 'duplicate key: a key may appear only once in a mapping'
+    else if (e.code === 'MULTIPLE_DOCS') msg = 'a second YAML document starts here ("---"); a config is one document'
+    else if (e.code === 'TAB_AS_INDENT') msg = 'tab used for indentation; YAML indents with spaces only'
+    else if (e.code === 'MISSING_CHAR' && /quote/.test(msg)) {
+      // yaml reports the end of the file; the user needs the opening quote.
+      const open = unclosedQuote(doc, offset)
+      if (open) [offset, msg] = [open.offset, `a quoted value starts here but its closing ${open.quote} is missing`]
+    } else if (e.code === 'BAD_INDENT' && /end with a [\]}]/.test(msg)) {
+      // Reported where the parser gave up (the next line); the mistake is the bracket left open.
+      const close = msg.endsWith('}') ? '}' : ']'
+      let open: number | undefined
+      visit(doc, {
+        Collection: (_k, n) => {
+          if (n.flow && n.range && n.range[1] >= offset) return ((open = n.range[0]), visit.BREAK)
+        },
+      })
+      if (open !== undefined) [offset, msg] = [open, `this ${close === '}' ? '{' : '['} is never closed with ${close}`]
+    }
+    const p = place(offset)
+    diagnostics.push(at(file, msg, p.line, p.col, [], p.source))
   }
   if (diagnostics.length) throw new ConfigError(diagnostics)
 
@@ -125,34 +150,103 @@ export function loadConfigText(
   try {
     input = doc.toJS({ maxAliasCount: MAX_ALIASES })
   } catch (e) {
+    const message = (e as Error).message
+    const unresolved = /^Unresolved alias.*: (.*)$/.exec(message)?.[1]
+    if (!unresolved && !/alias count/i.test(message)) throw e
+    let first: number | undefined
+    visit(doc, {
+      Alias: (_k, n) => {
+        if (!unresolved || n.source === unresolved) return ((first = n.range?.[0]), visit.BREAK)
+      },
+    })
+    const p = place(first ?? 0)
     throw new ConfigError([
-      at(file, `too many YAML alias expansions (limit ${MAX_ALIASES}): ${(e as Error).message}`),
+      at(
+        file,
+        unresolved
+          ? `unknown alias *${unresolved}: there is no anchor &${unresolved} before it`
+          : `YAML aliases (*name) expand to too much data (more than ${MAX_ALIASES} copies); write the values out`,
+        p.line,
+        p.col,
+        [],
+        p.source,
+      ),
     ])
   }
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    throw new ConfigError([at(file, 'the top level must be a mapping (key: value lines), starting with "apiVersion: mirror-appliance/v1"', 1, 1, [], lines[0])])
+    const p = place((doc.contents as Node | null)?.range?.[0] ?? 0)
+    throw new ConfigError([
+      at(file, 'the top level must be a mapping (key: value lines), starting with "apiVersion: mirror-appliance/v1"', p.line, p.col, [], p.source),
+    ])
   }
 
   const locate = (path: FieldPath, key = false) => place(offsetOf(doc, path, key))
+  const ruleDiagnostics = (found: RuleResult[]): Diagnostic[] =>
+    found.map((r) => {
+      const p = locate(r.path, false)
+      return { file, line: p.line, col: p.col, path: r.path, message: r.message, source: p.source, severity: r.severity }
+    })
   if (!validateSchema(input)) {
-    for (const err of simplify(validateSchema.errors ?? [])) {
+    const errs = simplify(validateSchema.errors ?? [])
+    for (const err of errs) {
       const { path, message, atKey } = describe(err)
       const p = locate(path, atKey)
       diagnostics.push(at(file, message, p.line, p.col, path, p.source))
     }
+    diagnostics.push(...ruleDiagnostics(rulesDespite(input, errs, opts.baseDir)))
     throw new ConfigError(sortByPlace(diagnostics))
   }
 
   const typed = input as ConfigInput
   const config = normalizeConfig(typed, { baseDir: opts.baseDir })
-  const found = checkRules(typed, config)
-  const all = found.map((r) => {
-    const p = locate(r.path, false)
-    return { file, line: p.line, col: p.col, path: r.path, message: r.message, source: p.source, severity: r.severity }
-  })
+  const all = ruleDiagnostics(checkRules(typed, config))
   const errors = all.filter((d) => d.severity === 'error')
   if (errors.length) throw new ConfigError(sortByPlace(all))
   return { config, input: typed, file, text, digest, warnings: all.filter((d) => d.severity === 'warning') }
+}
+
+/**
+ * All errors at once: when the schema fails, cut the failing fields out (a
+ * whole list when the failure is inside one of its items, so indexes stay
+ * right) and, if what is left passes the schema, run the cross-field rules on
+ * it too. Rules only ever see schema-valid input; their findings about a cut
+ * field or its parents are dropped, since they would only restate the cut.
+ */
+function rulesDespite(input: object, errs: ErrorObject[], baseDir: string): RuleResult[] {
+  const cuts: FieldPath[] = []
+  for (const err of errs) {
+    let path = pathOf(err.instancePath)
+    if (err.keyword === 'additionalProperties') path = [...path, (err.params as { additionalProperty: string }).additionalProperty]
+    const item = path.findIndex((s) => typeof s === 'number')
+    if (item >= 0) path = path.slice(0, item)
+    if (path.length === 0) return []
+    cuts.push(path)
+  }
+  const pruned = structuredClone(input) as Record<string, unknown>
+  for (const cut of cuts) {
+    let parent: unknown = pruned
+    for (const seg of cut.slice(0, -1)) parent = (parent as Record<string, unknown> | undefined)?.[seg as string]
+    if (parent !== null && typeof parent === 'object') delete (parent as Record<string, unknown>)[cut.at(-1) as string]
+  }
+  if (!validateSchema(pruned)) return []
+  const typed = pruned as unknown as ConfigInput
+  // One path is a prefix of the other (slicing the longer one to the shorter's length).
+  const related = (a: FieldPath, b: FieldPath) => a.slice(0, b.length).every((s, i) => String(s) === String(b[i]))
+  return checkRules(typed, normalizeConfig(typed, { baseDir })).filter((r) => !cuts.some((c) => related(r.path, c)))
+}
+
+/** The quoted scalar left open where yaml reports a missing closing quote. */
+function unclosedQuote(doc: Document, errorOffset: number): { offset: number; quote: string } | undefined {
+  let found: { offset: number; quote: string } | undefined
+  visit(doc, {
+    Scalar: (_k, n) => {
+      if ((n.type === Scalar.QUOTE_DOUBLE || n.type === Scalar.QUOTE_SINGLE) && n.range && n.range[1] >= errorOffset) {
+        found = { offset: n.range[0], quote: n.type === Scalar.QUOTE_DOUBLE ? '"' : "'" }
+        return visit.BREAK
+      }
+    },
+  })
+  return found
 }
 
 const sortByPlace = (ds: Diagnostic[]) => [...ds].sort((a, b) => a.line - b.line || a.col - b.col)
@@ -192,9 +286,19 @@ function pathOf(instancePath: string): FieldPath {
 /** Drop the branch errors under a failed oneOf/anyOf: the combinator's own message says it better. */
 function simplify(errors: ErrorObject[]): ErrorObject[] {
   const combinators = new Set(errors.filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf').map((e) => e.instancePath))
+  // `rhel: 8.10` fails both `type: string` and the enum; the enum's message says it all.
+  const enums = new Set(errors.filter((e) => e.keyword === 'enum' || e.keyword === 'const').map((e) => e.instancePath))
+  // `apiversion:` is an unknown key whose hint names the missing `apiVersion`: one error, not two.
+  const hinted = new Set(
+    errors
+      .filter((e) => e.keyword === 'additionalProperties')
+      .map((e) => `${e.instancePath}|${didYouMean((e.params as { additionalProperty: string }).additionalProperty, knownKeys(e))}`),
+  )
   const seen = new Set<string>()
   return errors.filter((e) => {
     if (combinators.has(e.instancePath) && e.keyword !== 'oneOf' && e.keyword !== 'anyOf' && e.keyword !== 'additionalProperties') return false
+    if (e.keyword === 'type' && enums.has(e.instancePath)) return false
+    if (e.keyword === 'required' && hinted.has(`${e.instancePath}|${(e.params as { missingProperty: string }).missingProperty}`)) return false
     const k = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`
     if (seen.has(k)) return false
     seen.add(k)
@@ -202,8 +306,10 @@ function simplify(errors: ErrorObject[]): ErrorObject[] {
   })
 }
 
+const knownKeys = (err: ErrorObject) => Object.keys((err.parentSchema as { properties?: object }).properties ?? {})
+
 const typeName = (v: unknown) =>
-  v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`
+  v === null ? 'empty' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`
 
 const wanted: Record<string, string> = {
   object: 'a mapping (key: value)',
@@ -220,7 +326,7 @@ function describe(err: ErrorObject): { path: FieldPath; message: string; atKey: 
   switch (err.keyword) {
     case 'additionalProperties': {
       const name = (err.params as { additionalProperty: string }).additionalProperty
-      const known = Object.keys((err.parentSchema as { properties?: object }).properties ?? {})
+      const known = knownKeys(err)
       const guess = didYouMean(name, known)
       return {
         path: [...path, name],
@@ -234,16 +340,45 @@ function describe(err: ErrorObject): { path: FieldPath; message: string; atKey: 
     }
     case 'type': {
       const t = String((err.params as { type: string }).type)
-      return { path, message: `must be ${t.split(',').map((x) => wanted[x] ?? x).join(' or ')}, not ${typeName(err.data)}`, atKey: false }
+      // An empty value (`registry:` with everything below commented out) has no
+      // node of its own: point at its key.
+      return {
+        path,
+        message: `must be ${t.split(',').map((x) => wanted[x] ?? x).join(' or ')}, not ${typeName(err.data)}` +
+          (err.data === null && t === 'object' ? '; give it fields or remove the key' : ''),
+        atKey: err.data === null,
+      }
     }
     case 'enum': {
       const allowed = (err.params as { allowedValues: unknown[] }).allowedValues.map(String)
-      const guess = typeof err.data === 'string' ? didYouMean(err.data, allowed) : undefined
+      if (typeof err.data === 'number') {
+        // YAML reads `rhel: 8.10` as the number 8.1.
+        const meant = allowed.find((a) => Number(a) === err.data)
+        if (meant !== undefined) {
+          return { path, message: `must be one of ${allowed.join(', ')}, not number ${err.data}; write it in quotes: "${meant}"`, atKey: false }
+        }
+      }
+      // No hint for version-like values: "9.4" is not a typo of "8.4".
+      const guess = typeof err.data === 'string' && /[a-z]/i.test(err.data) ? didYouMean(err.data, allowed) : undefined
       return {
         path,
         message: `must be one of ${allowed.join(', ')}, not ${typeName(err.data)}` + (guess ? `; did you mean "${guess}"?` : ''),
         atKey: false,
       }
+    }
+    case 'minLength':
+    case 'maxLength': {
+      const limit = (err.params as { limit: number }).limit
+      return { path, message: `must be at ${err.keyword === 'minLength' ? 'least' : 'most'} ${limit} characters long`, atKey: false }
+    }
+    case 'minItems':
+    case 'maxItems': {
+      const limit = (err.params as { limit: number }).limit
+      return { path, message: `may have at ${err.keyword === 'minItems' ? 'least' : 'most'} ${limit} item${limit === 1 ? '' : 's'}`, atKey: false }
+    }
+    case 'uniqueItems': {
+      const { i, j } = err.params as { i: number; j: number }
+      return { path: [...path, i], message: `repeats item ${j} (${JSON.stringify((err.data as unknown[])[i])}); list each once`, atKey: false }
     }
     case 'const':
       return { path, message: `must be ${JSON.stringify((err.params as { allowedValue: unknown }).allowedValue)}, not ${typeName(err.data)}`, atKey: false }
@@ -251,10 +386,11 @@ function describe(err: ErrorObject): { path: FieldPath; message: string; atKey: 
       return { path, message: `${JSON.stringify(err.data)} is not valid` + (desc ? `: ${desc}` : ''), atKey: false }
     case 'oneOf': {
       const passing = (err.params as { passingSchemas: number[] | null }).passingSchemas
-      const options = Object.keys((err.parentSchema as { properties?: object }).properties ?? {}).join(', ')
+      const options = knownKeys(err)
+      const given = options.filter((o) => err.data !== null && typeof err.data === 'object' && o in err.data)
       return {
         path,
-        message: passing ? `give only one of: ${options}` : `needs exactly one of: ${options}`,
+        message: passing ? `give only one of: ${options.join(', ')} (found ${given.join(' and ')})` : `needs exactly one of: ${options.join(', ')}`,
         atKey: false,
       }
     }
