@@ -2,6 +2,7 @@
 // field path they belong to; the loader turns paths into file:line:col.
 
 import type { FieldPath } from './diagnostics.js'
+import { checkDiskLayout } from '../render/disk.js'
 import type { Config, ConfigInput } from './types.js'
 
 export interface RuleResult {
@@ -38,9 +39,11 @@ const network: Rule = (input) => {
   return out
 }
 
-const disk: Rule = (input) =>
+// The layout check lives with the layout computation (render/disk.ts) so the
+// two cannot disagree; here its findings get their place in the file.
+const disk: Rule = (input, config) =>
   input.host?.disk?.device
-    ? []
+    ? checkDiskLayout(config).map((e) => error(e.path, e.message))
     : [
         error(
           input.host?.disk ? ['host', 'disk'] : input.host ? ['host'] : [],

@@ -6,6 +6,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { Plan } from '../plan/types.js'
 import { renderButane } from './butane.js'
+import { hostModel } from './host-model.js'
 import { renderIgnition } from './ignition.js'
 import { renderKickstart, type KickstartOptions } from './kickstart.js'
 
@@ -22,7 +23,7 @@ export function renderHost(plan: Plan, ks: KickstartOptions = { source: 'cdrom' 
     { path: 'appliance.bu', contents: renderButane(plan), mode: 0o600 },
     { path: 'appliance.ign', contents: renderIgnition(plan), mode: 0o600 },
   ]
-  for (const f of plan.host.files) files.push({ path: `rootfs${f.path}`, contents: f.contents, mode: f.mode })
+  for (const f of hostModel(plan).files) files.push({ path: `rootfs${f.path}`, contents: f.contents, mode: f.mode })
   return files
 }
 
