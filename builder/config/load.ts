@@ -88,7 +88,7 @@ export function loadConfigText(
 ): LoadedConfig {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data
   if (bytes.length > MAX_CONFIG_BYTES) {
-    throw new ConfigError([at(file, `the file is ${bytes.length} bytes; a config may be at most 1 MiB`)])
+    throw new ConfigError([at(file, `the file is ${bytes.length} bytes; a config may be at most ${MAX_CONFIG_BYTES} bytes (1 MiB)`)])
   }
   const bad = invalidUtf8Offset(bytes)
   if (bad >= 0) {
@@ -100,7 +100,9 @@ export function loadConfigText(
     // Shown with U+FFFD where the bad bytes are, so the caret has something to point at.
     const source = bytes.subarray(start, end < 0 ? bytes.length : end).toString('utf8').replace(/\r$/, '')
     throw new ConfigError([
-      at(file, `the file is not valid UTF-8 (byte 0x${bytes[bad]!.toString(16)} at offset ${bad}); save it as UTF-8`, line, col, [], source),
+      bad === 0 && bytes.length >= 2 && ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))
+        ? at(file, 'the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8', 1, 1)
+        : at(file, `the file is not valid UTF-8 (byte 0x${bytes[bad]!.toString(16)} at offset ${bad}); save it as UTF-8`, line, col, [], source),
     ])
   }
   let text = bytes.toString('utf8')
@@ -209,8 +211,11 @@ export function loadConfigText(
  * All errors at once: when the schema fails, cut the failing fields out (a
  * whole list when the failure is inside one of its items, so indexes stay
  * right) and, if what is left passes the schema, run the cross-field rules on
- * it too. Rules only ever see schema-valid input; their findings about a cut
- * field or its parents are dropped, since they would only restate the cut.
+ * it too. Rules only ever see schema-valid input. Their findings inside a cut
+ * field are dropped, and so are findings about the cut field's direct parent
+ * (`host.network: mode static needs "address"` when the address was cut):
+ * they would only restate the cut. A finding further up is kept, even though
+ * it may then miss a case: better one round too many than a false error.
  */
 function rulesDespite(input: object, errs: ErrorObject[], baseDir: string): RuleResult[] {
   const cuts: FieldPath[] = []
@@ -230,8 +235,8 @@ function rulesDespite(input: object, errs: ErrorObject[], baseDir: string): Rule
   }
   if (!validateSchema(pruned)) return []
   const typed = pruned as unknown as ConfigInput
-  // One path is a prefix of the other (slicing the longer one to the shorter's length).
-  const related = (a: FieldPath, b: FieldPath) => a.slice(0, b.length).every((s, i) => String(s) === String(b[i]))
+  const within = (p: FieldPath, parent: FieldPath) => p.length >= parent.length && parent.every((s, i) => String(s) === String(p[i]))
+  const related = (r: FieldPath, cut: FieldPath) => within(r, cut) || (cut.length === r.length + 1 && within(cut, r))
   return checkRules(typed, normalizeConfig(typed, { baseDir })).filter((r) => !cuts.some((c) => related(r.path, c)))
 }
 
