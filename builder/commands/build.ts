@@ -115,6 +115,7 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
       p.done()
     }
     let baseIso: { path: string; sha256: string; volumeId: string } | undefined
+    let pxeSnippets: { grub: string; ipxe: string; pxelinux: string } | undefined
     if (isoBase) {
       log.step(`media: remastering ${isoBase}`)
       const { remasterIso } = await import('../media/iso.js')
@@ -126,21 +127,27 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
         payloadDir,
         epoch,
         force: opts.force,
+        kernelArgs: c.host.fips ? ['fips=1'] : [],
         signal: ctx.signal,
         onProgress: (e: MediaProgress) => p.update(e.bytesWritten, totalOf(e)),
       })
       p.done()
       baseIso = { path: isoBase, sha256: r.baseSha256, volumeId: r.volumeId }
+      for (const w of r.warnings) log.warn(w)
       if (wantPxe && pxeUrl) {
         log.step(`media: PXE tree for ${pxeUrl}`)
         const { buildPxeTree } = await import('../media/pxe.js')
-        await buildPxeTree({
+        const pxe = await buildPxeTree({
           baseIso: isoBase,
           outDir: join(dir, 'pxe'),
-          ksText: renderKickstart(plan, { source: 'url', url: pxeUrl }),
+          // The tree serves the ISO's contents under repo/ and the payload under appliance/.
+          ksText: renderKickstart(plan, { source: 'url', url: `${pxeUrl}/repo`, payloadUrl: `${pxeUrl}/appliance` }),
           payloadDir,
           baseUrl: pxeUrl,
+          epoch,
+          signal: ctx.signal,
         })
+        pxeSnippets = pxe.snippets
       }
     }
 
@@ -148,6 +155,12 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
     writeOpenshift(join(dir, 'openshift'), plan)
 
     await rm(work, { recursive: true, force: true })
+    if (pxeSnippets) {
+      log.info(`PXE: serve the tree with: mirror-appliance serve ${join(opts.output, 'pxe')} --port ${new URL(pxeUrl!).port || 80}`)
+      log.info(`GRUB2 (UEFI) snippet, also in pxe/pxe/grub.cfg:\n${pxeSnippets.grub}`)
+      log.info(`iPXE snippet, also in pxe/pxe/boot.ipxe:\n${pxeSnippets.ipxe}`)
+      log.info(`pxelinux (BIOS) snippet, also in pxe/pxe/pxelinux.cfg/default:\n${pxeSnippets.pxelinux}`)
+    }
     const tools: Record<string, string> = { node: process.version }
     for (const t of ['xorriso', 'skopeo']) {
       const v = await toolVersion(t)

@@ -31,6 +31,8 @@ export interface BootCfgEdit {
   ksPath: string
   /** Menu timeout in seconds */
   timeoutSec?: number
+  /** More installer arguments for the entries that get inst.ks, e.g. fips=1 for a FIPS install */
+  extraArgs?: string[]
 }
 
 export function ksArg(e: BootCfgEdit): string {
@@ -44,12 +46,20 @@ function patchCmdline(words: string, e: BootCfgEdit): string {
   const label = udevEscape(e.volumeId)
   let w = words.replace(/(\binst\.stage2=hd:LABEL=)[^\s:]+/g, `$1${label}`)
   if (!/\binst\.stage2=/.test(w) || /\binst\.rescue\b/.test(w)) return w
-  w = w.replace(/\s+inst\.ks=\S+/g, '')
-  return `${w.replace(/\s+$/, '')} ${ksArg(e)}`
+  // Drop what we add (an earlier inst.ks, our extra arguments) and add it again at the end: idempotent.
+  const ours = new Set(e.extraArgs ?? [])
+  w = w
+    .replace(/\s+inst\.ks=\S+/g, '')
+    .split(/(\s+)/)
+    .filter((word, i, all) => !ours.has(word) && !(/^\s+$/.test(word) && ours.has(all[i + 1] ?? '')))
+    .join('')
+  return [w.replace(/\s+$/, ''), ksArg(e), ...(e.extraArgs ?? [])].join(' ')
 }
 
-function isPlainInstall(cmdline: string): boolean {
-  return /\binst\.stage2=/.test(cmdline) && !/\b(rd\.live\.check|inst\.rescue|nomodeset|fips=1)\b/.test(cmdline)
+function isPlainInstall(cmdline: string, e: BootCfgEdit): boolean {
+  // Arguments we add ourselves (fips=1 for a FIPS install) do not make an entry special.
+  const words = cmdline.split(/\s+/).filter((w) => !(e.extraArgs ?? []).includes(w)).join(' ')
+  return /\binst\.stage2=/.test(words) && !/\b(rd\.live\.check|inst\.rescue|nomodeset|fips=1)\b/.test(words)
 }
 
 export interface PatchResult {
@@ -72,7 +82,7 @@ export function patchIsolinuxCfg(text: string, e: BootCfgEdit): PatchResult {
     const l = /^\s*label\s+(\S+)/i.exec(line)
     if (l) current = l[1]!
     const a = /^\s*append\s+(.*)$/i.exec(line)
-    if (a && current && !defaultLabel && isPlainInstall(a[1]!)) defaultLabel = current
+    if (a && current && !defaultLabel && isPlainInstall(a[1]!, e)) defaultLabel = current
   }
   current = null
   for (const line of lines) {
@@ -119,7 +129,7 @@ export function patchGrubCfg(text: string, e: BootCfgEdit): PatchResult {
       index++
       entryIndex = index
     }
-    if (depth === 1 && defaultIndex === null && /^linux(efi|16)?\s/.test(t) && isPlainInstall(t)) defaultIndex = entryIndex
+    if (depth === 1 && defaultIndex === null && /^linux(efi|16)?\s/.test(t) && isPlainInstall(t, e)) defaultIndex = entryIndex
     depth += (t.match(/\{/g) ?? []).length - (t.match(/\}/g) ?? []).length
   }
   const out: string[] = []

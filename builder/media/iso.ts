@@ -51,6 +51,8 @@ export interface RemasterOptions {
   epoch: number
   /** Accept a base whose volume id does not say RHEL 8, and replace an existing outFile */
   force?: boolean
+  /** Installer arguments added with inst.ks, e.g. fips=1 (RHEL 8 needs it on the installer's own kernel line for FIPS) */
+  kernelArgs?: string[]
   signal?: AbortSignal
   onProgress?: OnProgress
 }
@@ -123,7 +125,7 @@ export async function remasterIso(o: RemasterOptions): Promise<RemasterResult> {
   const payloadBytes = o.payloadDir ? await treeSize(o.payloadDir) : 0
   await checkFreeSpace(dirname(o.outFile), base.size + payloadBytes + o.ksText.length, o.outFile)
 
-  const edit: BootCfgEdit = { volumeId: info.volumeId, ksPath: KS_ISO_PATH }
+  const edit: BootCfgEdit = { volumeId: info.volumeId, ksPath: KS_ISO_PATH, extraArgs: o.kernelArgs ?? [] }
   const warnings: string[] = []
   // The base's checksum is read while xorriso writes: the file is in the page cache either way.
   const baseHash = sha256File(o.baseIso, o.signal)
