@@ -1,0 +1,83 @@
+// A plan, a small payload in the shape assemblePayload writes (images.tsv,
+// oci/, payload.json, SHA256SUMS) and the bundle built from them: shared by
+// the bundle and mirror-registryctl tests.
+import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { loadConfigText } from '../../builder/config/load.js'
+import { buildBundle, BUNDLE_TOP } from '../../builder/bundle/bundle.js'
+import { ctlData } from '../../builder/bundle/ctl.js'
+import { planAppliance } from '../../builder/plan/plan.js'
+import type { Plan } from '../../builder/plan/types.js'
+
+export const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
+
+export interface PlanOpts {
+  flavor?: 'quay' | 'distribution'
+  port?: number
+  rhel?: string
+  extra?: string
+  seed?: string
+  epoch?: number
+}
+
+const plans = new Map<string, Plan>()
+export function testPlan(o: PlanOpts = {}): Plan {
+  const key = JSON.stringify(o)
+  if (!plans.has(key)) {
+    const loaded = loadConfigText(
+      `apiVersion: mirror-appliance/v1
+host: { hostname: registry.lab.example, disk: { device: vda }${o.rhel ? `, rhel: '${o.rhel}'` : ''} }
+registry:
+  flavor: ${o.flavor ?? 'quay'}
+  port: ${o.port ?? 8443}
+${o.extra ?? ''}
+`,
+      'bundle.yaml',
+      { baseDir: '/tmp' },
+    )
+    plans.set(key, planAppliance(loaded, { epoch: o.epoch ?? 1_700_000_000, seed: o.seed ?? 'bundle' }).plan)
+  }
+  return plans.get(key)!
+}
+
+/**
+ * A payload whose stack rows name the plan's stack images (so the units find
+ * them) and `content` content rows; blobs are stand-ins, SHA256SUMS is right.
+ */
+export function fakePayload(dir: string, plan: Plan, content = 1, blobBytes = 0): void {
+  mkdirSync(join(dir, 'oci/blobs/sha256'), { recursive: true })
+  const rows = ctlData(plan).stackRefs.map((ref, i) => {
+    const [repo, digest] = ref.split('@') as [string, string]
+    return ['stack', `stack/s${i}`, digest, repo, '-']
+  })
+  for (let i = 1; i <= content; i++) rows.push(['content', `content/ocp/release${i}:4.14.${i}`, `sha256:${sha(`{"manifest": ${i}}`)}`, `ocp/release${i}`, `4.14.${i}`])
+  const files: Record<string, Buffer | string> = {
+    'images.tsv': rows.map((r) => r.join('\t')).join('\n') + '\n',
+    'oci/oci-layout': '{"imageLayoutVersion":"1.0.0"}',
+    'oci/index.json': JSON.stringify({ schemaVersion: 2, manifests: rows.map((r) => ({ digest: r[2], annotations: { 'org.opencontainers.image.ref.name': r[1] } })) }) + '\n',
+    'payload.json': '{"schema":"mirror-appliance/payload/v1"}\n',
+  }
+  if (blobBytes > 0) {
+    const blob = Buffer.alloc(blobBytes, 7)
+    files[`oci/blobs/sha256/${sha(blob)}`] = blob
+  }
+  for (const [p, c] of Object.entries(files)) writeFileSync(join(dir, p), c)
+  const sums = Object.keys(files).sort().map((p) => `${sha(readFileSync(join(dir, p)))}  ${p}`)
+  writeFileSync(join(dir, 'SHA256SUMS'), sums.join('\n') + '\n')
+}
+
+/** Build the bundle for `plan` into `dir` and extract it there with GNU tar; returns the bundle directory. */
+export async function extractedBundle(dir: string, plan: Plan, content = 1): Promise<{ tarball: string; bundleDir: string }> {
+  const payload = join(dir, 'payload-src')
+  mkdirSync(payload, { recursive: true })
+  fakePayload(payload, plan, content)
+  const tarball = join(dir, 'mirror-appliance-bundle.tar.gz')
+  await buildBundle({ plan, payloadDir: payload, outFile: tarball, epoch: plan.options.epoch })
+  const x = join(dir, 'x')
+  mkdirSync(x)
+  const r = spawnSync('tar', ['-xzf', tarball, '-C', x], { encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`tar -x failed: ${r.stderr}`)
+  return { tarball, bundleDir: join(x, BUNDLE_TOP) }
+}
