@@ -75,7 +75,7 @@ const PORT = /^(\d{1,5}(?:-\d{1,5})?)\/(tcp|udp|sctp)$/
 export function zoneWithPorts(zoneXml: string, ports: readonly string[]): string {
   let xml = zoneXml
   const add: string[] = []
-  for (const p of ports) {
+  for (const p of new Set(ports)) {
     const m = PORT.exec(p)
     if (!m) throw new UserError(`firewall port "${p}" is not PORT/PROTO (e.g. 8443/tcp)`)
     const [, port, proto] = m

@@ -13,7 +13,7 @@
 // /.autorelabel so SELinux labels everything we wrote at first boot.
 
 import { randomUUID, createHash } from 'node:crypto'
-import { mkdir, stat, truncate, writeFile, rm } from 'node:fs/promises'
+import { mkdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { dirname, isAbsolute, join, posix, resolve } from 'node:path'
 import { FailureError, UserError } from '../errors.js'
 import { commandLine, findTool, run } from '../exec.js'
@@ -265,7 +265,14 @@ export async function buildQcow2FromImage(o: Qcow2FromImageOptions): Promise<Qco
       if (grow && layout.fsType === 'xfs') await gf.cmd('xfs-growfs', '/')
 
       const exists = async (p: string) => isTrue(await gf.cmd('exists', p))
-      const cat = async (p: string): Promise<string | undefined> => ((await exists(p)) ? gf.cmd('cat', p) : undefined)
+      // download, not cat: guestfish's cat adds a newline, and files we rewrite must keep their bytes.
+      let reads = 0
+      const cat = async (p: string): Promise<string | undefined> => {
+        if (!(await exists(p))) return undefined
+        const local = join(scratch, `read-${reads++}`)
+        await gf.cmd('download', p, local)
+        return readFile(local, 'utf8')
+      }
       const users = parseIds((await cat('/etc/passwd')) ?? '')
       const groups = parseIds((await cat('/etc/group')) ?? '')
       const uid = (n: string, path: string) => String(resolveId(n, users, 'user', path))
@@ -318,7 +325,7 @@ export async function buildQcow2FromImage(o: Qcow2FromImageOptions): Promise<Qco
           const p = `${dir}/${unit}`
           const spec = specFiles.get(p)
           if (spec) [unitPath, text] = [p, Buffer.from(spec.contents).toString('utf8')]
-          else if (await exists(p)) [unitPath, text] = [p, await gf.cmd('cat', p)]
+          else if (await exists(p)) [unitPath, text] = [p, (await cat(p))!]
           if (unitPath) break
         }
         if (!unitPath || text === undefined) {
@@ -333,7 +340,7 @@ export async function buildQcow2FromImage(o: Qcow2FromImageOptions): Promise<Qco
       for (const s of links) lines.push(gfLine('mkdir-p', [posix.dirname(s.link)]), gfLine('ln-sf', [s.target, s.link]))
       if (o.host.disableUnits.length) {
         const found = (await gf.cmd('find', '/etc/systemd/system')).split('\n').filter(Boolean)
-        for (const rel of found) {
+        for (const rel of found.map((f) => f.replace(/^\//, ''))) {
           const parts = rel.split('/')
           if (parts.length === 2 && /\.(wants|requires)$/.test(parts[0]!) && o.host.disableUnits.includes(parts[1]!))
             lines.push(gfLine('rm-f', [`/etc/systemd/system/${rel}`]))
