@@ -3,6 +3,7 @@
 // with LANG=C so their messages can be parsed, and a failure carries the
 // command ready to paste plus the tail of stderr.
 
+import { readdirSync, readFileSync } from 'node:fs'
 import { $, quote, which, type ProcessPromise } from 'zx'
 import { MissingToolError, ToolError } from './errors.js'
 
@@ -81,6 +82,56 @@ export async function requireTool(tool: string, why: string): Promise<string> {
   return path
 }
 
+/** Tools running now; killed when this process exits before they end. */
+const running = new Set<ProcessPromise>()
+
+/** pid and its descendants, children first (from /proc; just pid elsewhere). */
+function treeOf(pid: number): number[] {
+  const children = new Map<number, number[]>()
+  try {
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+        children.set(ppid, [...(children.get(ppid) ?? []), Number(name)])
+      } catch {
+        // ended while we looked
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  const out: number[] = []
+  const visit = (p: number) => {
+    for (const c of children.get(p) ?? []) visit(c)
+    out.push(p)
+  }
+  visit(pid)
+  return out
+}
+
+/**
+ * Kill every tool still running, with its children, synchronously. For a
+ * hard exit (a second Ctrl-C): without it, an xorriso would go on writing
+ * into a directory that is being removed, long after we are gone.
+ */
+export function killRunningTools(signal: NodeJS.Signals = 'SIGKILL'): void {
+  for (const p of running) {
+    const pid = p.child?.pid
+    if (!pid) continue
+    for (const q of treeOf(pid)) {
+      try {
+        process.kill(q, signal)
+      } catch {
+        // already gone
+      }
+    }
+  }
+  running.clear()
+}
+process.on('exit', () => killRunningTools())
+
 /** Run one external tool with an argv array. */
 export async function run(tool: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   await requireTool(tool, opts.why ?? 'for this step')
@@ -97,7 +148,13 @@ export async function run(tool: string, args: readonly string[], opts: RunOption
   })`${tool} ${args}`
   if (opts.onStderr) p.stderr.on('data', (d: Buffer) => opts.onStderr!(d.toString()))
   if (opts.onStdout) p.stdout.on('data', (d: Buffer) => opts.onStdout!(d.toString()))
-  const out = await p
+  running.add(p)
+  let out
+  try {
+    out = await p
+  } finally {
+    running.delete(p)
+  }
   const result: RunResult = { stdout: out.stdout, stderr: out.stderr, code: out.exitCode }
   if (result.code !== 0 && !opts.nothrow) {
     throw new ToolError(
