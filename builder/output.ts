@@ -5,7 +5,7 @@
 
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
-import { UserError } from './errors.js'
+import { FailureError, UserError } from './errors.js'
 
 /** Marker file that says a directory was written by us and may be replaced. */
 export const MARKER = '.mirror-appliance'
@@ -20,20 +20,55 @@ function acquireLock(lockPath: string): () => void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
       const pid = Number(readFileSync(lockPath, 'utf8').trim())
-      let alive = false
-      try {
-        if (pid > 0) process.kill(pid, 0)
-        alive = pid > 0
-      } catch (err) {
-        alive = (err as NodeJS.ErrnoException).code === 'EPERM'
-      }
-      if (alive) {
+      if (pidAlive(pid)) {
         throw new UserError(`${dirname(lockPath)}: another mirror-appliance (pid ${pid}) is writing this output`, `wait for it to finish, or remove ${lockPath} if it is gone`)
       }
       rmSync(lockPath, { force: true }) // stale lock of a process that died
     }
   }
   throw new UserError(`cannot lock ${lockPath}`)
+}
+
+/** True if a process with this pid is alive (EPERM: alive, not ours). */
+function pidAlive(pid: number): boolean {
+  if (!(pid > 0)) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * Leftovers of builds that died hard (SIGKILL, power loss) into this
+ * destination: their temp dirs are removed; a previous output that was moved
+ * aside but never replaced (death between the two renames) is moved back.
+ * Only called while holding the lock, so no live build owns these.
+ */
+function recoverLeftovers(parent: string, name: string, dest: string): void {
+  const re = new RegExp(`^\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(tmp|old)-(\\d+)$`)
+  for (const entry of readdirSync(parent)) {
+    const m = re.exec(entry)
+    if (!m || (Number(m[2]) !== process.pid && pidAlive(Number(m[2])))) continue
+    const p = join(parent, entry)
+    if (m[1] === 'old' && !existsSync(dest)) renameSync(p, dest)
+    else rmSync(p, { recursive: true, force: true })
+  }
+}
+
+/** Out of space, quota or a read-only disk: the world's failure, said plainly. */
+function diskError(e: unknown, dest: string): unknown {
+  const code = (e as NodeJS.ErrnoException)?.code
+  const what: Record<string, string> = {
+    ENOSPC: 'no space left on the device',
+    EDQUOT: 'disk quota exceeded',
+    EROFS: 'the file system is read-only',
+  }
+  if (code && what[code]) {
+    return new FailureError(`cannot write ${dest}: ${what[code]} (${(e as Error).message}); nothing was written`, 'free some space or choose another output directory')
+  }
+  return e
 }
 
 export interface OutputTransaction {
@@ -58,8 +93,14 @@ export async function writeOutputDir<T>(dest: string, work: (tx: OutputTransacti
   const release = acquireLock(join(parent, `.${basename(dest)}.lock`))
   const tmp = join(parent, `.${basename(dest)}.tmp-${process.pid}`)
   const cleanup = () => rmSync(tmp, { recursive: true, force: true })
-  process.once('exit', cleanup)
+  // A hard exit (second Ctrl-C) skips the finally below: remove and unlock here too.
+  const onExit = () => {
+    cleanup()
+    release()
+  }
+  process.once('exit', onExit)
   try {
+    recoverLeftovers(parent, basename(dest), dest)
     cleanup()
     mkdirSync(tmp, { recursive: true })
     const result = await work({ dir: tmp, dest })
@@ -69,9 +110,11 @@ export async function writeOutputDir<T>(dest: string, work: (tx: OutputTransacti
     renameSync(tmp, dest)
     rmSync(old, { recursive: true, force: true })
     return result
+  } catch (e) {
+    throw diskError(e, dest)
   } finally {
     cleanup()
-    process.removeListener('exit', cleanup)
+    process.removeListener('exit', onExit)
     release()
   }
 }
