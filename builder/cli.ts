@@ -236,8 +236,18 @@ export async function main(argv: string[]): Promise<number> {
     return 2
   }
   const controller = new AbortController()
+  // Exit 128+signal number when interrupted, as a shell reports it (130 for
+  // Ctrl-C, 143 for SIGTERM), so scripts can tell an interruption apart.
+  let interruptedCode = 0
   const onSignal = (sig: NodeJS.Signals) => {
-    if (controller.signal.aborted) process.exit(130)
+    const code = 128 + (sig === 'SIGTERM' ? 15 : 2)
+    if (controller.signal.aborted) {
+      // Second signal: stop now. The 'exit' handlers kill the running tools
+      // (exec.ts) and remove the output's temp dir and its lock (output.ts).
+      process.stderr.write(`\ninterrupted again by ${sig}: stopping now\n`)
+      process.exit(code)
+    }
+    interruptedCode = code
     controller.abort(new FailureError(`interrupted by ${sig}`))
   }
   process.on('SIGINT', onSignal)
@@ -272,7 +282,8 @@ export async function main(argv: string[]): Promise<number> {
     const ctx: Ctx = { log, json: !!v.json, signal: controller.signal, out: (t) => process.stdout.write(t.endsWith('\n') ? t : t + '\n') }
     return await cmd.run(v, parsed.positionals, ctx)
   } catch (e) {
-    return reportError(e, log)
+    const code = reportError(e, log)
+    return interruptedCode && code !== 0 ? interruptedCode : code
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
