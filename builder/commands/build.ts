@@ -77,9 +77,14 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
   const stack = loadStackLock(c.registry.flavor)
 
   log.step(`building ${demo ? 'the demo appliance (embedded default config)' : loaded.file} into ${opts.output}`)
+  const savedTmpdir = process.env.TMPDIR
   const result = await writeOutputDir(opts.output, async ({ dir, dest }) => {
     const work = join(dir, '.work')
-    await mkdir(work, { recursive: true })
+    await mkdir(join(work, 'tmp'), { recursive: true })
+    // Scratch files (the media writers' os.tmpdir(), skopeo's TMPDIR) go
+    // inside the output's temp dir: on the file system whose free space was
+    // checked, and removed with it even on a hard exit (a second Ctrl-C).
+    process.env.TMPDIR = join(work, 'tmp')
 
     log.step('plan: secrets, PKI, host spec')
     const { plan, stored } = planAppliance(loaded, { epoch, ...(opts.seed !== undefined ? { seed: opts.seed } : {}), secretsDir: join(dest, 'secrets') })
@@ -167,7 +172,7 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
       if (v) tools[t] = v
     }
     const images: ManifestImage[] = payload.images
-    return writeManifest(dir, {
+    const manifest = await writeManifest(dir, {
       schema: 'mirror-appliance/manifest/v1',
       builder: { version: VERSION, node: process.version },
       config: { file: loaded.file, digest: loaded.digest },
@@ -179,10 +184,19 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
       ...(baseIso ? { baseIso } : {}),
       tools,
     })
-  }).catch((e: unknown) => {
-    if (ctx.signal.aborted) throw new FailureError(`interrupted; nothing was written to ${opts.output}`)
-    throw e
+    // Steps that cannot be aborted (hashing the outputs) may have run past a
+    // Ctrl-C: do not put the output in place after the user asked to stop.
+    if (ctx.signal.aborted) throw new FailureError('interrupted')
+    return manifest
   })
+    .catch((e: unknown) => {
+      if (ctx.signal.aborted) throw new FailureError(`interrupted; nothing was written to ${opts.output}`)
+      throw e
+    })
+    .finally(() => {
+      if (savedTmpdir === undefined) delete process.env.TMPDIR
+      else process.env.TMPDIR = savedTmpdir
+    })
 
   if (ctx.json) {
     ctx.out(JSON.stringify(result, null, 2))
