@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { join } from 'node:path'
 import { testPlan } from './helpers/bundle-fixture.js'
 import { ctlHarness } from './helpers/ctl-harness.js'
+import { userCa } from './helpers/user-ca.js'
 
 const mode = (p: string) => statSync(p).mode & 0o777
 const MUTATING = /^(systemctl (start|stop|enable|disable|daemon-reload|restart)|firewall-cmd --quiet|skopeo copy --quiet|update-ca-trust|podman (rmi|network rm))/
@@ -135,18 +136,6 @@ t.test('--initPassword (quay): the initialize call gets it', async (t) => {
   t.same(JSON.parse(h.read('etc/mirror-appliance/quay-initialize.json')), { username: 'init', password: 'Quay-Init-1234', email: 'init@registry.lab.example', access_token: true })
 })
 
-function userCa(dir: string, host = 'registry.lab.example') {
-  const run = (args: string[]) => {
-    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' })
-    if (r.status !== 0) throw new Error(r.stderr)
-  }
-  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '30', '-subj', '/CN=User CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign'])
-  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', `/CN=${host}`])
-  writeFileSync(join(dir, 'ext'), `subjectAltName=DNS:${host}\nextendedKeyUsage=serverAuth\n`)
-  run(['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', '7', '-days', '20', '-extfile', 'ext', '-out', 'srv.crt'])
-  return { ca: join(dir, 'ca.crt'), caKey: join(dir, 'ca.key'), cert: join(dir, 'srv.crt'), key: join(dir, 'srv.key') }
-}
-export { userCa }
 
 t.test('--sslCert/--sslKey/--sslCa: the user certificate goes everywhere the built one was', async (t) => {
   const h = await ctlHarness(testPlan(), { teardown: (fn) => t.teardown(fn) })
