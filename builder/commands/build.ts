@@ -15,6 +15,7 @@ import { findTool, toolVersion } from '../exec.js'
 import { formatBytes } from '../log.js'
 import { writeManifest, type ManifestImage } from '../manifest.js'
 import type { MediaProgress } from '../media/common.js'
+import { buildBundle, BUNDLE_NAME } from '../bundle/bundle.js'
 import { buildOemdrv } from '../media/oemdrv.js'
 import { writeOpenshift } from '../openshift.js'
 import { writeOutputDir } from '../output.js'
@@ -63,7 +64,7 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
   if (wantPxe && !isoBase) problems.push('--pxe needs the RHEL ISO to take the kernel and initrd from: add --iso BASE.iso')
   if (wantPxe && !pxeUrl) problems.push('--pxe needs the URL the tree will be served from: add --pxe-url http://HOST:PORT or outputs.pxe.baseUrl')
   if (opts.qcow2 || c.outputs.qcow2) problems.push('qcow2 output is not available in this version yet (see issue 6); build the ISO or OEMDRV medium and install in a VM')
-  if (opts.bundle || c.outputs.bundle) problems.push('the install bundle is not available in this version yet (see issue 7)')
+  const wantBundle = opts.bundle || c.outputs.bundle
   const needXorriso = wantOemdrv || isoBase !== undefined
   if (needXorriso && !(await findTool('xorriso'))) {
     if (demo && !isoBase) skipped.push('oemdrv.iso: xorriso is not installed (apt-get install xorriso)')
@@ -154,6 +155,11 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
         })
         pxeSnippets = pxe.snippets
       }
+    }
+
+    if (wantBundle) {
+      log.step(`bundle: ${BUNDLE_NAME} (payload, units, mirror-registryctl)`)
+      await buildBundle({ plan, payloadDir, outFile: join(dir, BUNDLE_NAME), epoch, signal: ctx.signal })
     }
 
     log.step('OpenShift hand-off: install-config snippet, pull secret, ImageDigestMirrorSet')

@@ -3,7 +3,7 @@
 // computed once here.
 
 import { isAbsolute, resolve } from 'node:path'
-import type { Config, ConfigInput, Network, NetworkInput, Password, PasswordInput, User } from './types.js'
+import type { Config, ConfigInput, Network, NetworkInput, Password, PasswordInput, S3Storage, StorageInput, User } from './types.js'
 
 export const DEFAULTS = {
   hostname: 'mirror.example.internal',
@@ -55,6 +55,26 @@ function normalizeNetwork(n: NetworkInput | undefined): Network {
     }
   }
   return { mode: 'dhcp', ...common }
+}
+
+/** The signing region an AWS endpoint names (s3.eu-west-1.amazonaws.com), if any. */
+export function awsRegionOf(endpoint: string): string | undefined {
+  return /^https?:\/\/s3[.-]([a-z0-9-]+)\.amazonaws\.com(:\d+)?\/?$/.exec(endpoint)?.[1]
+}
+
+function normalizeStorage(s: StorageInput | undefined, hostname: string, abs: (p: string) => string): S3Storage | undefined {
+  if (s?.type !== 's3') return undefined
+  const endpoint = (s.endpoint ?? '').replace(/\/+$/, '')
+  return {
+    type: 's3',
+    endpoint,
+    bucket: s.bucket ?? '',
+    region: s.region ?? awsRegionOf(endpoint) ?? 'us-east-1',
+    prefix: s.prefix ?? hostname,
+    accessKeyFile: s.accessKeyFile ? abs(s.accessKeyFile) : '',
+    secretKeyFile: s.secretKeyFile ? abs(s.secretKeyFile) : '',
+    ...(s.caFile ? { caFile: abs(s.caFile) } : {}),
+  }
 }
 
 export function normalizeConfig(input: ConfigInput, opts: { baseDir: string }): Config {
@@ -116,6 +136,7 @@ export function normalizeConfig(input: ConfigInput, opts: { baseDir: string }): 
         validityDays: tls.validityDays ?? DEFAULTS.validityDays,
         extraSANs: tls.extraSANs ?? [],
       },
+      ...(r.storage?.type === 's3' ? { storage: normalizeStorage(r.storage, hostname, abs) } : {}),
     },
     content: {
       architecture: c.architecture ?? DEFAULTS.architecture,

@@ -77,6 +77,24 @@ const tls: Rule = (input) => {
     .map((k) => error([...base, k], 'is only used with "mode: provided"'))
 }
 
+const storage: Rule = (input) => {
+  const s = input.registry?.storage
+  if (!s) return []
+  const base = ['registry', 'storage']
+  const s3Only = ['endpoint', 'bucket', 'region', 'prefix', 'accessKeyFile', 'secretKeyFile', 'caFile'] as const
+  if (s.type !== 's3') {
+    return s3Only.filter((k) => s[k] !== undefined).map((k) => error([...base, k], 'is only used with "type: s3"'))
+  }
+  const out = (['endpoint', 'bucket', 'accessKeyFile', 'secretKeyFile'] as const)
+    .filter((k) => !s[k])
+    .map((k) => error(base, `type s3 needs "${k}"`))
+  if (s.endpoint?.startsWith('http://')) {
+    if (s.caFile) out.push(error([...base, 'caFile'], 'is only used with an https:// endpoint'))
+    else out.push(warning([...base, 'endpoint'], 'plain http: the access keys sign requests but images cross the network unencrypted; use https outside a lab'))
+  }
+  return out
+}
+
 const images: Rule = (input, config) => {
   const out: RuleResult[] = []
   const targets = new Map<string, number>()
@@ -104,7 +122,7 @@ const podman: Rule = (_input, config) => {
     : []
 }
 
-const RULES: Rule[] = [network, disk, users, tls, images, podman]
+const RULES: Rule[] = [network, disk, users, tls, storage, images, podman]
 
 export function checkRules(input: ConfigInput, config: Config): RuleResult[] {
   return RULES.flatMap((r) => r(input, config))

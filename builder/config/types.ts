@@ -63,12 +63,34 @@ export interface TlsInput {
   extraSANs?: string[]
 }
 
+/**
+ * Where the registry keeps image data: the host's disk (local, the default)
+ * or an existing S3-compatible object store (Ceph RGW, ODF, MinIO, AWS S3).
+ * The keys are never written in the config: they are read at build time from
+ * the files named here.
+ */
+export interface StorageInput {
+  type?: 'local' | 's3'
+  /** https://host[:port] (http:// only for labs) */
+  endpoint?: string
+  bucket?: string
+  region?: string
+  /** Key prefix inside the bucket; default: host.hostname (hosts may share a bucket) */
+  prefix?: string
+  /** Files on the build machine holding the access key id and the secret key */
+  accessKeyFile?: string
+  secretKeyFile?: string
+  /** PEM CA bundle that signed a private endpoint's certificate */
+  caFile?: string
+}
+
 export interface RegistryInput {
   flavor?: Flavor
   port?: number
   dataDir?: string
   initUser?: { name?: string; password?: string; email?: string }
   tls?: TlsInput
+  storage?: StorageInput
 }
 
 export interface ImageInput {
@@ -178,12 +200,29 @@ export interface Tls {
   extraSANs: string[]
 }
 
+/** Image data on an S3-compatible object store (absent from Registry: the host's disk). */
+export interface S3Storage {
+  type: 's3'
+  /** scheme://host[:port], no trailing slash */
+  endpoint: string
+  bucket: string
+  region: string
+  /** No leading or trailing slash */
+  prefix: string
+  /** Absolute paths on the build machine */
+  accessKeyFile: string
+  secretKeyFile: string
+  caFile?: string
+}
+
 export interface Registry {
   flavor: Flavor
   port: number
   dataDir: string
   initUser: { name: string; password?: string; email: string }
   tls: Tls
+  /** Object storage for image data; absent: the host's disk (registry.dataDir) */
+  storage?: S3Storage
 }
 
 export interface Image {

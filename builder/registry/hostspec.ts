@@ -20,6 +20,16 @@ import {
 import { htpasswdLine } from './htpasswd.js'
 import * as L from './layout.js'
 import { hasQuadlet, RHEL_PODMAN } from './quadlet-keys.js'
+import {
+  distributionS3,
+  PREFLIGHT_SCRIPT,
+  quayStorage,
+  readStorageCredentials,
+  STORAGE_CA_FILE,
+  STORAGE_ENV_FILE,
+  storageEnv,
+  type StorageCredentials,
+} from './storage.js'
 
 export interface RegistryHostSpecInput {
   config: Config
@@ -27,6 +37,8 @@ export interface RegistryHostSpecInput {
   pki: Pki
   /** Stack images; default: the committed lock for the flavor */
   stack?: StackImage[]
+  /** Object-store keys; default: read from the files config.registry.storage names */
+  storageCredentials?: StorageCredentials
 }
 
 /** The network both flavors' containers share. 10.89.77.0/24: inside podman's own default pool, away from its first picks. */
@@ -67,8 +79,11 @@ const file = (path: string, contents: string | Buffer, mode: number, extra: Part
 })
 const dir = (path: string, mode: number, extra: Partial<HostDir> = {}): HostDir => ({ path, mode, owner: 'root', group: 'root', ...extra })
 
-function quay(config: Config, secrets: Secrets, pki: Pki, stack: StackImage[]): Flavored {
+function quay(config: Config, secrets: Secrets, pki: Pki, stack: StackImage[], creds?: StorageCredentials): Flavored {
   const d = config.registry.dataDir
+  const s3 = config.registry.storage && creds ? quayStorage(config.registry.storage, creds) : null
+  // Quay trusts the PEMs in extra_ca_certs; boto3 (its S3 client) reads AWS_CA_BUNDLE.
+  const storageCa = creds?.caPem ? `${d}/quay-config/extra_ca_certs/storage-ca.crt` : null
   const quayImg = stackImage(stack, 'quay')
   const redisImg = stackImage(stack, 'redis')
   const owned = { owner: QUAY_UID, group: 'root' }
@@ -79,6 +94,7 @@ function quay(config: Config, secrets: Secrets, pki: Pki, stack: StackImage[]): 
     secretKey: secrets.quaySecretKey,
     databaseSecretKey: secrets.quayDatabaseSecretKey,
     initUser: config.registry.initUser.name,
+    storage: s3 ?? false,
   })
   const redisConf = renderTemplate('templates/quay/redis.conf.hbs', { password: secrets.redisPassword })
   return {
@@ -95,6 +111,7 @@ function quay(config: Config, secrets: Secrets, pki: Pki, stack: StackImage[]): 
       file(`${d}/quay-config/ssl.cert`, pki.serverChainPem, 0o644, owned),
       file(`${d}/quay-config/ssl.key`, pki.serverKeyPem, 0o640, { ...owned, secret: true }),
       file(`${d}/quay-config/extra_ca_certs/mirror-appliance-ca.crt`, pki.caCertPem, 0o644, owned),
+      ...(storageCa ? [file(storageCa, creds!.caPem!, 0o644, owned)] : []),
       file(`${d}/redis/redis.conf`, redisConf, 0o600, { secret: true }),
       file(
         `${L.CONF_DIR}/quay-initialize.json`,
@@ -135,6 +152,7 @@ function quay(config: Config, secrets: Secrets, pki: Pki, stack: StackImage[]): 
         publish: [`${config.registry.port}:8443`],
         network: NETWORK.name,
         addHosts: [`quay-redis:${REDIS_IP}`],
+        ...(storageCa ? { environment: { AWS_CA_BUNDLE: '/quay-registry/conf/stack/extra_ca_certs/storage-ca.crt' } } : {}),
         health: {
           cmd: `python3 -c "import ssl,urllib.request; urllib.request.urlopen('https://localhost:8443/health/instance', context=ssl._create_unverified_context(), timeout=10)"`,
           interval: '30s',
@@ -150,9 +168,10 @@ function quay(config: Config, secrets: Secrets, pki: Pki, stack: StackImage[]): 
   }
 }
 
-function distribution(config: Config, secrets: Secrets, pki: Pki, stack: StackImage[]): Flavored {
+function distribution(config: Config, secrets: Secrets, pki: Pki, stack: StackImage[], creds?: StorageCredentials): Flavored {
   const d = `${config.registry.dataDir}/registry`
   const img = stackImage(stack, 'registry')
+  const s3 = config.registry.storage && creds ? distributionS3(config.registry.storage) : null
   const configYml = renderTemplate('templates/distribution/config.yml.hbs', {
     addr: ':5000',
     httpSecret: derive(secrets.quaySecretKey, 'distribution-http-secret').toString('hex'),
@@ -160,13 +179,14 @@ function distribution(config: Config, secrets: Secrets, pki: Pki, stack: StackIm
     key: '/certs/server.key',
     htpasswd: '/auth/htpasswd',
     rootdirectory: '/var/lib/registry',
+    s3: s3 ?? false,
     realm: `${config.host.hostname} (mirror-appliance)`,
   })
   const htpasswd =
     htpasswdLine(config.registry.initUser.name, secrets.initPassword, derive(secrets.quaySecretKey, 'htpasswd-salt', 16)) + '\n'
   return {
     health: { path: '/v2/', code: 401 },
-    dirs: [dir(d, 0o755), dir(`${d}/auth`, 0o700), dir(`${d}/certs`, 0o755), dir(`${d}/storage`, 0o755)],
+    dirs: [dir(d, 0o755), dir(`${d}/auth`, 0o700), dir(`${d}/certs`, 0o755), ...(s3 ? [] : [dir(`${d}/storage`, 0o755)])],
     files: [
       file(`${d}/config.yml`, configYml, 0o600, { secret: true }),
       file(`${d}/auth/htpasswd`, htpasswd, 0o600, { secret: true }),
@@ -182,8 +202,12 @@ function distribution(config: Config, secrets: Secrets, pki: Pki, stack: StackIm
           { host: `${d}/config.yml`, container: '/etc/docker/registry/config.yml', options: 'ro,Z' },
           { host: `${d}/auth`, container: '/auth', options: 'ro,Z' },
           { host: `${d}/certs`, container: '/certs', options: 'ro,Z' },
-          { host: `${d}/storage`, container: '/var/lib/registry', options: 'Z' },
+          ...(s3 ? [] : [{ host: `${d}/storage`, container: '/var/lib/registry', options: 'Z' }]),
+          // Go reads SSL_CERT_FILE; AWS_CA_BUNDLE would make the s3 driver panic at start.
+          ...(creds?.caPem ? [{ host: STORAGE_CA_FILE, container: '/etc/mirror-appliance/storage-ca.crt', options: 'ro,Z' }] : []),
         ],
+        ...(s3 ? { environmentFile: STORAGE_ENV_FILE } : {}),
+        ...(creds?.caPem ? { environment: { SSL_CERT_FILE: '/etc/mirror-appliance/storage-ca.crt' } } : {}),
         publish: [`${config.registry.port}:5000`],
         network: NETWORK.name,
         requires: [],
@@ -196,7 +220,19 @@ function distribution(config: Config, secrets: Secrets, pki: Pki, stack: StackIm
 export function registryHostSpec(input: RegistryHostSpecInput): HostSpec {
   const { config, secrets, pki } = input
   const stack = input.stack ?? loadStackLock(config.registry.flavor).images
-  const f = config.registry.flavor === 'quay' ? quay(config, secrets, pki, stack) : distribution(config, secrets, pki, stack)
+  const storage = config.registry.storage
+  const creds = storage ? (input.storageCredentials ?? readStorageCredentials(storage)) : undefined
+  const f =
+    config.registry.flavor === 'quay' ? quay(config, secrets, pki, stack, creds) : distribution(config, secrets, pki, stack, creds)
+  // Both flavors: the preflight reads endpoint, bucket and keys from one 0600 env file.
+  const storageFiles: HostFile[] =
+    storage && creds
+      ? [
+          file(STORAGE_ENV_FILE, storageEnv(storage, creds), 0o600, { secret: true }),
+          ...(creds.caPem ? [file(STORAGE_CA_FILE, creds.caPem, 0o644)] : []),
+          file(PREFLIGHT_SCRIPT, renderTemplate('templates/firstboot/s3-preflight.py.hbs', {}), 0o755),
+        ]
+      : []
   const podman = RHEL_PODMAN[config.host.rhel]
   const quadlet = hasQuadlet(podman)
   const address = L.registryAddress(config)
@@ -234,6 +270,7 @@ export function registryHostSpec(input: RegistryHostSpecInput): HostSpec {
     paths: L,
     dataDir: config.registry.dataDir,
     url: `https://${address}`,
+    storage: storage ? { endpoint: storage.endpoint, bucket: storage.bucket, prefix: storage.prefix, envFile: STORAGE_ENV_FILE, preflight: PREFLIGHT_SCRIPT } : false,
   }
 
   return {
@@ -250,6 +287,7 @@ export function registryHostSpec(input: RegistryHostSpecInput): HostSpec {
     files: [
       ...unitFiles,
       ...f.files,
+      ...storageFiles,
       file(L.CA_ANCHOR, pki.caCertPem, 0o644),
       ...certsD,
       file(`${L.CONF_DIR}/registry-auth.curl`, renderTemplate('templates/firstboot/registry-auth.curl.hbs', {
