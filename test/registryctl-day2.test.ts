@@ -2,7 +2,7 @@
 // stack images, data kept, rollback when health fails), rotate-cert (new
 // self-signed pair or a user CA, judged by openssl; old certificate back when
 // health fails), status, backup/restore, import, and shellcheck.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -14,14 +14,12 @@ import { rmSync } from 'node:fs'
 const await_rm = (d: string) => rmSync(d, { recursive: true, force: true })
 
 const NOW = Math.floor(Date.now() / 1000) - 60
-const installed = async (t: Tap.Test, plan: Plan): Promise<CtlHarness & { ctl: string }> => {
+const installed = async (t: Test, plan: Plan): Promise<CtlHarness & { ctl: string }> => {
   const h = await ctlHarness(plan, { teardown: (fn) => t.teardown(fn) })
   const r = h.run(['install'])
   if (r.status !== 0) throw new Error(r.out)
   return Object.assign(h, { ctl: join(h.root, 'usr/local/bin/mirror-registryctl') })
 }
-type Tap = typeof t
-declare namespace Tap { type Test = typeof t }
 
 /** A copy of the extracted bundle whose stack images are new (other digests), as a release with new stack images has. */
 function newBundle(h: CtlHarness, plan: Plan): { dir: string; refs: string[] } {
@@ -113,7 +111,7 @@ t.test('upgrade refuses another flavor and a damaged payload, changing nothing',
 })
 
 const openssl = (args: string[]) => spawnSync('openssl', args, { encoding: 'utf8' })
-function checkCertSet(t: Tap.Test, h: CtlHarness, plan: Plan, caPem?: string) {
+function checkCertSet(t: Test, h: CtlHarness, plan: Plan, caPem?: string) {
   const d = ctlData(plan)
   const cert = join(h.root, d.certFiles[0]!)
   const key = join(h.root, d.keyFiles[0]!)
