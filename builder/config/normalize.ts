@@ -166,5 +166,24 @@ export function normalizeConfig(input: ConfigInput, opts: { baseDir: string }): 
       ...(o.pxe ? { pxe: { baseUrl: o.pxe.baseUrl.replace(/\/+$/, '') } } : {}),
       bundle: o.bundle ?? false,
     },
+    ...(input.fleet
+      ? {
+          fleet: {
+            hosts: input.fleet.hosts.map((fh) => {
+              const [address, prefix] = fh.address.split('/') as [string, string]
+              return {
+                hostname: fh.hostname,
+                address,
+                prefix: Number(prefix),
+                mac: fh.mac,
+                ...(fh.gateway ? { gateway: fh.gateway } : {}),
+                ...(fh.interface ? { interface: fh.interface } : {}),
+                ...(fh.disk ? { disk: fh.disk.replace(/^\/dev\/(?!disk\/)/, '') } : {}),
+                role: fh.role ?? 'registry',
+              }
+            }),
+          },
+        }
+      : {}),
   }
 }

@@ -95,6 +95,33 @@ const storage: Rule = (input) => {
   return out
 }
 
+const fleet: Rule = (input) => {
+  const hosts = input.fleet?.hosts
+  if (!hosts) return []
+  const out: RuleResult[] = []
+  const toInt = (ip: string) => ip.split('.').reduce((a, o) => a * 256 + Number(o), 0)
+  const seen: Record<'hostname' | 'mac' | 'address', Map<string, number>> = { hostname: new Map(), mac: new Map(), address: new Map() }
+  hosts.forEach((h, i) => {
+    const base = ['fleet', 'hosts', i]
+    const addr = h.address.split('/')[0]!
+    for (const [k, v] of [['hostname', h.hostname], ['mac', h.mac], ['address', addr]] as const) {
+      const prev = seen[k].get(v)
+      if (prev !== undefined) out.push(error([...base, k], `${v} is already used by fleet.hosts[${prev}]`))
+      else seen[k].set(v, i)
+    }
+    if (h.gateway) {
+      const size = 2 ** (32 - Number(h.address.split('/')[1]))
+      if (Math.floor(toInt(addr) / size) !== Math.floor(toInt(h.gateway) / size)) out.push(error([...base, 'gateway'], `${h.gateway} is not inside ${h.address}`))
+    }
+  })
+  if (input.registry?.tls?.mode === 'provided' || input.registry?.tls?.certFile)
+    out.push(error(['registry', 'tls'], 'a fleet gets one generated CA and a certificate per host; provided certificates are not supported with fleet'))
+  if (input.host?.hostname) out.push(warning(['host', 'hostname'], 'not used with a fleet: each of fleet.hosts names its host'))
+  if (input.host?.network?.address || input.host?.network?.mac)
+    out.push(warning(['host', 'network'], 'address and mac are not used with a fleet: each of fleet.hosts gives its own'))
+  return out
+}
+
 const images: Rule = (input, config) => {
   const out: RuleResult[] = []
   const targets = new Map<string, number>()
@@ -122,7 +149,7 @@ const podman: Rule = (_input, config) => {
     : []
 }
 
-const RULES: Rule[] = [network, disk, users, tls, storage, images, podman]
+const RULES: Rule[] = [network, disk, users, tls, storage, fleet, images, podman]
 
 export function checkRules(input: ConfigInput, config: Config): RuleResult[] {
   return RULES.flatMap((r) => r(input, config))

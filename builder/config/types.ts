@@ -119,6 +119,27 @@ export interface OutputsInput {
   bundle?: boolean
 }
 
+/** One host of a fleet: what differs from the shared `host` section. */
+export interface FleetHostInput {
+  hostname: string
+  /** Static address with prefix, e.g. 192.0.2.11/24 */
+  address: string
+  /** The configuration is bound to the interface with this MAC */
+  mac: string
+  /** Default: host.network.gateway */
+  gateway?: string
+  interface?: string
+  /** Default: host.disk.device */
+  disk?: string
+  /** Free label shown in the summary and manifest, e.g. registry or standby; default registry */
+  role?: string
+}
+
+/** Many appliances from one build: the config's host section is the template, each entry overrides it. */
+export interface FleetInput {
+  hosts: FleetHostInput[]
+}
+
 /** What the user wrote, as validated by schema.json. */
 export interface ConfigInput {
   apiVersion: 'mirror-appliance/v1'
@@ -126,6 +147,7 @@ export interface ConfigInput {
   registry?: RegistryInput
   content?: ContentInput
   outputs?: OutputsInput
+  fleet?: FleetInput
 }
 
 // ---- normalized ----------------------------------------------------------
@@ -247,10 +269,23 @@ export interface Outputs {
   bundle: boolean
 }
 
+export interface FleetHost {
+  hostname: string
+  address: string
+  prefix: number
+  mac: string
+  gateway?: string
+  interface?: string
+  disk?: string
+  role: string
+}
+
 export interface Config {
   apiVersion: 'mirror-appliance/v1'
   host: Host
   registry: Registry
   content: Content
   outputs: Outputs
+  /** Absent: one appliance (host). Present: one appliance per entry, host as the template. */
+  fleet?: { hosts: FleetHost[] }
 }

@@ -23,6 +23,12 @@ export interface KickstartOptions {
   url?: string
   /** Base URL of the payload directory (holding SHA256SUMS) for source url; default `${url}/appliance` */
   payloadUrl?: string
+  /**
+   * Volume label of the medium holding the payload for source oemdrv
+   * (default OEMDRV: the same medium as ks.cfg). A fleet puts the payload on
+   * one shared medium and only ks.cfg on each host's OEMDRV.
+   */
+  payloadLabel?: string
   /** reboot (default; ejects the medium) or poweroff (installing into a VM disk image) */
   finish?: 'reboot' | 'poweroff'
 }
@@ -34,6 +40,10 @@ export const MEDIUM_PAYLOAD_DIR = 'appliance'
 /** Marker comments around the host-spec part of %post (tests run that part in a temp root). */
 export const HOSTSPEC_BEGIN = '# >>> mirror-appliance host spec'
 export const HOSTSPEC_END = '# <<< mirror-appliance host spec'
+
+function fail(what: string): never {
+  throw new Error(`${what}: not a volume label (A-Z, 0-9, _)`)
+}
 
 function one(value: string, field: string): string {
   assertOneLine(value, field)
@@ -111,7 +121,14 @@ export function renderKickstart(plan: Plan, opts: KickstartOptions): string {
   const view = {
     configDigest: plan.configDigest,
     rhel: h.rhel,
-    source: { cdrom: opts.source !== 'url', oemdrv: opts.source === 'oemdrv', url: opts.source === 'url', installUrl: url ?? '', payloadUrl: payloadUrl ?? '' },
+    source: {
+      cdrom: opts.source !== 'url',
+      oemdrv: opts.source === 'oemdrv',
+      url: opts.source === 'url',
+      installUrl: url ?? '',
+      payloadUrl: payloadUrl ?? '',
+      payloadLabel: /^[A-Z0-9_]{1,32}$/.test(opts.payloadLabel ?? 'OEMDRV') ? (opts.payloadLabel ?? 'OEMDRV') : fail(`payload label ${opts.payloadLabel}`),
+    },
     finish: opts.finish ?? 'reboot',
     language: positional(h.language, 'host.language'),
     keyboard: { xlayouts: xlayout, vckeymap: /^[a-z]{2,3}$/.test(xlayout) ? xlayout : '' },

@@ -1,0 +1,161 @@
+// build for a fleet: one output transaction holding ONE payload medium
+// (payload.iso, label MAPAYLOAD, the images stored once) and per host a
+// small OEMDRV medium with only that host's ks.cfg, plus the host's
+// kickstart, OpenShift hand-off and secrets; a summary table (fleet.txt,
+// fleet.json) of which medium goes to which machine.
+//
+// Installing host N: boot the unmodified RHEL ISO with hosts/N/oemdrv.iso
+// and payload.iso attached (the payload medium can be one USB stick carried
+// from machine to machine). Anaconda reads ks.cfg from OEMDRV; the
+// kickstart copies the payload from the medium labelled MAPAYLOAD.
+
+import { writeFileSync } from 'node:fs'
+import { mkdir, rm, stat } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import type { Ctx } from '../cli.js'
+import { VERSION } from '../cli.js'
+import type { BuildOpts } from '../commands/build.js'
+import { writeSecrets } from '../commands/secrets-out.js'
+import type { LoadedConfig } from '../config/load.js'
+import { FailureError, UserError } from '../errors.js'
+import { findTool, toolVersion } from '../exec.js'
+import { formatBytes } from '../log.js'
+import { writeManifest, type BuildManifest } from '../manifest.js'
+import { checkPayloadDir, writeAtomically } from '../media/common.js'
+import { buildOemdrv, PAYLOAD_ISO_DIR } from '../media/oemdrv.js'
+import { writeOpenshift } from '../openshift.js'
+import { writeOutputDir } from '../output.js'
+import { assemblePayload } from '../payload/assemble.js'
+import { defaultCacheDir } from '../payload/cli.js'
+import { loadStackLock } from '../payload/lock.js'
+import { buildEpoch } from '../plan/plan.js'
+import { renderKickstart } from '../render/kickstart.js'
+import { xorrisoWrite } from '../tools/xorriso.js'
+import { FLEET_CA_FILE, fleetTable, planFleet } from './plan.js'
+
+/** Volume label of the shared payload medium. */
+export const PAYLOAD_LABEL = 'MAPAYLOAD'
+
+export interface FleetBuildResult {
+  manifest: BuildManifest
+  table: string
+  hosts: { hostname: string; role: string; address: string; mac: string; disk: string; oemdrv: string; ks: string }[]
+}
+
+/** payload.iso: the payload under /appliance/, labelled MAPAYLOAD. Same inputs and epoch give the same bytes. */
+export async function buildPayloadMedium(o: { payloadDir: string; outFile: string; epoch: number; signal?: AbortSignal }): Promise<number> {
+  await checkPayloadDir(o.payloadDir)
+  return writeAtomically(o.outFile, async (tmp) => {
+    await xorrisoWrite({ outFile: tmp, volumeId: PAYLOAD_LABEL, epoch: o.epoch, maps: [{ from: o.payloadDir, to: PAYLOAD_ISO_DIR }], isoLevel: 3 }, { ...(o.signal ? { signal: o.signal } : {}) })
+    return (await stat(tmp)).size
+  })
+}
+
+export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig): Promise<FleetBuildResult> {
+  const { log } = ctx
+  const c = loaded.config
+  const hosts = c.fleet!.hosts
+  const problems: string[] = []
+  if (opts.iso || c.outputs.iso) problems.push('a fleet is built as one payload.iso plus one OEMDRV per host; --iso (one remastered ISO per host) is not available for fleets')
+  if (opts.pxe || c.outputs.pxe) problems.push('per-MAC PXE entries for fleets are not available in this version; boot the RHEL ISO with hosts/<name>/oemdrv.iso and payload.iso')
+  if (opts.qcow2 || c.outputs.qcow2) problems.push('qcow2 output is not available for fleets')
+  if (opts.bundle || c.outputs.bundle) problems.push('the install bundle is not available for fleets')
+  if (opts.oemdrv === false) problems.push('a fleet needs its OEMDRV media: drop --no-oemdrv')
+  if (!(await findTool('xorriso'))) problems.push('xorriso is needed to write ISO media: apt-get install xorriso')
+  if (problems.length) throw new UserError(problems.join('\n  '), problems.length > 1 ? `${problems.length} problems; nothing was written` : 'nothing was written')
+
+  const epoch = buildEpoch()
+  const cacheDir = opts.cache ? resolve(opts.cache) : defaultCacheDir()
+  const stack = loadStackLock(c.registry.flavor)
+  log.step(`building a fleet of ${hosts.length} host(s) from ${loaded.file} into ${opts.output}`)
+
+  let table = ''
+  let rows: FleetBuildResult['hosts'] = []
+  const manifest = await writeOutputDir(opts.output, async ({ dir, dest }) => {
+    const work = join(dir, '.work')
+    await mkdir(work, { recursive: true })
+
+    log.step('plan: one CA, secrets and a server certificate per host')
+    const fleet = planFleet(loaded, { epoch, ...(opts.seed !== undefined ? { seed: opts.seed } : {}), secretsDir: join(dest, 'secrets') })
+    const secretsDir = join(dir, 'secrets')
+    await mkdir(secretsDir, { recursive: true, mode: 0o700 })
+    writeFileSync(join(secretsDir, FLEET_CA_FILE), JSON.stringify({ version: 1, ...fleet.ca }, null, 2) + '\n', { mode: 0o600 })
+    writeFileSync(join(secretsDir, 'ca.crt'), fleet.ca.caCertPem, { mode: 0o644 })
+    writeFileSync(join(secretsDir, 'ca.key'), fleet.ca.caKeyPem, { mode: 0o600 })
+    for (const m of fleet.members) {
+      // the CA key once, at the top of secrets/; each host's directory has its own secrets only
+      const { caKeyPem: _omit, ...pki } = m.plan.pki
+      writeSecrets(join(secretsDir, 'hosts', m.host.hostname), { ...m.plan, pki }, m.stored)
+    }
+
+    log.step(`payload: ${stack.images.length} stack image(s), ${c.content.images.length} content image(s) from ${cacheDir} (stored once for all hosts)`)
+    const payloadDir = join(work, 'payload')
+    const payload = await assemblePayload({
+      cacheDir,
+      stack: stack.images,
+      content: c.content.images,
+      outDir: payloadDir,
+      allowMissing: opts.allowMissing,
+      ...(opts.config ? { configPath: opts.config } : {}),
+      signal: ctx.signal,
+    })
+    for (const m of payload.missing) log.warn(`image missing from the cache: ${m}`)
+
+    log.step('media: payload.iso (shared)')
+    await buildPayloadMedium({ payloadDir, outFile: join(dir, 'payload.iso'), epoch, signal: ctx.signal })
+
+    rows = []
+    for (const m of fleet.members) {
+      const h = m.host.hostname
+      log.step(`media: hosts/${h}/oemdrv.iso`)
+      const hostDir = join(dir, 'hosts', h)
+      await mkdir(hostDir, { recursive: true })
+      const ksText = renderKickstart(m.plan, { source: 'oemdrv', payloadLabel: PAYLOAD_LABEL })
+      writeFileSync(join(hostDir, 'ks.cfg'), ksText, { mode: 0o600 })
+      await buildOemdrv({ ksText, outFile: join(hostDir, 'oemdrv.iso'), epoch, signal: ctx.signal })
+      writeOpenshift(join(hostDir, 'openshift'), m.plan)
+      rows.push({
+        hostname: h,
+        role: m.host.role,
+        address: `${m.host.address}/${m.host.prefix}`,
+        mac: m.host.mac,
+        disk: m.plan.config.host.disk.device,
+        oemdrv: `hosts/${h}/oemdrv.iso`,
+        ks: `hosts/${h}/ks.cfg`,
+      })
+    }
+    table = fleetTable(rows.map((r) => ({ ...r, medium: `${r.oemdrv} + payload.iso` })))
+    writeFileSync(join(dir, 'fleet.txt'), table)
+    writeFileSync(join(dir, 'fleet.json'), JSON.stringify({ schema: 'mirror-appliance/fleet/v1', payload: 'payload.iso', payloadLabel: PAYLOAD_LABEL, hosts: rows }, null, 2) + '\n')
+
+    await rm(work, { recursive: true, force: true })
+    const tools: Record<string, string> = { node: process.version }
+    for (const t of ['xorriso', 'skopeo']) {
+      const v = await toolVersion(t)
+      if (v) tools[t] = v
+    }
+    const first = fleet.members[0]!.plan.config
+    return writeManifest(dir, {
+      schema: 'mirror-appliance/manifest/v1',
+      builder: { version: VERSION, node: process.version },
+      config: { file: loaded.file, digest: loaded.digest },
+      host: { hostname: first.host.hostname, rhel: first.host.rhel, flavor: first.registry.flavor, port: first.registry.port },
+      epoch,
+      demo: false,
+      images: payload.images,
+      missingImages: payload.missing,
+      tools,
+    })
+  }).catch((e: unknown) => {
+    if (ctx.signal.aborted) throw new FailureError(`interrupted; nothing was written to ${opts.output}`)
+    throw e
+  })
+
+  if (!ctx.json) {
+    log.info('')
+    log.info(`built a fleet of ${hosts.length} into ${opts.output}: payload.iso ${formatBytes(manifest.outputs.find((o) => o.path === 'payload.iso')?.size ?? 0)} (shared), one OEMDRV per host`)
+    for (const line of table.trimEnd().split('\n')) log.info(`  ${line}`)
+    log.info('  secrets/ (0700): the fleet CA key and each host\'s credentials; never put on media')
+  }
+  return { manifest, table, hosts: rows }
+}
