@@ -43,6 +43,16 @@ export interface BuildOpts {
   seed?: string
 }
 
+/** What changes when a file is written, replaced or truncated: any write updates mtime and ctime. */
+function fileStamp(path: string): string {
+  try {
+    const s = statSync(path)
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`
+  } catch (e) {
+    return `gone: ${(e as Error).message}`
+  }
+}
+
 /** xorriso reports percent and bytes written; the logger wants a total. */
 const totalOf = (e: MediaProgress) => (e.percent > 0 ? Math.round((e.bytesWritten * 100) / e.percent) : undefined)
 
@@ -77,7 +87,15 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
     if (demo && !isoBase) skipped.push('oemdrv.iso: xorriso is not installed (apt-get install xorriso)')
     else problems.push('xorriso is needed to write ISO media: apt-get install xorriso')
   }
+  if (isoBase) {
+    const missing: string[] = []
+    for (const tool of ['mdir', 'mtype', 'mcopy']) if (!(await findTool(tool))) missing.push(tool)
+    if (missing.length) problems.push(`${missing.join(', ')} (mtools) is needed to patch the ISO's EFI boot image: apt-get install mtools`)
+  }
   if (problems.length) throw new UserError(problems.join('\n  '), problems.length > 1 ? `${problems.length} problems; nothing was written` : 'nothing was written')
+  // The base ISO must not change while we read it (a copy still running, a
+  // download being resumed): the remastered ISO would mix two versions.
+  const baseStamp = isoBase ? fileStamp(isoBase) : undefined
 
   const epoch = buildEpoch()
   const cacheDir = opts.cache ? resolve(opts.cache) : defaultCacheDir()
@@ -162,6 +180,12 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
         })
         pxeSnippets = pxe.snippets
       }
+    }
+    if (isoBase && fileStamp(isoBase) !== baseStamp) {
+      throw new FailureError(
+        `base ISO ${isoBase} changed while it was being read (size, time or inode differ from when the build started); the media would mix two versions, so nothing was written`,
+        'wait until the ISO is completely copied or downloaded, then build again',
+      )
     }
 
     if (wantBundle) {
