@@ -1,0 +1,131 @@
+// A 3-host fleet (test/fixtures/fleet-3): per-host kickstart golden files
+// (ks.cfg as it goes on the host's OEMDRV) and a listing of each host's
+// files, plus the summary table. And what the goldens alone do not show:
+// one CA signs every host's certificate, each for its own names; hosts do
+// not share keys or passwords; adding a host changes no other host; the
+// fleet rules (duplicates, provided certificates).
+// Refresh after a reviewed change:
+//   UPDATE_GOLDEN=1 npx tap test/fleet-golden.test.ts
+import t, { type Test } from 'tap'
+import { X509Certificate } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ConfigError } from '../builder/config/diagnostics.js'
+import { loadConfig, loadConfigText } from '../builder/config/load.js'
+import { PAYLOAD_LABEL } from '../builder/fleet/build.js'
+import { fleetTable, planFleet } from '../builder/fleet/plan.js'
+import { renderKickstart } from '../builder/render/kickstart.js'
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/fleet-3/', import.meta.url))
+const update = process.env.UPDATE_GOLDEN === '1'
+const EPOCH = 1_700_000_000
+const loaded = loadConfig(join(FIXTURE, 'appliance.yaml'))
+const fleet = planFleet(loaded, { epoch: EPOCH, seed: 'golden' })
+
+function golden(t: Test, rel: string, text: string) {
+  const p = join(FIXTURE, 'expected', rel)
+  if (update) {
+    mkdirSync(dirname(p), { recursive: true })
+    writeFileSync(p, text)
+    return
+  }
+  t.ok(existsSync(p), `${rel} golden exists (UPDATE_GOLDEN=1 to create)`)
+  if (existsSync(p)) t.equal(text, readFileSync(p, 'utf8'), rel)
+}
+
+t.test('per-host golden files', async (t) => {
+  t.equal(fleet.members.length, 3)
+  for (const m of fleet.members) {
+    const h = m.host.hostname
+    golden(t, `${h}/ks.cfg`, renderKickstart(m.plan, { source: 'oemdrv', payloadLabel: PAYLOAD_LABEL }))
+    const host = m.plan.host
+    const listing =
+      [
+        ...host.dirs.map((d) => `d ${d.mode.toString(8).padStart(4, '0')} ${d.owner}:${d.group} ${d.path}`),
+        ...host.files.map((f) => `f ${f.mode.toString(8).padStart(4, '0')} ${f.owner}:${f.group} ${f.path}${f.secret ? ' (secret)' : ''}`),
+        `enable ${host.enableUnits.join(' ')}`,
+        `firewall ${host.firewallPorts.join(' ')}`,
+      ].join('\n') + '\n'
+    golden(t, `${h}/LISTING`, listing)
+  }
+  golden(
+    t,
+    'fleet.txt',
+    fleetTable(
+      fleet.members.map((m) => ({
+        hostname: m.host.hostname,
+        role: m.host.role,
+        address: `${m.host.address}/${m.host.prefix}`,
+        mac: m.host.mac,
+        disk: m.plan.config.host.disk.device,
+        medium: `hosts/${m.host.hostname}/oemdrv.iso + payload.iso`,
+      })),
+    ),
+  )
+})
+
+t.test('each kickstart is this host\'s: name, MAC-bound static address, disk, payload from MAPAYLOAD', async (t) => {
+  const [a, b, c] = fleet.members.map((m) => renderKickstart(m.plan, { source: 'oemdrv', payloadLabel: PAYLOAD_LABEL }))
+  t.match(a, /^network --device='?52:54:00:00:00:11'? --bootproto=static --ip='?192\.0\.2\.11'? --netmask='?255\.255\.255\.0'? --gateway='?192\.0\.2\.1'? --nameserver='?192\.0\.2\.53'? --hostname='?mirror-a\.lab\.example'?/m)
+  t.match(b!, /^network --device='?ens3'? .*--ip='?192\.0\.2\.12'?/m, 'an explicit interface name wins over the MAC')
+  t.match(c!, /--ip='?198\.51\.100\.13'? .*--gateway='?198\.51\.100\.1'?/, 'own subnet and gateway')
+  t.match(c!, /disk\/by-path\/pci-0000:00:05\.0/, 'own disk')
+  t.notMatch(c!, /ignoredisk --only-use='?vda'?/, 'not the template disk')
+  for (const ks of [a, b, c]) {
+    t.match(ks!, 'mount -o ro /dev/disk/by-label/MAPAYLOAD "$medium"', 'payload from the shared medium')
+    t.notMatch(ks!, '/dev/disk/by-label/OEMDRV', 'not from its own OEMDRV')
+  }
+})
+
+t.test('one CA; a certificate per host for its own names; nothing secret shared', async (t) => {
+  const ca = new X509Certificate(fleet.ca.caCertPem)
+  const serverKeys = new Set<string>()
+  const passwords = new Set<string>()
+  for (const m of fleet.members) {
+    t.equal(m.plan.pki.caCertPem, fleet.ca.caCertPem, `${m.host.hostname}: the fleet CA`)
+    const cert = new X509Certificate(m.plan.pki.serverCertPem)
+    t.ok(cert.verify(ca.publicKey), `${m.host.hostname}: signed by the fleet CA`)
+    t.ok(cert.checkHost(m.host.hostname), `${m.host.hostname}: covers its hostname`)
+    t.ok(cert.checkIP(m.host.address), `${m.host.hostname}: covers its address`)
+    for (const other of fleet.members.filter((o) => o !== m)) t.notOk(cert.checkHost(other.host.hostname), `does not cover ${other.host.hostname}`)
+    serverKeys.add(m.plan.pki.serverKeyPem)
+    passwords.add(m.plan.secrets.initPassword)
+    t.notOk('caKeyPem' in m.stored, 'the CA key is not in the host\'s stored secrets')
+    const anchor = m.plan.host.files.find((f) => f.path === '/etc/pki/ca-trust/source/anchors/mirror-appliance-ca.crt')
+    t.equal(anchor?.contents, fleet.ca.caCertPem, 'each host trusts the fleet CA')
+    t.notOk(m.plan.host.files.some((f) => String(f.contents).includes('PRIVATE KEY') && f.contents === fleet.ca.caKeyPem), 'the CA key is on no host')
+  }
+  t.equal(serverKeys.size, 3, 'three different server keys')
+  t.equal(passwords.size, 3, 'three different registry passwords')
+})
+
+t.test('a fourth host changes nothing for the first three; a rebuild with the stored CA keeps it', async (t) => {
+  const text = readFileSync(join(FIXTURE, 'appliance.yaml'), 'utf8') + '    - { hostname: mirror-d.lab.example, address: 192.0.2.14/24, mac: "52:54:00:00:00:14" }\n'
+  const four = planFleet(loadConfigText(text, join(FIXTURE, 'appliance.yaml'), { baseDir: FIXTURE }), { epoch: EPOCH, seed: 'golden' })
+  t.equal(four.ca.caCertPem, fleet.ca.caCertPem, 'same CA')
+  for (let i = 0; i < 3; i++) {
+    t.equal(four.members[i]!.plan.pki.serverCertPem, fleet.members[i]!.plan.pki.serverCertPem, `${fleet.members[i]!.host.hostname}: same certificate`)
+    t.equal(four.members[i]!.plan.secrets.initPassword, fleet.members[i]!.plan.secrets.initPassword, 'same password')
+  }
+})
+
+t.test('fleet rules', async (t) => {
+  const base = readFileSync(join(FIXTURE, 'appliance.yaml'), 'utf8')
+  const refuse = (text: string): string => {
+    try {
+      loadConfigText(text, 'fleet.yaml', { baseDir: FIXTURE })
+    } catch (e) {
+      if (e instanceof ConfigError) return e.message
+      throw e
+    }
+    return 'accepted'
+  }
+  t.match(refuse(base.replace('mac: 52:54:00:00:00:12', 'mac: 52:54:00:00:00:11')), /fleet\.hosts\[1\]\.mac: 52:54:00:00:00:11 is already used by fleet\.hosts\[0\]/)
+  t.match(refuse(base.replace('mirror-b.lab.example', 'mirror-a.lab.example')), /fleet\.hosts\[1\]\.hostname: mirror-a\.lab\.example is already used by fleet\.hosts\[0\]/)
+  t.match(refuse(base.replace('192.0.2.12/24', '192.0.2.11/24')), /fleet\.hosts\[1\]\.address: 192\.0\.2\.11 is already used/)
+  t.match(refuse(base.replace('gateway: 198.51.100.1', 'gateway: 192.0.2.1')), /fleet\.hosts\[2\]\.gateway: 192\.0\.2\.1 is not inside 198\.51\.100\.13\/24/)
+  t.match(refuse(base.replace('  flavor: quay', '  flavor: quay\n  tls: { certFile: a.crt, keyFile: a.key }')), /registry\.tls: a fleet gets one generated CA/)
+  t.match(refuse(base.replace('fleet:\n  hosts:', 'fleet:\n  hosts: []\n  x:')), /fleet/)
+  t.match(refuse(base.replace('      mac: 52:54:00:00:00:13\n', '')), /fleet\.hosts\[2\].*mac/)
+})
