@@ -4,14 +4,14 @@
 // manifest, all inside a temp directory renamed into place at the end.
 
 import { existsSync, statSync } from 'node:fs'
-import { mkdir, rm } from 'node:fs/promises'
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Ctx } from '../cli.js'
 import { VERSION } from '../cli.js'
 import { formatDiagnostic } from '../config/diagnostics.js'
 import { DEFAULT_CONFIG_NAME, loadConfig } from '../config/load.js'
 import { FailureError, UserError } from '../errors.js'
-import { findTool, toolVersion } from '../exec.js'
+import { findTool, TOOL_PACKAGES, toolVersion } from '../exec.js'
 import { formatBytes } from '../log.js'
 import { writeManifest, type ManifestImage } from '../manifest.js'
 import type { MediaProgress } from '../media/common.js'
@@ -80,7 +80,17 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
   if (isoBase && !(existsSync(isoBase) && statSync(isoBase).isFile())) problems.push(`base ISO ${isoBase}: no such file`)
   if (wantPxe && !isoBase) problems.push('--pxe needs the RHEL ISO to take the kernel and initrd from: add --iso BASE.iso')
   if (wantPxe && !pxeUrl) problems.push('--pxe needs the URL the tree will be served from: add --pxe-url http://HOST:PORT or outputs.pxe.baseUrl')
-  if (opts.qcow2 || c.outputs.qcow2) problems.push('qcow2 output is not available in this version yet (see issue 6); build the ISO or OEMDRV medium and install in a VM')
+  const wantQcow2 = opts.qcow2 || c.outputs.qcow2 !== undefined
+  const baseImage = opts.baseImage ? resolve(opts.baseImage) : c.outputs.qcow2?.baseImage
+  if (opts.baseImage && !wantQcow2) problems.push('--base-image is only used with --qcow2')
+  if (wantQcow2 && baseImage && !(existsSync(baseImage) && statSync(baseImage).isFile())) problems.push(`base image ${baseImage}: no such file`)
+  if (wantQcow2 && !baseImage && !isoBase) {
+    problems.push('--qcow2 needs either a RHEL 8 KVM guest image (--base-image rhel-8.x-x86_64-kvm.qcow2) or the RHEL ISO to install from (--iso BASE.iso)')
+  }
+  if (wantQcow2) {
+    const tools = baseImage ? ['guestfish', 'qemu-img'] : ['qemu-system-x86_64', 'qemu-img']
+    for (const tool of tools) if (!(await findTool(tool))) problems.push(`${tool} is needed for --qcow2: apt-get install ${TOOL_PACKAGES[tool] ?? tool}`)
+  }
   const wantBundle = opts.bundle || c.outputs.bundle
   const needXorriso = wantOemdrv || isoBase !== undefined
   if (needXorriso && !(await findTool('xorriso'))) {
@@ -143,10 +153,13 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
         signal: ctx.signal,
         onProgress: (e: MediaProgress) => p.update(e.bytesWritten, totalOf(e)),
       })
+      // Its ks.cfg lays down the registry's passwords and keys: private like host/ks.cfg.
+      await chmod(join(dir, 'oemdrv.iso'), 0o600)
       p.done()
     }
     let baseIso: { path: string; sha256: string; volumeId: string } | undefined
     let pxeSnippets: { grub: string; ipxe: string; pxelinux: string } | undefined
+    let qcow2Hints: { domainXml: string; virtInstall: string } | undefined
     if (isoBase) {
       log.step(`media: remastering ${isoBase}`)
       const { remasterIso } = await import('../media/iso.js')
@@ -163,6 +176,7 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
         onProgress: (e: MediaProgress) => p.update(e.bytesWritten, totalOf(e)),
       })
       p.done()
+      await chmod(join(dir, 'appliance.iso'), 0o600) // carries the same ks.cfg secrets as oemdrv.iso
       baseIso = { path: isoBase, sha256: r.baseSha256, volumeId: r.volumeId }
       for (const w of r.warnings) log.warn(w)
       if (wantPxe && pxeUrl) {
@@ -188,6 +202,59 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
       )
     }
 
+    if (wantQcow2) {
+      const sizeGiB = c.outputs.qcow2?.sizeGiB ?? 100
+      const compress = c.outputs.qcow2?.compress ?? false
+      const outFile = join(dir, 'appliance.qcow2')
+      if (baseImage) {
+        log.step(`media: appliance.qcow2 from ${baseImage} (libguestfs; 1-2 minutes under software emulation)`)
+        const { buildQcow2FromImage } = await import('../media/qcow2.js')
+        const { noCloudSeedFromPlan } = await import('../media/qcow2-host.js')
+        const r = await buildQcow2FromImage({
+          baseImage,
+          outFile,
+          host: plan.host,
+          payloadDir,
+          sizeGiB,
+          cloudInit: { seed: noCloudSeedFromPlan(plan) },
+          compress,
+          epoch,
+          signal: ctx.signal,
+          onProgress: (e) => log.debug(`qcow2: ${e.step} (${e.percent}%)`),
+        })
+        for (const w of r.warnings) log.warn(w)
+        // They name the disk by its path: the final one, not the temp directory's.
+        qcow2Hints = { domainXml: r.domainXml.replaceAll(dir, dest), virtInstall: r.virtInstall.replaceAll(dir, dest) }
+      } else if (isoBase) {
+        // Install for real: the same remaster with a kickstart that powers off at the end.
+        log.step('media: appliance.qcow2 by running the unattended install in QEMU')
+        const { remasterIso } = await import('../media/iso.js')
+        const { buildQcow2ByInstall } = await import('../media/qcow2-install.js')
+        const installIso = join(work, 'install.iso')
+        await remasterIso({
+          baseIso: isoBase,
+          outFile: installIso,
+          ksText: renderKickstart(plan, { source: 'cdrom', finish: 'poweroff' }),
+          payloadDir,
+          epoch,
+          force: opts.force,
+          kernelArgs: ['console=ttyS0,115200', ...(c.host.fips ? ['fips=1'] : [])],
+          signal: ctx.signal,
+        })
+        const r = await buildQcow2ByInstall({
+          iso: installIso,
+          outFile,
+          sizeGiB,
+          compress,
+          timeoutMs: Number(process.env.MIRROR_APPLIANCE_INSTALL_TIMEOUT_MIN ?? 240) * 60_000,
+          signal: ctx.signal,
+          onSerialLine: (l) => log.debug(`install: ${l}`),
+          onWarning: (w) => log.warn(w),
+        })
+        log.info(`installed in ${Math.round(r.seconds)} s with ${r.accel}`)
+      }
+    }
+
     if (wantBundle) {
       log.step(`bundle: ${BUNDLE_NAME} (payload, units, mirror-registryctl)`)
       await buildBundle({ plan, payloadDir, outFile: join(dir, BUNDLE_NAME), epoch, signal: ctx.signal })
@@ -197,6 +264,10 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
     writeOpenshift(join(dir, 'openshift'), plan)
 
     await rm(work, { recursive: true, force: true })
+    if (qcow2Hints) {
+      await writeFile(join(dir, 'appliance.xml'), qcow2Hints.domainXml)
+      log.info(`qcow2: define the VM with: virsh define ${join(opts.output, 'appliance.xml')} (libvirt domain XML), or:\n  ${qcow2Hints.virtInstall}`)
+    }
     if (pxeSnippets) {
       log.info(`PXE: serve the tree with: mirror-appliance serve ${join(opts.output, 'pxe')} --port ${new URL(pxeUrl!).port || 80}`)
       log.info(`GRUB2 (UEFI) snippet, also in pxe/pxe/grub.cfg:\n${pxeSnippets.grub}`)
@@ -248,13 +319,13 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
   for (const s of skipped) log.warn(`skipped ${s}`)
   if (demo || result.missingImages.length) {
     log.info('')
-    log.info('This is a DEMO build; a production build still needs:')
+    log.info(demo ? 'This is a DEMO build; a production build still needs:' : 'This build is incomplete (--allow-missing); it still needs:')
     if (demo) log.info('  - your own config: mirror-appliance init -o appliance.yaml, edit it, then build with -c appliance.yaml')
     if (result.missingImages.length) {
       log.info(`  - the stack images (${result.missingImages.join(', ')}) in the image cache: run on a connected machine`)
       log.info(`      mirror-appliance images fetch${opts.config ? ` -c ${opts.config}` : ''}`)
     }
-    if (!isoBase) log.info('  - a RHEL 8 DVD or boot ISO, to remaster into one unattended ISO: --iso rhel-8.10-x86_64-dvd.iso (or boot it unmodified with oemdrv.iso attached)')
+    if (!isoBase && !baseImage) log.info('  - a RHEL 8 DVD or boot ISO, to remaster into one unattended ISO: --iso rhel-8.10-x86_64-dvd.iso (or boot it unmodified with oemdrv.iso attached)')
   }
   return 0
 }
