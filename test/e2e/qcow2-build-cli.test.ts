@@ -44,3 +44,22 @@ t.test('build --qcow2 --base-image', { timeout: 600_000 }, async (t) => {
   t.ok(gf.stdout.startsWith(rendered), 'the unit in the image is the one rendered, byte for byte')
   t.match(gf.stdout, /\/etc\/systemd\/system\/mirror-appliance-firstboot\.service$/m, 'first boot is armed')
 })
+
+t.test('build --qcow2 --iso: installs in QEMU with a kickstart that powers off', { timeout: 600_000 }, async (t) => {
+  const { fixtureIso } = await import('../helpers/fixture-iso.js')
+  const iso = await fixtureIso()
+  const d = mkdtempSync(join(tmpdir(), 'ma-qcow2i-'))
+  const cfg = join(d, 'appliance.yaml')
+  writeFileSync(cfg, 'apiVersion: mirror-appliance/v1\nhost:\n  disk: {device: vda}\noutputs:\n  oemdrv: false\n  qcow2: {sizeGiB: 10}\n')
+  const out = join(d, 'dist')
+  // The fixture's installer finds the kickstart, prints it and powers off: the
+  // whole path runs, only Anaconda itself is a stand-in.
+  const r = await runCli(['build', '-c', cfg, '-o', out, '--qcow2', '--iso', iso, '--allow-missing', '-v'], {
+    env: { MIRROR_APPLIANCE_CACHE: join(d, 'cache'), SOURCE_DATE_EPOCH: '1700000000', MIRROR_APPLIANCE_INSTALL_TIMEOUT_MIN: '5' },
+  })
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stderr, /install: .*KS-FOUND: # Kickstart for RHEL 8\.10/, 'the installer found our kickstart')
+  t.match(r.stderr, /install: .*inst\.ks=hd:LABEL=RHEL-8-10-0-BaseOS-x86_64:\/ks\.cfg/)
+  t.ok(existsSync(join(out, 'appliance.qcow2')))
+  t.ok(existsSync(join(out, 'appliance.iso')), 'the remastered ISO is built too')
+})
