@@ -17,6 +17,8 @@ import type {
   ArchiveInput,
   ConfigInput,
   DiskInput,
+  FleetHostInput,
+  FleetInput,
   Flavor,
   ImageInput,
   NetworkInput,
@@ -24,6 +26,7 @@ import type {
   PasswordInput,
   RhelMinor,
   Size,
+  StorageInput,
   TlsInput,
   UserInput,
 } from '../builder/config/types.js'
@@ -107,6 +110,16 @@ function full(password: PasswordInput): DeepRequired<ConfigInput> {
         validityDays: 365,
         extraSANs: ['registry', '192.0.2.10'],
       },
+      storage: {
+        type: 's3',
+        endpoint: 'https://rgw.lab.example.com:8443',
+        bucket: 'mirror-registry',
+        region: 'us-east-1',
+        prefix: 'site1/registry',
+        accessKeyFile: 's3-access-key',
+        secretKeyFile: 's3-secret-key',
+        caFile: 'rgw-ca.crt',
+      },
     },
     content: {
       architecture: 'all',
@@ -121,6 +134,11 @@ function full(password: PasswordInput): DeepRequired<ConfigInput> {
       pxe: { baseUrl: 'http://192.0.2.5:8080' },
       bundle: true,
     },
+    fleet: {
+      hosts: [
+        { hostname: 'mirror-a.lab.example.com', address: '192.0.2.11/24', mac: '52:54:00:00:00:11', gateway: '192.0.2.1', interface: 'ens3', disk: 'vda', role: 'registry' },
+      ],
+    },
   }
 }
 const FULL = Object.values(PASSWORDS).map((p) => full(p))
@@ -132,6 +150,7 @@ const ENUMS: Record<string, Members<string>> = {
   'host.disk.firmware': { auto: true, bios: true, uefi: true } satisfies Members<NonNullable<DiskInput['firmware']>>,
   'registry.flavor': { quay: true, distribution: true } satisfies Members<Flavor>,
   'registry.tls.mode': { generate: true, provided: true } satisfies Members<NonNullable<TlsInput['mode']>>,
+  'registry.storage.type': { local: true, s3: true } satisfies Members<NonNullable<StorageInput['type']>>,
   'content.architecture': { all: true, amd64: true, arm64: true, ppc64le: true, s390x: true } satisfies Members<Architecture>,
   'content.archives[].format': { auto: true, 'docker-archive': true, 'oci-archive': true, 'oci-dir': true } satisfies Members<
     NonNullable<ArchiveInput['format']>
@@ -148,6 +167,8 @@ const REQUIRED: Record<string, Members<string>> = {
   'content.archives[]': { path: true } satisfies Members<RequiredKeys<ArchiveInput>>,
   'outputs.iso': { base: true } satisfies Members<RequiredKeys<NonNullable<OutputsInput['iso']>>>,
   'outputs.pxe': { baseUrl: true } satisfies Members<RequiredKeys<NonNullable<OutputsInput['pxe']>>>,
+  fleet: { hosts: true } satisfies Members<RequiredKeys<FleetInput>>,
+  'fleet.hosts[]': { hostname: true, address: true, mac: true } satisfies Members<RequiredKeys<FleetHostInput>>,
 }
 
 const resolveRef = (s: JsonSchema): JsonSchema => {
