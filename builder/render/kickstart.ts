@@ -37,6 +37,8 @@ export interface KickstartOptions {
 export const PAYLOAD_DIR = '/var/lib/mirror-appliance/payload'
 /** Directory of the payload on the install medium (ISO and OEMDRV alike) */
 export const MEDIUM_PAYLOAD_DIR = 'appliance'
+/** Where the payload is really stored on the host: on the registry data volume, which is sized for it. */
+export const payloadStore = (dataDir: string) => `${dataDir.replace(/\/+$/, '')}/.payload`
 /** Marker comments around the host-spec part of %post (tests run that part in a temp root). */
 export const HOSTSPEC_BEGIN = '# >>> mirror-appliance host spec'
 export const HOSTSPEC_END = '# <<< mirror-appliance host spec'
@@ -148,7 +150,7 @@ export function renderKickstart(plan: Plan, opts: KickstartOptions): string {
       volumeGroup: layout.volumeGroup,
       volumes: layout.volumes.map((v) => ({ ...v, mount: one(v.mount, 'registry.dataDir') })),
     },
-    payload: { dir: PAYLOAD_DIR, mediumDir: MEDIUM_PAYLOAD_DIR },
+    payload: { dir: PAYLOAD_DIR, mediumDir: MEDIUM_PAYLOAD_DIR, store: payloadStore(plan.config.registry.dataDir) },
     host: {
       begin: HOSTSPEC_BEGIN,
       end: HOSTSPEC_END,
