@@ -1,0 +1,173 @@
+// `npm run bench`: how fast and how big, measured in one run on this machine
+// and printed as a table. Ratios compare us with the plain tool doing the
+// same job on the same input in the same run; nothing here is asserted.
+//
+//  - config to render: loadConfig → planAppliance → renderHost + kickstart,
+//    in-process, median of N runs (new CA each time, and with the stored
+//    secrets of an earlier build reused, as a rebuild does);
+//  - ISO remaster for a 1 GiB and a 4 GiB base ISO (the fixture ISO plus a
+//    random padding file; making them is not timed): bare
+//    `xorriso -indev IN -outdev OUT -boot_image any replay -map ks.cfg /ks.cfg`
+//    against remasterIso() and against the whole `build --iso` CLI;
+//  - payload assembly against `cp -r` (test/bench/payload.ts);
+//  - peak RSS of each run's whole process tree (VmRSS of the process and all
+//    its descendants, sampled every 20 ms), and output size against input.
+//
+// Env: BENCH_SIZES=1 (only 1 GiB) or BENCH_SIZES=1,4; BENCH_N (render runs,
+// default 20); BENCH_PAYLOAD_GIB (default 2, 0 to skip); BENCH_DIR (work dir,
+// default the system temp dir).
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { loadConfig } from '../../builder/config/load.js'
+import { planAppliance } from '../../builder/plan/plan.js'
+import { renderHost } from '../../builder/render/host.js'
+import { renderKickstart } from '../../builder/render/kickstart.js'
+import { writeSecrets } from '../../builder/commands/secrets-out.js'
+import { spawnCli, spawnWatched, type Proc } from '../helpers/proc.js'
+import { bareRemasterArgs, paddedFixtureIso } from './iso.js'
+import type { BenchRow } from './payload.js'
+
+const GiB = 1024 ** 3
+const rows: BenchRow[] = []
+const row = (name: string, value: number, unit: string, note?: string) => {
+  rows.push({ name, value, unit, ...(note ? { note } : {}) })
+  process.stderr.write(`  ${name}: ${fmt(value, unit)}${note ? `  (${note})` : ''}\n`)
+}
+const fmt = (v: number, unit: string) =>
+  unit === 'ratio'
+    ? v.toFixed(2) + 'x'
+    : unit === 's'
+      ? v.toFixed(3) + ' s'
+      : unit === 'ms'
+        ? v.toFixed(1) + ' ms'
+        : `${v.toFixed(1)} ${unit}`
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+const mb = (kib: number) => kib / 1024
+const freeBytes = (dir: string) => {
+  const s = statfsSync(dir)
+  return s.bavail * s.bsize
+}
+
+async function timed(p: Proc): Promise<{ secs: number; peakMiB: number; stdout: string }> {
+  const t0 = process.hrtime.bigint()
+  const r = await p.done
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9
+  if (r.code !== 0) throw new Error(`benchmark step failed (exit ${r.code}):\n${r.stderr}`)
+  return { secs, peakMiB: mb(p.peakKiB()), stdout: r.stdout }
+}
+
+function benchRender(work: string): string {
+  const n = Number(process.env.BENCH_N ?? 20)
+  const loaded = loadConfig()
+  const once = (secretsDir?: string) => {
+    const t0 = process.hrtime.bigint()
+    const { plan, stored } = planAppliance(loaded, { epoch: 1700000000, ...(secretsDir ? { secretsDir } : {}) })
+    renderHost(plan)
+    const ks = renderKickstart(plan, { source: 'cdrom' })
+    return { ms: Number(process.hrtime.bigint() - t0) / 1e6, plan, stored, ks }
+  }
+  const first = once()
+  const secretsDir = join(work, 'secrets')
+  writeSecrets(secretsDir, first.plan, first.stored)
+  const fresh: number[] = []
+  const reused: number[] = []
+  for (let i = 0; i < n; i++) fresh.push(once().ms)
+  for (let i = 0; i < n; i++) reused.push(once(secretsDir).ms)
+  row('config to render (new secrets and CA)', median(fresh), 'ms', `median of ${n}, in-process`)
+  row('config to render (secrets and CA reused)', median(reused), 'ms', `median of ${n}, in-process`)
+  return first.ks
+}
+
+async function benchIso(work: string, gib: number, ks: string): Promise<void> {
+  const label = `${gib} GiB`
+  const need = 3.2 * gib * GiB + 512 * 1024 * 1024
+  const free = freeBytes(work)
+  if (free < need) {
+    process.stderr.write(
+      `skipping the ${label} ISO: needs about ${(need / GiB).toFixed(1)} GiB free in ${work}, ${(free / GiB).toFixed(1)} GiB free\n`,
+    )
+    return
+  }
+  process.stderr.write(`making the ${label} base ISO (not timed)…\n`)
+  const fixtureBytes = 40 * 1024 * 1024
+  const input = await paddedFixtureIso(gib * GiB - fixtureBytes, { random: true, outFile: join(work, `base-${gib}g.iso`) })
+  const inBytes = statSync(input).size
+  const ksFile = join(work, 'ks.cfg')
+  writeFileSync(ksFile, ks)
+  spawnSync('cat', [input], { stdio: ['ignore', 'ignore', 'ignore'] }) // same page-cache state for all three
+
+  const bareOut = join(work, `bare-${gib}g.iso`)
+  const bare = await timed(spawnWatched('xorriso', bareRemasterArgs(input, bareOut, ksFile)))
+  rmSync(bareOut, { force: true })
+
+  const oursOut = join(work, `ours-${gib}g.iso`)
+  const child = fileURLToPath(new URL('./child.ts', import.meta.url))
+  const ours = await timed(spawnWatched(process.execPath, ['--import', 'tsx', child, 'remaster', input, oursOut, ksFile]))
+  const oursBytes = statSync(oursOut).size
+  rmSync(oursOut, { force: true })
+
+  const buildOut = join(work, `build-${gib}g`)
+  const build = await timed(
+    spawnCli(['build', '-o', buildOut, '--iso', input, '--no-oemdrv', '-q'], {
+      env: { SOURCE_DATE_EPOCH: '1700000000', MIRROR_APPLIANCE_CACHE: join(work, 'empty-cache') },
+    }),
+  )
+  const buildBytes = statSync(join(buildOut, 'appliance.iso')).size
+  rmSync(buildOut, { recursive: true, force: true })
+  rmSync(input, { force: true })
+
+  row(`ISO ${label}: bare xorriso replay + ks.cfg`, bare.secs, 's', `input ${(inBytes / GiB).toFixed(2)} GiB`)
+  row(`ISO ${label}: remasterIso()`, ours.secs, 's', 'menus, efiboot.img, ks.cfg; sha256 of input and output')
+  row(`ISO ${label}: remasterIso() time / bare xorriso`, ours.secs / bare.secs, 'ratio')
+  row(`ISO ${label}: whole build --iso (CLI)`, build.secs, 's', 'plus render, manifest, SHA256SUMS')
+  row(`ISO ${label}: whole build --iso time / bare xorriso`, build.secs / bare.secs, 'ratio')
+  row(`ISO ${label}: peak RSS, bare xorriso`, bare.peakMiB, 'MiB')
+  row(`ISO ${label}: peak RSS, remasterIso() process tree`, ours.peakMiB, 'MiB')
+  row(`ISO ${label}: peak RSS, build --iso process tree`, build.peakMiB, 'MiB')
+  row(`ISO ${label}: output size / input size`, oursBytes / inBytes, 'ratio', `${oursBytes - inBytes} bytes more`)
+  row(`ISO ${label}: build output ISO size / input size`, buildBytes / inBytes, 'ratio')
+}
+
+async function benchPayloadChild(): Promise<void> {
+  const gib = Number(process.env.BENCH_PAYLOAD_GIB ?? 2)
+  if (!(gib > 0)) return
+  const work = process.env.BENCH_DIR ?? tmpdir()
+  if (freeBytes(work) < 6 * gib * GiB) {
+    process.stderr.write(`skipping the payload bench: needs about ${6 * gib} GiB free\n`)
+    return
+  }
+  process.stderr.write(`payload assembly of ${gib} GiB…\n`)
+  const child = fileURLToPath(new URL('./child.ts', import.meta.url))
+  const r = await timed(spawnWatched(process.execPath, ['--import', 'tsx', child, 'payload']))
+  for (const x of JSON.parse(r.stdout) as BenchRow[]) row(x.name, x.value, x.unit, x.note)
+  row('payload: peak RSS of the process tree', r.peakMiB, 'MiB', 'sampled /proc, whole bench child')
+}
+
+function printTable(): void {
+  const w = Math.max(...rows.map((r) => r.name.length))
+  const lines = [`${'measurement'.padEnd(w)}  ${'value'.padStart(12)}  note`, `${'-'.repeat(w)}  ${'-'.repeat(12)}  ----`]
+  for (const r of rows) lines.push(`${r.name.padEnd(w)}  ${fmt(r.value, r.unit).padStart(12)}  ${r.note ?? ''}`)
+  process.stdout.write(lines.join('\n') + '\n')
+}
+
+const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'ma-bench-'))
+try {
+  const cpus = (await import('node:os')).cpus()
+  process.stderr.write(`mirror-appliance bench on ${cpus.length} × ${cpus[0]?.model ?? 'cpu'}, work dir ${work}\n`)
+  const ks = benchRender(work)
+  const sizes = (process.env.BENCH_SIZES ?? '1,4')
+    .split(',')
+    .map(Number)
+    .filter((n) => n > 0)
+  for (const gib of sizes) await benchIso(work, gib, ks)
+  await benchPayloadChild()
+} finally {
+  rmSync(work, { recursive: true, force: true })
+}
+printTable()
