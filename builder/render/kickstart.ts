@@ -34,7 +34,9 @@ export interface KickstartOptions {
 }
 
 /** Where %post --nochroot puts the payload on the installed system. */
-export const PAYLOAD_DIR = '/var/lib/mirror-appliance/payload'
+// Where the host finds the payload: one constant, shared with first boot.
+export { PAYLOAD_DIR } from '../registry/layout.js'
+import { PAYLOAD_DIR } from '../registry/layout.js'
 /** Directory of the payload on the install medium (ISO and OEMDRV alike) */
 export const MEDIUM_PAYLOAD_DIR = 'appliance'
 /** Where the payload is really stored on the host: on the registry data volume, which is sized for it. */
