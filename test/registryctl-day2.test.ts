@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ctlData, renderRegistryctl } from '../builder/bundle/ctl.js'
-import { sha, testPlan } from './helpers/bundle-fixture.js'
+import { newStackBundle, testPlan } from './helpers/bundle-fixture.js'
 import { ctlHarness, type CtlHarness } from './helpers/ctl-harness.js'
 import type { Plan } from '../builder/plan/types.js'
 import { rmSync } from 'node:fs'
@@ -21,30 +21,6 @@ const installed = async (t: Test, plan: Plan): Promise<CtlHarness & { ctl: strin
   return Object.assign(h, { ctl: join(h.root, 'usr/local/bin/mirror-registryctl') })
 }
 
-/** A copy of the extracted bundle whose stack images are new (other digests), as a release with new stack images has. */
-function newBundle(h: CtlHarness, plan: Plan): { dir: string; refs: string[] } {
-  const dir = join(h.base, 'new-bundle')
-  cpSync(h.bundleDir, dir, { recursive: true })
-  const refs: string[] = []
-  const swap = (text: string) => {
-    let out = text
-    for (const ref of ctlData(plan).stackRefs) {
-      const digest = ref.split('@')[1]!
-      const next = `sha256:${sha(`new ${digest}`)}`
-      out = out.replaceAll(digest, next)
-    }
-    return out
-  }
-  for (const ref of ctlData(plan).stackRefs) refs.push(`${ref.split('@')[0]}@sha256:${sha(`new ${ref.split('@')[1]}`)}`)
-  const edit = (p: string) => writeFileSync(join(dir, p), swap(readFileSync(join(dir, p), 'utf8')))
-  for (const u of ctlData(plan).unitFiles) edit(`files${u}`)
-  edit('payload/images.tsv')
-  const sums = readFileSync(join(dir, 'payload/SHA256SUMS'), 'utf8').replace(/^[0-9a-f]{64}  images\.tsv$/m, `${sha(readFileSync(join(dir, 'payload/images.tsv')))}  images.tsv`)
-  writeFileSync(join(dir, 'payload/SHA256SUMS'), sums)
-  writeFileSync(join(dir, 'bundle.env'), readFileSync(join(dir, 'bundle.env'), 'utf8').replace(/^VERSION=.*$/m, 'VERSION=0.2.0'))
-  return { dir, refs }
-}
-
 const unitTexts = (h: CtlHarness, plan: Plan) => ctlData(plan).unitFiles.map((u) => h.read(u.slice(1)))
 
 t.test('upgrade: new stack images loaded, new units, restart, healthy; data untouched', async (t) => {
@@ -52,7 +28,7 @@ t.test('upgrade: new stack images loaded, new units, restart, healthy; data unto
   const h = await installed(t, plan)
   writeFileSync(join(h.root, 'var/lib/mirror-registry/quay-storage/blob'), 'data')
   const oldUnits = unitTexts(h, plan)
-  const nb = newBundle(h, plan)
+  const nb = newStackBundle(h, plan)
   const n = h.calls().length
   const r = h.run(['upgrade', nb.dir], {}, h.ctl)
   t.equal(r.status, 0, r.out)
@@ -82,7 +58,7 @@ t.test('upgrade whose new images are unhealthy: rolled back to the previous unit
   const plan = testPlan()
   const h = await installed(t, plan)
   const before = new Map(ctlData(plan).unitFiles.map((u) => [u, readFileSync(join(h.root, u))]))
-  const nb = newBundle(h, plan)
+  const nb = newStackBundle(h, plan)
   const n = h.calls().length
   const r = h.run(['upgrade', nb.dir], { FAKE_BROKEN_IMAGE: nb.refs[0]! }, h.ctl)
   t.equal(r.status, 1)
@@ -99,7 +75,7 @@ t.test('upgrade whose new images are unhealthy: rolled back to the previous unit
 t.test('upgrade refuses another flavor and a damaged payload, changing nothing', async (t) => {
   const plan = testPlan()
   const h = await installed(t, plan)
-  const nb = newBundle(h, plan)
+  const nb = newStackBundle(h, plan)
   writeFileSync(join(nb.dir, 'payload/images.tsv'), 'tampered\n')
   const snap = h.snapshot()
   let r = h.run(['upgrade', nb.dir], {}, h.ctl)

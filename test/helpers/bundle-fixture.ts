@@ -3,7 +3,7 @@
 // the bundle and mirror-registryctl tests.
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadConfigText } from '../../builder/config/load.js'
 import { buildBundle, BUNDLE_TOP } from '../../builder/bundle/bundle.js'
@@ -81,3 +81,28 @@ export async function extractedBundle(dir: string, plan: Plan, content = 1): Pro
   if (r.status !== 0) throw new Error(`tar -x failed: ${r.stderr}`)
   return { tarball, bundleDir: join(x, BUNDLE_TOP) }
 }
+
+/** A copy of the extracted bundle whose stack images are new (other digests), as a release with new stack images has. */
+export function newStackBundle(h: { base: string; bundleDir: string }, plan: Plan): { dir: string; refs: string[] } {
+  const dir = join(h.base, 'new-bundle')
+  cpSync(h.bundleDir, dir, { recursive: true })
+  const refs: string[] = []
+  const swap = (text: string) => {
+    let out = text
+    for (const ref of ctlData(plan).stackRefs) {
+      const digest = ref.split('@')[1]!
+      const next = `sha256:${sha(`new ${digest}`)}`
+      out = out.replaceAll(digest, next)
+    }
+    return out
+  }
+  for (const ref of ctlData(plan).stackRefs) refs.push(`${ref.split('@')[0]}@sha256:${sha(`new ${ref.split('@')[1]}`)}`)
+  const edit = (p: string) => writeFileSync(join(dir, p), swap(readFileSync(join(dir, p), 'utf8')))
+  for (const u of ctlData(plan).unitFiles) edit(`files${u}`)
+  edit('payload/images.tsv')
+  const sums = readFileSync(join(dir, 'payload/SHA256SUMS'), 'utf8').replace(/^[0-9a-f]{64}  images\.tsv$/m, `${sha(readFileSync(join(dir, 'payload/images.tsv')))}  images.tsv`)
+  writeFileSync(join(dir, 'payload/SHA256SUMS'), sums)
+  writeFileSync(join(dir, 'bundle.env'), readFileSync(join(dir, 'bundle.env'), 'utf8').replace(/^VERSION=.*$/m, 'VERSION=0.2.0'))
+  return { dir, refs }
+}
+
