@@ -110,6 +110,7 @@ Options:
       --qcow2           build a VM disk
       --base-image IMG  RHEL 8 KVM guest image for --qcow2
       --bundle          build the install bundle for existing hosts
+      --pull-secret FILE  merge the registry's auth into this pull secret (openshift/pull-secret-merged.json)
       --cache DIR       image cache (default: $MIRROR_APPLIANCE_CACHE or ~/.cache/mirror-appliance/oci)
       --allow-missing   build even when locked stack images are missing (dry run)
       --force           build a non-RHEL-8 base ISO anyway
@@ -125,6 +126,7 @@ Options:
       qcow2: { type: 'boolean' },
       'base-image': { type: 'string' },
       bundle: { type: 'boolean' },
+      'pull-secret': { type: 'string' },
       cache: { type: 'string' },
       'allow-missing': { type: 'boolean' },
       force: { type: 'boolean' },
@@ -142,6 +144,7 @@ Options:
           qcow2: !!v.qcow2,
           baseImage: str(v['base-image']),
           bundle: !!v.bundle,
+          pullSecret: str(v['pull-secret']),
           cache: str(v.cache),
           allowMissing: !!v['allow-missing'],
           force: !!v.force,

@@ -37,6 +37,8 @@ export interface BuildOpts {
   qcow2: boolean
   baseImage?: string
   bundle: boolean
+  /** A pull secret to merge the registry's auth into (openshift/pull-secret-merged.json) */
+  pullSecret?: string
   cache?: string
   allowMissing: boolean
   force: boolean
@@ -92,6 +94,7 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
     for (const tool of tools) if (!(await findTool(tool))) problems.push(`${tool} is needed for --qcow2: apt-get install ${TOOL_PACKAGES[tool] ?? tool}`)
   }
   const wantBundle = opts.bundle || c.outputs.bundle
+  if (opts.pullSecret && !(existsSync(opts.pullSecret) && statSync(opts.pullSecret).isFile())) problems.push(`--pull-secret ${opts.pullSecret}: no such file`)
   const needXorriso = wantOemdrv || isoBase !== undefined
   if (needXorriso && !(await findTool('xorriso'))) {
     if (demo && !isoBase) skipped.push('oemdrv.iso: xorriso is not installed (apt-get install xorriso)')
@@ -261,7 +264,7 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
     }
 
     log.step('OpenShift hand-off: install-config snippet, pull secret, ImageDigestMirrorSet')
-    writeOpenshift(join(dir, 'openshift'), plan)
+    writeOpenshift(join(dir, 'openshift'), plan, opts.pullSecret ? { userPullSecret: resolve(opts.pullSecret) } : {})
 
     await rm(work, { recursive: true, force: true })
     if (qcow2Hints) {
