@@ -47,6 +47,7 @@ t.test('install (quay): preflight, files with their modes and owners, firewall, 
   t.match(h.read('etc/mirror-appliance/registryctl.conf'), /^STATE=installed$/m)
   t.equal(mode(join(h.root, 'etc/mirror-appliance/registryctl.conf')), 0o600)
   t.equal(spawnSync('sha256sum', ['--quiet', '-c', 'SHA256SUMS'], { cwd: join(h.root, 'var/lib/mirror-appliance/payload') }).status, 0, 'payload copied intact')
+  t.equal((await import('node:fs')).realpathSync(join(h.root, 'var/lib/mirror-appliance/payload')), join(h.root, 'var/lib/mirror-registry/.payload'), 'stored on the data volume, linked from the state dir')
 
   const again = h.run(['install'])
   t.equal(again.status, 1)
@@ -215,7 +216,7 @@ t.test('uninstall: refuses without --yes and a terminal; keeps data; --purge rem
   t.ok(calls.includes('systemctl stop quay-redis.service quay-app.service mirror-appliance-network.service'))
   t.ok(calls.includes('firewall-cmd --quiet --permanent --remove-port=8443/tcp'))
   t.ok(calls.some((c) => c.startsWith('podman rmi --ignore quay.io/projectquay/quay@sha256:')))
-  for (const gone of ['etc/containers/systemd/quay-app.container', 'etc/mirror-appliance', 'etc/pki/ca-trust/source/anchors/mirror-appliance-ca.crt', 'etc/containers/certs.d/registry.lab.example:8443', 'var/lib/mirror-appliance/payload', 'usr/local/bin/mirror-registryctl'])
+  for (const gone of ['var/lib/mirror-registry/.payload', 'etc/containers/systemd/quay-app.container', 'etc/mirror-appliance', 'etc/pki/ca-trust/source/anchors/mirror-appliance-ca.crt', 'etc/containers/certs.d/registry.lab.example:8443', 'var/lib/mirror-appliance/payload', 'usr/local/bin/mirror-registryctl'])
     t.notOk(existsSync(join(h.root, gone)), `${gone} removed`)
   t.equal(h.read('var/lib/mirror-registry/quay-storage/blob'), 'data', 'data kept')
   t.ok(existsSync(join(h.root, 'var/lib/mirror-registry/quay-config/config.yaml')), 'data dir config kept')
@@ -229,7 +230,7 @@ t.test('uninstall: refuses without --yes and a terminal; keeps data; --purge rem
 })
 
 for (const [name, dataDir, msg] of [
-  ['a path that climbs out of MA_ROOT', '/../outside', /refusing to delete .*outside: outside MA_ROOT/],
+  ['a path that climbs out of MA_ROOT', '/../outside', /refusing to delete .*outside(\/\.payload)?: outside MA_ROOT/],
   ['a system directory', '/var/lib/../../etc', /refusing to delete .*: a system directory/],
 ] as const) {
   t.test(`destroy() refuses ${name}`, async (t) => {
