@@ -130,7 +130,12 @@ async function benchIso(work: string, gib: number, ks: string): Promise<void> {
   row(`ISO ${label}: peak RSS, bare xorriso`, bare.peakMiB, 'MiB')
   row(`ISO ${label}: peak RSS, remasterIso() process tree`, ours.peakMiB, 'MiB')
   row(`ISO ${label}: peak RSS, build --iso process tree`, build.peakMiB, 'MiB')
-  row(`ISO ${label}: output size / input size`, oursBytes / inBytes, 'ratio', `${oursBytes - inBytes} bytes more`)
+  row(
+    `ISO ${label}: output size / input size`,
+    oursBytes / inBytes,
+    'ratio',
+    `${oursBytes - inBytes >= 0 ? '+' : ''}${oursBytes - inBytes} bytes`,
+  )
   row(`ISO ${label}: build output ISO size / input size`, buildBytes / inBytes, 'ratio')
 }
 
