@@ -10,6 +10,7 @@ import { planPki } from './pki.js'
 import { seededRng, systemRng } from './random.js'
 import { planSecrets, readStoredSecrets, type StoredSecrets } from './secrets.js'
 import type { BuildOptions, Plan } from './types.js'
+import { registryctlHostFile } from '../bundle/ctl.js'
 
 export interface PlanResult {
   plan: Plan
@@ -42,16 +43,16 @@ export function planAppliance(loaded: LoadedConfig, options: BuildOptions & { se
     stored.caKeyPem = pki.caKeyPem
   }
   const host = registryHostSpec({ config: loaded.config, secrets, pki })
-  return {
-    plan: {
-      config: loaded.config,
-      configPath: loaded.file === DEFAULT_CONFIG_NAME ? DEFAULT_CONFIG_NAME : resolve(loaded.file),
-      configDigest: loaded.digest,
-      options: { epoch: options.epoch, ...(options.seed !== undefined ? { seed: options.seed } : {}) },
-      secrets,
-      pki,
-      host,
-    },
-    stored,
+  const plan: Plan = {
+    config: loaded.config,
+    configPath: loaded.file === DEFAULT_CONFIG_NAME ? DEFAULT_CONFIG_NAME : resolve(loaded.file),
+    configDigest: loaded.digest,
+    options: { epoch: options.epoch, ...(options.seed !== undefined ? { seed: options.seed } : {}) },
+    secrets,
+    pki,
+    host,
   }
+  // Day 2 on every appliance: mirror-registryctl, computed from the finished host spec.
+  host.files.push(registryctlHostFile(plan))
+  return { plan, stored }
 }
