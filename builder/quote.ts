@@ -49,6 +49,16 @@ export function shq(value: string, field = 'value'): string {
   return out + "'"
 }
 
+/**
+ * Quote a value for a curl config file (`curl -K`): double quotes, where curl
+ * unescapes \\ and \" and takes every other byte (UTF-8 included) as it is.
+ * JSON escapes such as \u00e4 are NOT understood there. One line only.
+ */
+export function curlq(value: string, field = 'value'): string {
+  assertOneLine(value, field)
+  return `"${value.replace(/[\\"]/g, (c) => '\\' + c)}"`
+}
+
 /** Words that shlex leaves alone and that need no quotes on a kickstart line. */
 const KS_BARE = /^[A-Za-z0-9_@%+=:,./-]+$/
 

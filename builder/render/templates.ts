@@ -22,7 +22,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Handlebars from 'handlebars'
-import { base64Lines, ksq, octal, shq } from '../quote.js'
+import { base64Lines, curlq, ksq, octal, shq } from '../quote.js'
 
 /** Repository root: the directory holding kickstart/ and templates/. */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -57,6 +57,7 @@ function environment(): typeof Handlebars {
   }
   hb.registerHelper('shq', (v: unknown) => shq(String(defined('shq', v))))
   hb.registerHelper('ksq', (v: unknown) => ksq(String(defined('ksq', v))))
+  hb.registerHelper('curlq', (v: unknown) => curlq(String(defined('curlq', v))))
   hb.registerHelper('octal', (m: unknown) => octal(Number(defined('octal', m))))
   hb.registerHelper('json', (v: unknown) =>
     JSON.stringify(defined('json', v)).replace(/[\u007f-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')),
