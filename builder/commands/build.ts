@@ -175,6 +175,7 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
         epoch,
         force: opts.force,
         kernelArgs: c.host.fips ? ['fips=1'] : [],
+        hashOutput: false, // the manifest hashes it, once
         signal: ctx.signal,
         onProgress: (e: MediaProgress) => p.update(e.bytesWritten, totalOf(e)),
       })
@@ -242,6 +243,7 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
           epoch,
           force: opts.force,
           kernelArgs: ['console=ttyS0,115200', ...(c.host.fips ? ['fips=1'] : [])],
+          hashOutput: false,
           signal: ctx.signal,
         })
         const r = await buildQcow2ByInstall({

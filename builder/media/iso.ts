@@ -53,6 +53,8 @@ export interface RemasterOptions {
   force?: boolean
   /** Installer arguments added with inst.ks, e.g. fips=1 (RHEL 8 needs it on the installer's own kernel line for FIPS) */
   kernelArgs?: string[]
+  /** Read the output back to return its sha256 (default true); the build hashes it once for the manifest instead */
+  hashOutput?: boolean
   signal?: AbortSignal
   onProgress?: OnProgress
 }
@@ -61,7 +63,8 @@ export interface RemasterResult {
   /** Volume id of the output (the base's, kept) */
   volumeId: string
   baseSha256: string
-  outSha256: string
+  /** sha256 of the output, unless hashOutput was false */
+  outSha256?: string
   /** Things the user should know, e.g. a menu without a plain install entry */
   warnings: string[]
 }
@@ -183,10 +186,10 @@ export async function remasterIso(o: RemasterOptions): Promise<RemasterResult> {
       )
       const size = (await stat(tmp)).size
       meter({ sectors: r.sectors ?? size / 2048, percent: 100 })
-      return sha256File(tmp, o.signal)
+      return o.hashOutput === false ? undefined : sha256File(tmp, o.signal)
     })
   })
-  return { volumeId: info.volumeId, baseSha256: await baseHash, outSha256, warnings }
+  return { volumeId: info.volumeId, baseSha256: await baseHash, ...(outSha256 ? { outSha256 } : {}), warnings }
 }
 
 async function stamp(path: string, text: string, epoch: number): Promise<void> {

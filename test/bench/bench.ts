@@ -123,7 +123,7 @@ async function benchIso(work: string, gib: number, ks: string): Promise<void> {
   rmSync(input, { force: true })
 
   row(`ISO ${label}: bare xorriso replay + ks.cfg`, bare.secs, 's', `input ${(inBytes / GiB).toFixed(2)} GiB`)
-  row(`ISO ${label}: remasterIso()`, ours.secs, 's', 'menus, efiboot.img, ks.cfg; sha256 of input and output')
+  row(`ISO ${label}: remasterIso()`, ours.secs, 's', 'menus, efiboot.img, ks.cfg; sha256 of the input read alongside')
   row(`ISO ${label}: remasterIso() time / bare xorriso`, ours.secs / bare.secs, 'ratio')
   row(`ISO ${label}: whole build --iso (CLI)`, build.secs, 's', 'plus render, manifest, SHA256SUMS')
   row(`ISO ${label}: whole build --iso time / bare xorriso`, build.secs / bare.secs, 'ratio')
