@@ -13,75 +13,12 @@
 // The install step itself runs under the full fake harness.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { newStackBundle, sha, testPlan } from '../helpers/bundle-fixture.js'
-import { ctlHarness, FAKED } from '../helpers/ctl-harness.js'
+import { ctlHarness } from '../helpers/ctl-harness.js'
+import { freePort, realRegistry } from '../helpers/ctl-real-registry.js'
 import { sampleImages, writeLayout } from '../helpers/oci-fixtures.js'
-
-const CTL_FAKE = fileURLToPath(new URL('../helpers/ctl-fakebin/fake', import.meta.url))
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address()
-      srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0))
-    })
-  })
-}
-
-// systemctl that runs registry.service as a plain docker-registry process
-const SYSTEMCTL = `#!/bin/bash
-set -u
-printf 'systemctl %s\\n' "$*" >>"$FAKE_LOG"
-unit=$ROOT/etc/containers/systemd/registry.container
-pidf=$E2E_STATE/registry.pid
-running() { [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; }
-stop() {
-  if running; then
-    pid=$(cat "$pidf"); kill "$pid"
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
-  rm -f "$pidf"
-}
-start() {
-  running && return 0
-  cfg=$E2E_STATE/config.yml
-  src=
-  sedargs=()
-  while IFS= read -r line; do
-    v=\${line#Volume=}; host=\${v%%:*}; rest=\${v#*:}; ctr=\${rest%%:*}
-    if [ "$ctr" = /etc/docker/registry/config.yml ]; then src=$ROOT$host; continue; fi
-    sedargs+=(-e "s#: $ctr\\(/\\|\$\\)#: $ROOT$host\\1#")
-  done < <(grep '^Volume=' "$unit")
-  # values unquoted first (the generated YAML quotes them with JSON strings)
-  sed -e 's#: "\\(.*\\)"$#: \\1#' "$src" | sed "\${sedargs[@]}" -e "s#^\\(  *addr:\\).*#\\1 127.0.0.1:$E2E_PORT#" >"$cfg"
-  env -u AWS_CA_BUNDLE setsid docker-registry serve "$cfg" >>"$E2E_STATE/registry.log" 2>&1 &
-  echo $! >"$pidf"
-  # like a unit that is up once its process listens (or gone once it died)
-  for _ in $(seq 100); do
-    running || return 0
-    (exec 3<>"/dev/tcp/127.0.0.1/$E2E_PORT") 2>/dev/null && return 0
-    sleep 0.1
-  done
-}
-case "$1" in
-  start) start ;;
-  stop) stop ;;
-  restart) stop; start ;;
-  is-active) running && echo active || { echo inactive; exit 3; } ;;
-esac
-exit 0
-`
-// skopeo: real, except loading into containers-storage (podman cannot run here)
-const SKOPEO = `#!/bin/bash
-for a in "$@"; do case "$a" in containers-storage:*) printf 'skopeo %s\\n' "$*" >>"$FAKE_LOG"; exit 0 ;; esac; done
-exec /usr/bin/skopeo --insecure-policy "$@"
-`
 
 t.test('rotate-cert and upgrade against a real registry keep every pushed image pullable', async (t) => {
   const port = await freePort()
@@ -89,29 +26,7 @@ t.test('rotate-cert and upgrade against a real registry keep every pushed image 
   const h = await ctlHarness(plan, { teardown: (fn) => t.teardown(fn) })
   const inst = h.run(['install'])
   t.equal(inst.status, 0, inst.out)
-  const ctl = join(h.root, 'usr/local/bin/mirror-registryctl')
-
-  // day 2 tools: real curl, openssl, skopeo; systemctl running the real registry
-  const bin = join(h.base, 'e2e-bin')
-  const state = join(h.base, 'e2e-state')
-  mkdirSync(bin)
-  mkdirSync(state)
-  for (const tool of FAKED.filter((x) => !['systemctl', 'skopeo', 'curl'].includes(x))) symlinkSync(CTL_FAKE, join(bin, tool))
-  writeFileSync(join(bin, 'systemctl'), SYSTEMCTL)
-  writeFileSync(join(bin, 'skopeo'), SKOPEO)
-  chmodSync(join(bin, 'systemctl'), 0o755)
-  chmodSync(join(bin, 'skopeo'), 0o755)
-  const env = {
-    PATH: `${bin}:${process.env.PATH}`,
-    ROOT: h.root,
-    E2E_STATE: state,
-    E2E_PORT: String(port),
-    MA_REGISTRY: `127.0.0.1:${port}`,
-    MA_HEALTH_TIMEOUT: '30',
-    MA_POLL_INTERVAL: '0.2',
-  }
-  const sysctl = (args: string[]) => spawnSync(join(bin, 'systemctl'), args, { env: { ...process.env, ...env, FAKE_LOG: h.log } })
-  t.teardown(() => sysctl(['stop']))
+  const { env, state, ctl, sysctl } = realRegistry(h, port, (fn) => t.teardown(fn))
   sysctl(['start'])
   const ctlRun = (args: string[]) => h.run(args, env, ctl)
   const st = ctlRun(['status'])
