@@ -115,6 +115,10 @@ export function loadConfigText(
   }
 
   const lines = text.split(/\r?\n/)
+  // The YAML parser recurses per nesting level and overflows the stack some
+  // hundreds of levels down, at a depth that varies: refuse deep nesting first.
+  const deep = deepNesting(lines)
+  if (deep) throw new ConfigError([at(file, deep.message, deep.line, deep.col, [], lines[deep.line - 1])])
   const lc = new LineCounter()
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false, strict: true })
   const place = (offset: number) => {
@@ -252,6 +256,32 @@ function unclosedQuote(doc: Document, errorOffset: number): { offset: number; qu
     },
   })
   return found
+}
+
+/** Nesting levels a config may use: it needs about six. */
+export const MAX_NESTING = 64
+
+/** The first place where flow brackets or indentation go deeper than MAX_NESTING, ignoring quotes and comments. */
+function deepNesting(lines: string[]): { line: number; col: number; message: string } | undefined {
+  let depth = 0
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!
+    const indent = line.length - line.trimStart().length
+    const blank = line.trim() === '' || line.trimStart().startsWith('#')
+    if (!blank && indent > MAX_NESTING * 4) return { line: i + 1, col: indent + 1, message: `indented ${indent} columns deep; a config nests at most ${MAX_NESTING} levels` }
+    let quote = ''
+    for (let j = 0; j < line.length; j++) {
+      const c = line[j]!
+      if (quote) {
+        if (c === quote && !(quote === '"' && line[j - 1] === '\\')) quote = ''
+      } else if (c === '"' || c === "'") quote = c
+      else if (c === '#' && (j === 0 || /\s/.test(line[j - 1]!))) break
+      else if (c === '[' || c === '{') {
+        if (++depth > MAX_NESTING) return { line: i + 1, col: j + 1, message: `brackets nested more than ${MAX_NESTING} levels deep; a config needs a few` }
+      } else if ((c === ']' || c === '}') && depth > 0) depth--
+    }
+  }
+  return undefined
 }
 
 const sortByPlace = (ds: Diagnostic[]) => [...ds].sort((a, b) => a.line - b.line || a.col - b.col)
