@@ -63,9 +63,9 @@ t.test('a 3-host fleet: one payload medium, a ks.cfg-only OEMDRV per host, a sum
 })
 
 t.test('fleet refuses what it does not build, before any work', async (t) => {
-  const r = await runCli(['build', '-c', FIXTURE, '-o', join(dir, 'nope'), '--pxe', '--bundle'], { env })
+  const r = await runCli(['build', '-c', FIXTURE, '-o', join(dir, 'nope'), '--iso', FIXTURE, '--bundle'], { env })
   t.equal(r.code, 2)
-  t.match(r.stderr, /per-MAC PXE entries for fleets are not available/)
+  t.match(r.stderr, /--iso \(one remastered ISO per host\) is not available for fleets/)
   t.match(r.stderr, /bundle is not available for fleets/)
   t.match(r.stderr, /nothing was written/)
 })

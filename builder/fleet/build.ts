@@ -8,8 +8,13 @@
 // and payload.iso attached (the payload medium can be one USB stick carried
 // from machine to machine). Anaconda reads ks.cfg from OEMDRV; the
 // kickstart copies the payload from the medium labelled MAPAYLOAD.
+//
+// With --pxe (and --iso BASE.iso for the installer) the output also holds one
+// served tree, pxe/: the installer and payload once, hosts/<name>/ks.cfg and
+// per-MAC boot entries; unknown machines boot their local disk. With
+// --pxe --no-oemdrv the tree is the only medium (no payload.iso).
 
-import { writeFileSync } from 'node:fs'
+import { existsSync, statSync, writeFileSync } from 'node:fs'
 import { mkdir, rm, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Ctx } from '../cli.js'
@@ -23,6 +28,7 @@ import { formatBytes } from '../log.js'
 import { writeManifest, type BuildManifest } from '../manifest.js'
 import { checkPayloadDir, writeAtomically } from '../media/common.js'
 import { buildOemdrv, PAYLOAD_ISO_DIR } from '../media/oemdrv.js'
+import { buildFleetPxeTree, macFileId, type FleetPxeEntry } from '../media/pxe.js'
 import { writeOpenshift } from '../openshift.js'
 import { writeOutputDir } from '../output.js'
 import { assemblePayload } from '../payload/assemble.js'
@@ -56,11 +62,17 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
   const c = loaded.config
   const hosts = c.fleet!.hosts
   const problems: string[] = []
-  if (opts.iso || c.outputs.iso) problems.push('a fleet is built as one payload.iso plus one OEMDRV per host; --iso (one remastered ISO per host) is not available for fleets')
-  if (opts.pxe || c.outputs.pxe) problems.push('per-MAC PXE entries for fleets are not available in this version; boot the RHEL ISO with hosts/<name>/oemdrv.iso and payload.iso')
+  const wantPxe = opts.pxe || c.outputs.pxe !== undefined
+  const pxeUrl = opts.pxeUrl ?? c.outputs.pxe?.baseUrl
+  const isoBase = opts.iso ? resolve(opts.iso) : c.outputs.iso?.base
+  if (isoBase && !wantPxe) problems.push('a fleet is built as one payload.iso plus one OEMDRV per host; --iso (one remastered ISO per host) is not available for fleets (with --pxe, --iso names the installer ISO for the PXE tree)')
+  if (wantPxe && !isoBase) problems.push('--pxe needs the RHEL ISO to take the kernel and initrd from: add --iso BASE.iso')
+  if (wantPxe && !pxeUrl) problems.push('--pxe needs the URL the tree will be served from: add --pxe-url http://HOST:PORT or outputs.pxe.baseUrl')
+  if (isoBase && !(existsSync(isoBase) && statSync(isoBase).isFile())) problems.push(`base ISO ${isoBase}: no such file`)
+  const wantOemdrv = opts.oemdrv !== false
   if (opts.qcow2 || c.outputs.qcow2) problems.push('qcow2 output is not available for fleets')
   if (opts.bundle || c.outputs.bundle) problems.push('the install bundle is not available for fleets')
-  if (opts.oemdrv === false) problems.push('a fleet needs its OEMDRV media: drop --no-oemdrv')
+  if (!wantOemdrv && !wantPxe) problems.push('a fleet needs its OEMDRV media (or --pxe): drop --no-oemdrv')
   if (!(await findTool('xorriso'))) problems.push('xorriso is needed to write ISO media: apt-get install xorriso')
   if (problems.length) throw new UserError(problems.join('\n  '), problems.length > 1 ? `${problems.length} problems; nothing was written` : 'nothing was written')
 
@@ -71,6 +83,7 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
 
   let table = ''
   let rows: FleetBuildResult['hosts'] = []
+  let pxeEntries: FleetPxeEntry[] = []
   const manifest = await writeOutputDir(opts.output, async ({ dir, dest }) => {
     const work = join(dir, '.work')
     await mkdir(work, { recursive: true })
@@ -101,8 +114,10 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
     })
     for (const m of payload.missing) log.warn(`image missing from the cache: ${m}`)
 
-    log.step('media: payload.iso (shared)')
-    await buildPayloadMedium({ payloadDir, outFile: join(dir, 'payload.iso'), epoch, signal: ctx.signal })
+    if (wantOemdrv) {
+      log.step('media: payload.iso (shared)')
+      await buildPayloadMedium({ payloadDir, outFile: join(dir, 'payload.iso'), epoch, signal: ctx.signal })
+    }
 
     rows = []
     for (const m of fleet.members) {
@@ -110,9 +125,11 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
       log.step(`media: hosts/${h}/oemdrv.iso`)
       const hostDir = join(dir, 'hosts', h)
       await mkdir(hostDir, { recursive: true })
-      const ksText = renderKickstart(m.plan, { source: 'oemdrv', payloadLabel: PAYLOAD_LABEL })
-      writeFileSync(join(hostDir, 'ks.cfg'), ksText, { mode: 0o600 })
-      await buildOemdrv({ ksText, outFile: join(hostDir, 'oemdrv.iso'), epoch, signal: ctx.signal })
+      if (wantOemdrv) {
+        const ksText = renderKickstart(m.plan, { source: 'oemdrv', payloadLabel: PAYLOAD_LABEL })
+        writeFileSync(join(hostDir, 'ks.cfg'), ksText, { mode: 0o600 })
+        await buildOemdrv({ ksText, outFile: join(hostDir, 'oemdrv.iso'), epoch, signal: ctx.signal })
+      }
       writeOpenshift(join(hostDir, 'openshift'), m.plan)
       rows.push({
         hostname: h,
@@ -120,13 +137,33 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
         address: `${m.host.address}/${m.host.prefix}`,
         mac: m.host.mac,
         disk: m.plan.config.host.disk.device,
-        oemdrv: `hosts/${h}/oemdrv.iso`,
-        ks: `hosts/${h}/ks.cfg`,
+        oemdrv: wantOemdrv ? `hosts/${h}/oemdrv.iso` : '',
+        ks: wantOemdrv ? `hosts/${h}/ks.cfg` : `pxe/hosts/${h}/ks.cfg`,
       })
     }
-    table = fleetTable(rows.map((r) => ({ ...r, medium: `${r.oemdrv} + payload.iso` })))
+    if (wantPxe && isoBase && pxeUrl) {
+      log.step(`media: PXE tree for ${pxeUrl} (payload once, one entry per MAC; unknown machines boot locally)`)
+      const url = pxeUrl.replace(/\/+$/, '')
+      const pxe = await buildFleetPxeTree({
+        baseIso: isoBase,
+        outDir: join(dir, 'pxe'),
+        hosts: fleet.members.map((m) => ({
+          hostname: m.host.hostname,
+          mac: m.host.mac,
+          ksText: renderKickstart(m.plan, { source: 'url', url: `${url}/repo`, payloadUrl: `${url}/appliance` }),
+        })),
+        payloadDir,
+        baseUrl: pxeUrl,
+        epoch,
+        signal: ctx.signal,
+      })
+      pxeEntries = pxe.hosts
+    }
+    const medium = (r: FleetBuildResult['hosts'][number]) =>
+      [wantOemdrv ? `${r.oemdrv} + payload.iso` : '', wantPxe ? `PXE ${macFileId(r.mac)}` : ''].filter(Boolean).join(' or ')
+    table = fleetTable(rows.map((r) => ({ ...r, medium: medium(r) })))
     writeFileSync(join(dir, 'fleet.txt'), table)
-    writeFileSync(join(dir, 'fleet.json'), JSON.stringify({ schema: 'mirror-appliance/fleet/v1', payload: 'payload.iso', payloadLabel: PAYLOAD_LABEL, hosts: rows }, null, 2) + '\n')
+    writeFileSync(join(dir, 'fleet.json'), JSON.stringify({ schema: 'mirror-appliance/fleet/v1', ...(wantOemdrv ? { payload: 'payload.iso', payloadLabel: PAYLOAD_LABEL } : {}), hosts: rows, ...(wantPxe ? { pxe: { baseUrl: pxeUrl, hosts: pxeEntries } } : {}) }, null, 2) + '\n')
 
     await rm(work, { recursive: true, force: true })
     const tools: Record<string, string> = { node: process.version }
@@ -153,7 +190,11 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
 
   if (!ctx.json) {
     log.info('')
-    log.info(`built a fleet of ${hosts.length} into ${opts.output}: payload.iso ${formatBytes(manifest.outputs.find((o) => o.path === 'payload.iso')?.size ?? 0)} (shared), one OEMDRV per host`)
+    if (wantOemdrv) log.info(`built a fleet of ${hosts.length} into ${opts.output}: payload.iso ${formatBytes(manifest.outputs.find((o) => o.path === 'payload.iso')?.size ?? 0)} (shared), one OEMDRV per host`)
+    if (wantPxe) {
+      log.info(`PXE: one tree for the fleet; serve it with: mirror-appliance serve ${join(opts.output, 'pxe')} --port ${new URL(pxeUrl!).port || 80}`)
+      log.info('  per-MAC entries pxe/pxe/grub.cfg-01-<mac> (UEFI), pxe/pxe/pxelinux.cfg/01-<mac> (BIOS), pxe/pxe/boot.ipxe (iPXE); machines not in the fleet boot their local disk')
+    }
     for (const line of table.trimEnd().split('\n')) log.info(`  ${line}`)
     log.info('  secrets/ (0700): the fleet CA key and each host\'s credentials; never put on media')
   }

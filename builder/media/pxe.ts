@@ -2,8 +2,11 @@
 // the installer kernel and initrd from the base ISO's images/pxeboot, the
 // ISO's contents as the install repository (repo/), the kickstart, the
 // payload, and ready-made boot loader entries for GRUB2, iPXE and pxelinux.
+// For a fleet (buildFleetPxeTree) the tree is the same once, with a kickstart
+// per host under hosts/<name>/ks.cfg and boot entries per MAC address; the
+// default entries boot the local disk, so an unknown machine never installs.
 
-import { cp, mkdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { chmod, cp, mkdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { UserError } from '../errors.js'
@@ -15,11 +18,14 @@ import { looksLikeIso } from './iso.js'
 export const PXE_KERNEL = 'images/pxeboot/vmlinuz'
 export const PXE_INITRD = 'images/pxeboot/initrd.img'
 
-export interface PxeOptions {
+export interface PxeOptions extends TreeOptions {
+  ksText: string
+}
+
+interface TreeOptions {
   baseIso: string
   /** Directory to create (must not exist) */
   outDir: string
-  ksText: string
   payloadDir?: string
   /** URL this directory will be served at, e.g. http://10.0.0.5:8080 */
   baseUrl: string
@@ -93,6 +99,109 @@ export async function buildPxeTree(o: PxeOptions): Promise<PxeResult> {
   const repo = o.repo ?? true
   const { cmdline, snippets, urls } = pxeSnippets({ baseUrl: o.baseUrl, repo, title: o.title ?? 'Red Hat Enterprise Linux 8' })
   if (!o.ksText.trim()) throw new UserError('the kickstart text is empty')
+  const files = { grub: 'pxe/grub.cfg', ipxe: 'pxe/boot.ipxe', pxelinux: 'pxe/pxelinux.cfg/default' }
+  await writePxeTree(o, repo, [
+    { path: 'ks.cfg', text: o.ksText, mode: 0o644 },
+    { path: files.grub, text: snippets.grub },
+    { path: files.ipxe, text: snippets.ipxe },
+    { path: files.pxelinux, text: snippets.pxelinux },
+  ])
+  return { outDir: o.outDir, ...urls, cmdline, snippets, files }
+}
+
+// ---- fleets: one tree, one entry per MAC ----
+
+export interface PxeHost {
+  hostname: string
+  /** aa:bb:cc:dd:ee:ff */
+  mac: string
+  ksText: string
+}
+
+export interface FleetPxeOptions extends TreeOptions {
+  hosts: PxeHost[]
+}
+
+export interface FleetPxeEntry {
+  hostname: string
+  mac: string
+  ksUrl: string
+  cmdline: string
+  /** This host's boot entries, relative to the tree */
+  files: { grub: string; ipxe: string; pxelinux: string; ks: string }
+}
+
+export interface FleetPxeResult {
+  outDir: string
+  repoUrl: string | null
+  hosts: FleetPxeEntry[]
+  /** The default (local boot) entries, relative to the tree */
+  files: { grub: string; ipxe: string; pxelinux: string }
+}
+
+/** The name pxelinux and GRUB2 look a MAC up by: ARP type 01, lower-case hex joined by dashes. */
+export function macFileId(mac: string): string {
+  if (!/^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$/i.test(mac)) throw new UserError(`'${mac}' is not a MAC address (aa:bb:cc:dd:ee:ff)`)
+  return '01-' + mac.toLowerCase().replaceAll(':', '-')
+}
+
+/**
+ * Every boot loader file of a fleet tree, relative path -> text. Pure. The
+ * defaults (pxe/grub.cfg, pxe/pxelinux.cfg/default, pxe/boot.ipxe) only boot
+ * the local disk: a machine whose MAC is not in the fleet never installs.
+ */
+export function fleetPxeFiles(o: { baseUrl: string; repo: boolean; title: string; hosts: { hostname: string; mac: string }[] }): { files: Record<string, string>; hosts: FleetPxeEntry[] } {
+  const baseUrl = normalizeBaseUrl(o.baseUrl)
+  const files: Record<string, string> = {}
+  const hosts: FleetPxeEntry[] = []
+  const seen = new Map<string, string>()
+  for (const h of o.hosts) {
+    const id = macFileId(h.mac)
+    const other = seen.get(id)
+    if (other) throw new UserError(`${h.hostname} and ${other} have the same MAC ${h.mac}: one PXE entry per MAC`)
+    seen.set(id, h.hostname)
+    const ksUrl = `${baseUrl}/hosts/${h.hostname}/ks.cfg`
+    const cmdline = ['ip=dhcp', ...(o.repo ? [`inst.repo=${baseUrl}/repo`] : []), `inst.ks=${ksUrl}`].join(' ')
+    const entry: FleetPxeEntry = {
+      hostname: h.hostname,
+      mac: h.mac.toLowerCase(),
+      ksUrl,
+      cmdline,
+      files: { grub: `pxe/grub.cfg-${id}`, pxelinux: `pxe/pxelinux.cfg/${id}`, ipxe: `pxe/ipxe/${id}.ipxe`, ks: `hosts/${h.hostname}/ks.cfg` },
+    }
+    const data = { title: `${o.title} as ${h.hostname}`, baseUrl, kernel: PXE_KERNEL, initrd: PXE_INITRD, cmdline, scriptUrl: `${baseUrl}/${entry.files.ipxe}`, perMac: `${entry.mac} (${h.hostname})` }
+    files[entry.files.grub] = renderTemplate('templates/pxe/grub.cfg.hbs', data)
+    files[entry.files.pxelinux] = renderTemplate('templates/pxe/pxelinux.cfg.hbs', data)
+    files[entry.files.ipxe] = renderTemplate('templates/pxe/boot.ipxe.hbs', data)
+    hosts.push(entry)
+  }
+  const data = { baseUrl, hosts }
+  files['pxe/grub.cfg'] = renderTemplate('templates/pxe/grub-local.cfg.hbs', data)
+  files['pxe/pxelinux.cfg/default'] = renderTemplate('templates/pxe/pxelinux-local.cfg.hbs', data)
+  files['pxe/boot.ipxe'] = renderTemplate('templates/pxe/boot-fleet.ipxe.hbs', data)
+  return { files, hosts }
+}
+
+/** The fleet's tree: repo/, images/pxeboot/ and appliance/ once, hosts/<name>/ks.cfg (0600) and the per-MAC entries. */
+export async function buildFleetPxeTree(o: FleetPxeOptions): Promise<FleetPxeResult> {
+  const repo = o.repo ?? true
+  if (!o.hosts.length) throw new UserError('a fleet PXE tree needs at least one host')
+  for (const h of o.hosts) if (!h.ksText.trim()) throw new UserError(`the kickstart for ${h.hostname} is empty`)
+  const { files, hosts } = fleetPxeFiles({ baseUrl: o.baseUrl, repo, title: o.title ?? 'Red Hat Enterprise Linux 8', hosts: o.hosts })
+  await writePxeTree(o, repo, [
+    // each kickstart carries that host's secrets: readable by the serving user only
+    ...o.hosts.map((h) => ({ path: `hosts/${h.hostname}/ks.cfg`, text: h.ksText, mode: 0o600 })),
+    ...Object.entries(files).map(([path, text]) => ({ path, text })),
+  ])
+  return {
+    outDir: o.outDir,
+    repoUrl: repo ? `${normalizeBaseUrl(o.baseUrl)}/repo` : null,
+    hosts,
+    files: { grub: 'pxe/grub.cfg', ipxe: 'pxe/boot.ipxe', pxelinux: 'pxe/pxelinux.cfg/default' },
+  }
+}
+
+async function writePxeTree(o: TreeOptions, repo: boolean, texts: { path: string; text: string; mode?: number }[]): Promise<void> {
   const b = await stat(o.baseIso).catch(() => null)
   if (!b?.isFile()) throw new UserError(`base ISO ${o.baseIso} does not exist or is not a file`)
   if (!(await looksLikeIso(o.baseIso))) throw new UserError(`${o.baseIso} is not an ISO 9660 image`)
@@ -113,21 +222,20 @@ export async function buildPxeTree(o: PxeOptions): Promise<PxeResult> {
   const tmp = join(dirname(o.outDir), `.${basename(o.outDir)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
   try {
     await mkdir(join(tmp, 'images', 'pxeboot'), { recursive: true })
-    await mkdir(join(tmp, 'pxe', 'pxelinux.cfg'), { recursive: true })
     const pairs: Array<[string, string]> = [
       ['/' + PXE_KERNEL, join(tmp, PXE_KERNEL)],
       ['/' + PXE_INITRD, join(tmp, PXE_INITRD)],
     ]
     if (repo) pairs.push(['/', join(tmp, 'repo')])
     await xorrisoExtract(o.baseIso, pairs, o.signal)
-    const files = { grub: 'pxe/grub.cfg', ipxe: 'pxe/boot.ipxe', pxelinux: 'pxe/pxelinux.cfg/default' }
-    await writeFile(join(tmp, 'ks.cfg'), o.ksText, { mode: 0o644 })
-    await writeFile(join(tmp, files.grub), snippets.grub)
-    await writeFile(join(tmp, files.ipxe), snippets.ipxe)
-    await writeFile(join(tmp, files.pxelinux), snippets.pxelinux)
+    for (const f of texts) {
+      await mkdir(dirname(join(tmp, f.path)), { recursive: true })
+      await writeFile(join(tmp, f.path), f.text, { mode: f.mode ?? 0o644 })
+      await chmod(join(tmp, f.path), f.mode ?? 0o644)
+    }
     if (o.payloadDir) await cp(o.payloadDir, join(tmp, 'appliance'), { recursive: true, preserveTimestamps: true })
     if (o.epoch !== undefined) {
-      for (const f of ['ks.cfg', files.grub, files.ipxe, files.pxelinux]) await utimes(join(tmp, f), o.epoch, o.epoch)
+      for (const f of texts) await utimes(join(tmp, f.path), o.epoch, o.epoch)
     }
     throwIfAborted(o.signal)
     await rename(tmp, o.outDir)
@@ -135,5 +243,4 @@ export async function buildPxeTree(o: PxeOptions): Promise<PxeResult> {
     await rm(tmp, { recursive: true, force: true })
     throw e
   }
-  return { outDir: o.outDir, ...urls, cmdline, snippets, files: { grub: 'pxe/grub.cfg', ipxe: 'pxe/boot.ipxe', pxelinux: 'pxe/pxelinux.cfg/default' } }
 }
