@@ -103,7 +103,8 @@ export function ctlData(plan: Plan): CtlData {
     sanIp: pki.ipAddresses,
     certNotBefore: Math.floor(pki.notBefore.getTime() / 1000),
     unitFiles: host.files.filter(isUnitFile).map((f) => f.path),
-    hostFiles: host.files.map((f) => f.path),
+    // The script itself is one of the host's files whether or not the spec holds it yet: the same text either way.
+    hostFiles: [...new Set([...host.files.map((f) => f.path), REGISTRYCTL_PATH])],
     paths: { ...L, REGISTRYCTL_PATH, REGISTRYCTL_STATE },
   }
 }
