@@ -16,6 +16,7 @@ import { prefixToNetmask } from '../config/normalize.js'
 import type { Config, FleetHost } from '../config/types.js'
 import { UserError } from '../errors.js'
 import { planPki } from '../plan/pki.js'
+import { finishPlan } from '../plan/plan.js'
 import { seededRng, systemRng, type Rng } from '../plan/random.js'
 import { planSecrets, readStoredSecrets, type StoredSecrets } from '../plan/secrets.js'
 import type { Plan } from '../plan/types.js'
@@ -112,15 +113,7 @@ export function planFleet(loaded: LoadedConfig, options: { epoch: number; seed?:
     delete stored.caKeyPem
     const pki = planPki({ config: hostConfig, rng, epoch: options.epoch, configDir, existing: ca })
     const host = registryHostSpec({ config: hostConfig, secrets, pki, ...(creds ? { storageCredentials: creds } : {}) })
-    const plan: Plan = {
-      config: hostConfig,
-      configPath: loaded.file === DEFAULT_CONFIG_NAME ? DEFAULT_CONFIG_NAME : resolve(loaded.file),
-      configDigest: loaded.digest,
-      options: { epoch: options.epoch, ...(options.seed !== undefined ? { seed: options.seed } : {}) },
-      secrets,
-      pki,
-      host,
-    }
+    const plan = finishPlan(loaded, hostConfig, options, { secrets, pki, host })
     return { host: h, plan, stored }
   })
   return { ca, members }

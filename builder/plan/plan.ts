@@ -3,6 +3,7 @@
 // PKI, and the host spec that every renderer reads.
 
 import type { LoadedConfig } from '../config/load.js'
+import type { Config } from '../config/types.js'
 import { DEFAULT_CONFIG_NAME } from '../config/load.js'
 import { dirname, resolve } from 'node:path'
 import { registryHostSpec } from '../registry/hostspec.js'
@@ -43,16 +44,22 @@ export function planAppliance(loaded: LoadedConfig, options: BuildOptions & { se
     stored.caKeyPem = pki.caKeyPem
   }
   const host = registryHostSpec({ config: loaded.config, secrets, pki })
+  return { plan: finishPlan(loaded, loaded.config, options, { secrets, pki, host }), stored }
+}
+
+/**
+ * The Plan of one host from its parts (also for each host of a fleet): the
+ * same fields, and mirror-registryctl for day 2 on every appliance, computed
+ * from the finished host spec.
+ */
+export function finishPlan(loaded: LoadedConfig, config: Config, options: BuildOptions, parts: Pick<Plan, 'secrets' | 'pki' | 'host'>): Plan {
   const plan: Plan = {
-    config: loaded.config,
+    config,
     configPath: loaded.file === DEFAULT_CONFIG_NAME ? DEFAULT_CONFIG_NAME : resolve(loaded.file),
     configDigest: loaded.digest,
     options: { epoch: options.epoch, ...(options.seed !== undefined ? { seed: options.seed } : {}) },
-    secrets,
-    pki,
-    host,
+    ...parts,
   }
-  // Day 2 on every appliance: mirror-registryctl, computed from the finished host spec.
-  host.files.push(registryctlHostFile(plan))
-  return { plan, stored }
+  plan.host.files.push(registryctlHostFile(plan))
+  return plan
 }
