@@ -54,8 +54,13 @@ export class MissingToolError extends FailureError {
     readonly tool: string,
     readonly debianPackage: string,
     why: string,
+    /** Set when the tool is there but too old */
+    tooOld?: string,
   ) {
-    super(`${tool} is needed ${why} but was not found`, `install it: apt-get install ${debianPackage}`)
+    super(
+      tooOld ? `${tooOld} (needed ${why})` : `${tool} is needed ${why} but was not found`,
+      tooOld ? `install a newer one: apt-get install ${debianPackage} (Debian 12 has a new enough one)` : `install it: apt-get install ${debianPackage}`,
+    )
     this.name = 'MissingToolError'
   }
 }

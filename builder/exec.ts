@@ -75,10 +75,47 @@ export async function findTool(tool: string): Promise<string | null> {
   return found.get(tool) ?? null
 }
 
-/** Throw MissingToolError naming the Debian package unless the tool is on PATH. */
+/**
+ * Oldest versions we can work with, for tools whose older releases lack an
+ * option we pass. skopeo: --preserve-digests came in 1.6.0 (skopeo issue 1761).
+ */
+export const MIN_VERSIONS: Record<string, string> = { skopeo: '1.6.0' }
+
+/** The first x.y[.z] in a --version line, as numbers. */
+export function parseVersion(text: string): number[] | null {
+  const m = /(\d+)\.(\d+)(?:\.(\d+))?/.exec(text)
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : null
+}
+
+export function versionAtLeast(have: number[], min: string): boolean {
+  const want = parseVersion(min)!
+  for (let i = 0; i < 3; i++) if ((have[i] ?? 0) !== want[i]) return (have[i] ?? 0) > want[i]!
+  return true
+}
+
+const versionChecked = new Map<string, Promise<void>>()
+
+/** Throw MissingToolError naming the Debian package unless the tool is on PATH (and new enough). */
 export async function requireTool(tool: string, why: string): Promise<string> {
   const path = await findTool(tool)
   if (!path) throw new MissingToolError(tool, TOOL_PACKAGES[tool] ?? tool, why)
+  const min = MIN_VERSIONS[tool]
+  if (min) {
+    if (!versionChecked.has(tool)) {
+      versionChecked.set(
+        tool,
+        (async () => {
+          const r = await $({ quiet: true, nothrow: true, env: { ...process.env, LANG: 'C', LC_ALL: 'C' } })`${path} --version`
+          const line = (r.stdout || r.stderr).trim().split('\n')[0] ?? ''
+          const have = parseVersion(line)
+          if (!have || !versionAtLeast(have, min)) {
+            throw new MissingToolError(tool, TOOL_PACKAGES[tool] ?? tool, why, `${tool} ${min} or newer is needed; ${path} says "${line || 'no version'}"`)
+          }
+        })(),
+      )
+    }
+    await versionChecked.get(tool)
+  }
   return path
 }
 
