@@ -3,19 +3,11 @@
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CLI, runCli } from './helpers/cli.js'
 import { fixtureIso } from './helpers/fixture-iso.js'
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port
-      s.close(() => resolve(p))
-    })
-  })
+import { freePort } from './helpers/net.js'
 
 t.test('build --iso --pxe with a FIPS config; serve the PXE tree', async (t) => {
   const d = mkdtempSync(join(tmpdir(), 'ma-iso-'))

@@ -14,7 +14,6 @@
 import t from 'tap'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parse, stringify } from 'yaml'
@@ -23,6 +22,7 @@ import { planAppliance } from '../../builder/plan/plan.js'
 import { PREFLIGHT_SCRIPT, STORAGE_CA_FILE, STORAGE_ENV_FILE } from '../../builder/registry/storage.js'
 import { cephMissing, startCeph, type TestCeph } from '../helpers/ceph.js'
 import { sampleImages, sha, writeLayout } from '../helpers/oci-fixtures.js'
+import { freePort } from '../helpers/net.js'
 
 const missing = cephMissing()
 if (missing) {
@@ -30,16 +30,6 @@ if (missing) {
 } else {
   const dir = mkdtempSync(join(tmpdir(), 'e2e-ceph-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-
-  const freePort = () =>
-    new Promise<number>((resolve, reject) => {
-      const srv = createServer()
-      srv.once('error', reject)
-      srv.listen(0, '127.0.0.1', () => {
-        const a = srv.address()
-        srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0))
-      })
-    })
 
   let ceph: TestCeph
   t.before(async () => {

@@ -8,27 +8,17 @@ import t from 'tap'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse, stringify } from 'yaml'
 import { loadConfigText } from '../../builder/config/load.js'
 import { planAppliance } from '../../builder/plan/plan.js'
 import { sampleImages, writeLayout } from '../helpers/oci-fixtures.js'
+import { freePort } from '../helpers/net.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'e2e-registry-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address()
-      srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0))
-    })
-  })
-}
 
 const loaded = loadConfigText(`apiVersion: mirror-appliance/v1
 host: { hostname: registry.lab.example, disk: { device: vda } }

@@ -7,24 +7,15 @@
 // recording fakes (test/helpers/ctl-fakebin/fake).
 import { spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { CtlHarness } from './ctl-harness.js'
 import { FAKED } from './ctl-harness.js'
+import { freePort } from './net.js'
+export { freePort }
 
 const CTL_FAKE = fileURLToPath(new URL('./ctl-fakebin/fake', import.meta.url))
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address()
-      srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0))
-    })
-  })
-}
 
 // systemctl that runs registry.service as a plain docker-registry process
 export const SYSTEMCTL = `#!/bin/bash

@@ -4,9 +4,9 @@
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from './net.js'
 
 export interface TestRegistry {
   /** host:port, e.g. 127.0.0.1:41234 */
@@ -15,17 +15,6 @@ export interface TestRegistry {
   stop(): Promise<void>
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      const port = typeof addr === 'object' && addr ? addr.port : 0
-      srv.close(() => resolve(port))
-    })
-  })
-}
 
 async function waitReady(host: string, child: ChildProcess, log: () => string): Promise<void> {
   const deadline = Date.now() + 20_000
