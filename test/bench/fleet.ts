@@ -4,34 +4,14 @@
 // only its small OEMDRV and a few text files.
 // Alone: npx tsx test/bench/fleet.ts   (BENCH_FLEET_HOSTS, BENCH_FLEET_MIB)
 
-import { randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
 import { MEDIA, OciLayout } from '../../builder/payload/oci.js'
 import { runCli } from '../helpers/cli.js'
+import { randomStream, type BenchRow } from './payload.js'
 
-export interface BenchRow {
-  name: string
-  value: number
-  unit: string
-  note?: string
-}
-
-function randomStream(bytes: number): Readable {
-  let left = bytes
-  const chunk = randomBytes(1 << 20)
-  return new Readable({
-    read() {
-      if (left <= 0) return this.push(null)
-      const n = Math.min(left, chunk.length)
-      left -= n
-      chunk.writeUInt32LE(left >>> 0, 0)
-      this.push(Buffer.from(chunk.subarray(0, n)))
-    },
-  })
-}
+export type { BenchRow }
 
 async function treeBytes(dir: string): Promise<{ bytes: number; files: number }> {
   let bytes = 0

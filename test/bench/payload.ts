@@ -18,7 +18,8 @@ export interface BenchRow {
   note?: string
 }
 
-function randomStream(bytes: number): Readable {
+/** `bytes` of random-looking data, each MiB different, streamed (nothing held in memory). */
+export function randomStream(bytes: number): Readable {
   let left = bytes
   const chunk = randomBytes(1 << 20)
   return new Readable({
