@@ -1,11 +1,9 @@
 // manifest.json and SHA256SUMS: what went into a build and checksums of every
 // output, written last so that a complete manifest means a complete build.
 
-import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
 import { readdir, stat, writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
-import { pipeline } from 'node:stream/promises'
+import { sha256File } from './hash.js'
 
 export interface ManifestImage {
   role: 'stack' | 'content'
@@ -28,12 +26,6 @@ export interface BuildManifest {
   baseIso?: { path: string; sha256: string; volumeId: string }
   outputs: { path: string; size: number; sha256: string }[]
   tools: Record<string, string>
-}
-
-export async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256')
-  await pipeline(createReadStream(path), h)
-  return h.digest('hex')
 }
 
 /** Every regular file under dir (relative, sorted), skipping the given top-level names. */

@@ -2,7 +2,7 @@
 // RHEL-shaped base ISO, --pxe; then `serve` hands the tree out over HTTP.
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CLI, runCli } from './helpers/cli.js'
@@ -39,6 +39,9 @@ registry:
   const m = JSON.parse(readFileSync(join(dist, 'manifest.json'), 'utf8')) as { baseIso: { volumeId: string; sha256: string } }
   t.equal(m.baseIso.volumeId, 'RHEL-8-10-0-BaseOS-x86_64')
   t.equal(m.baseIso.sha256, spawnSync('sha256sum', [base], { encoding: 'utf8' }).stdout.split(' ')[0])
+  const remembered = readdirSync(join(d, 'cache', 'checksums'))
+  t.equal(remembered.length, 1, 'the base ISO checksum is remembered in the image cache for the next build')
+  t.equal(readFileSync(join(d, 'cache', 'checksums', remembered[0]!), 'utf8'), m.baseIso.sha256 + '\n')
 
   // The remastered menus carry inst.ks and, for this FIPS config, fips=1.
   const x = spawnSync('xorriso', ['-osirrox', 'on', '-indev', join(dist, 'appliance.iso'), '-extract', '/isolinux/isolinux.cfg', join(d, 'isolinux.cfg'), '-extract', '/ks.cfg', join(d, 'ks.cfg')], { encoding: 'utf8' })

@@ -1,7 +1,7 @@
 // remasterIso against the RHEL-8.10-shaped fixture ISO: what lands on the
 // medium, checked with xorriso and mtools as a user would; refusals; bytes.
 import t from 'tap'
-import { mkdir, readFile, readdir, stat, truncate, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, rename, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { remasterIso } from '../builder/media/iso.js'
@@ -81,6 +81,25 @@ t.test('reproducible: same inputs and epoch give the same bytes', async (t) => {
   t.ok((await readFile(join(dir, 'a.iso'))).equals(await readFile(join(dir, 'b.iso'))), 'bit-identical')
   const c = await remasterIso({ baseIso: base, outFile: join(dir, 'c.iso'), ksText: KS + '# changed\n', payloadDir: p, epoch: EPOCH })
   t.not(c.outSha256, a.outSha256, 'kickstart is part of the image')
+})
+
+t.test('the base ISO is hashed once per file version when a hash cache is given', async (t) => {
+  const dir = t.testdir()
+  const base = join(dir, 'base.iso')
+  await writeFile(base, await readFile(await fixtureIso()))
+  const want = createHash('sha256').update(await readFile(base)).digest('hex')
+  const cache = join(dir, 'cache')
+  const one = { baseIso: base, ksText: KS, epoch: EPOCH, hashCacheDir: cache, hashOutput: false }
+  const a = await remasterIso({ ...one, outFile: join(dir, 'a.iso') })
+  t.same([a.baseSha256, a.baseSha256Cached], [want, false], 'first build reads it')
+  const b = await remasterIso({ ...one, outFile: join(dir, 'b.iso') })
+  t.same([b.baseSha256, b.baseSha256Cached], [want, true], 'rebuild remembers it')
+  t.ok((await readFile(join(dir, 'a.iso'))).equals(await readFile(join(dir, 'b.iso'))), 'same output either way')
+  // A new copy of the same bytes is a new file version: hashed again, same result.
+  await writeFile(base + '.new', await readFile(base))
+  await rename(base + '.new', base)
+  const c = await remasterIso({ ...one, outFile: join(dir, 'c.iso') })
+  t.same([c.baseSha256, c.baseSha256Cached], [want, false], 'replaced file is read again')
 })
 
 t.test('refusals are UserErrors naming the problem, and leave nothing behind', async (t) => {

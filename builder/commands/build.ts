@@ -176,12 +176,14 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
         force: opts.force,
         kernelArgs: c.host.fips ? ['fips=1'] : [],
         hashOutput: false, // the manifest hashes it, once
+        hashCacheDir: cacheDir,
         signal: ctx.signal,
         onProgress: (e: MediaProgress) => p.update(e.bytesWritten, totalOf(e)),
       })
       p.done()
       await chmod(join(dir, 'appliance.iso'), 0o600) // carries the same ks.cfg secrets as oemdrv.iso
       baseIso = { path: isoBase, sha256: r.baseSha256, volumeId: r.volumeId }
+      if (r.baseSha256Cached) log.debug(`base ISO sha256 ${r.baseSha256} (remembered from an earlier build of this file version)`)
       for (const w of r.warnings) log.warn(w)
       if (wantPxe && pxeUrl) {
         log.step(`media: PXE tree for ${pxeUrl}`)

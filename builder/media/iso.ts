@@ -8,11 +8,10 @@
 // entries, isohybrid MBR and GPT so the output boots from CD and USB stick in
 // BIOS and UEFI mode like the original.
 
-import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
 import { chmod, open, readFile, stat, utimes, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { UserError } from '../errors.js'
+import { sha256File, sha256FileCached } from '../hash.js'
 import { mcopy, mlist, mtype } from '../tools/mtools.js'
 import { xorrisoExtract, xorrisoInspect, xorrisoWrite, type IsoInfo, type XorrisoMap } from '../tools/xorriso.js'
 import { majorFromVolumeId, patchGrubCfg, patchIsolinuxCfg, type BootCfgEdit } from './bootcfg.js'
@@ -55,6 +54,8 @@ export interface RemasterOptions {
   kernelArgs?: string[]
   /** Read the output back to return its sha256 (default true); the build hashes it once for the manifest instead */
   hashOutput?: boolean
+  /** Remember the base ISO's sha256 here (the image cache), so a rebuild from the same file does not read it again */
+  hashCacheDir?: string
   signal?: AbortSignal
   onProgress?: OnProgress
 }
@@ -63,17 +64,12 @@ export interface RemasterResult {
   /** Volume id of the output (the base's, kept) */
   volumeId: string
   baseSha256: string
+  /** The base's sha256 came from the cache (this version of the file was hashed before) */
+  baseSha256Cached: boolean
   /** sha256 of the output, unless hashOutput was false */
   outSha256?: string
   /** Things the user should know, e.g. a menu without a plain install entry */
   warnings: string[]
-}
-
-/** sha256 of a file, streamed. */
-export async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
-  const h = createHash('sha256')
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, signal })) h.update(chunk as Buffer)
-  return h.digest('hex')
 }
 
 /** True if the file has an ISO 9660 primary volume descriptor ("CD001" at sector 16). */
@@ -130,8 +126,8 @@ export async function remasterIso(o: RemasterOptions): Promise<RemasterResult> {
 
   const edit: BootCfgEdit = { volumeId: info.volumeId, ksPath: KS_ISO_PATH, extraArgs: o.kernelArgs ?? [] }
   const warnings: string[] = []
-  // The base's checksum is read while xorriso writes: the file is in the page cache either way.
-  const baseHash = sha256File(o.baseIso, o.signal)
+  // The base's checksum is read while xorriso writes (the file is in the page cache either way), once per version of the file.
+  const baseHash = sha256FileCached(o.baseIso, o.hashCacheDir, o.signal)
   baseHash.catch(() => {}) // awaited below; avoid an unhandled rejection if we fail first
 
   const outSha256 = await withScratchDir(async (scratch) => {
@@ -189,7 +185,8 @@ export async function remasterIso(o: RemasterOptions): Promise<RemasterResult> {
       return o.hashOutput === false ? undefined : sha256File(tmp, o.signal)
     })
   })
-  return { volumeId: info.volumeId, baseSha256: await baseHash, ...(outSha256 ? { outSha256 } : {}), warnings }
+  const { sha256: baseSha256, cached: baseSha256Cached } = await baseHash
+  return { volumeId: info.volumeId, baseSha256, baseSha256Cached, ...(outSha256 ? { outSha256 } : {}), warnings }
 }
 
 async function stamp(path: string, text: string, epoch: number): Promise<void> {

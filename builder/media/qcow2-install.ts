@@ -12,7 +12,7 @@ import { run } from '../exec.js'
 import { qemuArgs, type Firmware, prepareOvmfVars } from '../tools/qemu.js'
 import { convertImage, createImage, gib } from '../tools/qemu-img.js'
 import { checkOutFile, throwIfAborted, withScratchDir, writeAtomically } from './common.js'
-import { sha256File } from './iso.js'
+import { sha256File } from '../hash.js'
 
 export interface Qcow2InstallOptions {
   /** Remastered ISO (kickstart inside), or the stock RHEL ISO when oemdrvIso is given */

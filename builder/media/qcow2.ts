@@ -22,7 +22,7 @@ import { PAYLOAD_DIR } from '../render/kickstart.js'
 import { GuestfishSession, gfLine, parseStruct } from '../tools/guestfish.js'
 import { convertImage, createOverlay, gib, imageInfo, resizeImage, type ImageFormat } from '../tools/qemu-img.js'
 import { checkFreeSpace, checkOutFile, checkPayloadDir, throwIfAborted, treeSize, withScratchDir, writeAtomically } from './common.js'
-import { sha256File } from './iso.js'
+import { sha256File } from '../hash.js'
 import {
   UNIT_DIRS,
   UNIT_NAME,

@@ -2,8 +2,8 @@
 // a blob of any size costs a fixed amount of memory.
 
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
 import { Transform, type TransformCallback } from 'node:stream'
+import { hashFile as hashFileHex } from '../hash.js'
 
 export const DIGEST_RE = /^sha256:[a-f0-9]{64}$/
 
@@ -40,11 +40,6 @@ export class HashingStream extends Transform {
 
 /** sha256 and size of a file, streamed. */
 export async function hashFile(path: string): Promise<{ digest: string; size: number }> {
-  const hash = createHash('sha256')
-  let size = 0
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    hash.update(chunk as Buffer)
-    size += (chunk as Buffer).length
-  }
-  return { digest: 'sha256:' + hash.digest('hex'), size }
+  const { sha256, size } = await hashFileHex(path)
+  return { digest: 'sha256:' + sha256, size }
 }

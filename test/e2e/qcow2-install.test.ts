@@ -9,7 +9,7 @@ import { buildQcow2ByInstall, kvmProbeBios } from '../../builder/media/qcow2-ins
 import { remasterIso } from '../../builder/media/iso.js'
 import { buildOemdrv } from '../../builder/media/oemdrv.js'
 import { imageInfo } from '../../builder/tools/qemu-img.js'
-import { sha256File } from '../../builder/media/iso.js'
+import { sha256File } from '../../builder/hash.js'
 import { fixtureIso } from '../helpers/fixture-iso.js'
 
 const KS = '#version=RHEL8 mirror-appliance qcow2 install test\ntext\npoweroff\n'

@@ -1,0 +1,92 @@
+// builder/hash.ts: file hashes checked against coreutils' sha256sum and
+// against hashing the bytes in memory, at sizes around the read buffer; the
+// base-ISO checksum cache hits only for the same version of the same file.
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { chmod, mkdir, readdir, rename, stat, utimes, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { hashFile, sha256File, sha256FileCached } from '../builder/hash.js'
+
+const MiB = 1 << 20
+const hex = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+const sha256sum = (p: string) => spawnSync('sha256sum', [p], { encoding: 'utf8' }).stdout.split(' ')[0]
+
+t.test('hashFile matches the bytes at sizes around the 1 MiB read buffer', async (t) => {
+  const dir = t.testdir()
+  for (const size of [0, 1, MiB - 1, MiB, MiB + 1, 2 * MiB, 3 * MiB + 5]) {
+    const data = randomBytes(size)
+    const p = join(dir, `f${size}`)
+    await writeFile(p, data)
+    const r = await hashFile(p)
+    t.same(r, { sha256: hex(data), size }, `${size} bytes`)
+  }
+  const p = join(dir, `f${3 * MiB + 5}`)
+  t.equal(await sha256File(p), sha256sum(p), 'agrees with coreutils sha256sum')
+})
+
+t.test('hashFile: a missing file and an aborted read reject', async (t) => {
+  const dir = t.testdir()
+  await t.rejects(hashFile(join(dir, 'nope')), { code: 'ENOENT' })
+  const p = join(dir, 'big')
+  await writeFile(p, Buffer.alloc(8 * MiB, 7))
+  const ac = new AbortController()
+  ac.abort()
+  await t.rejects(hashFile(p, ac.signal), { name: 'AbortError' })
+  const ac2 = new AbortController()
+  const pending = hashFile(p, ac2.signal)
+  ac2.abort()
+  await t.rejects(pending, { name: 'AbortError' }, 'abort while reading')
+})
+
+t.test('sha256FileCached: one hash per file version', async (t) => {
+  const dir = t.testdir()
+  const cache = join(dir, 'cache')
+  const p = join(dir, 'base.iso')
+  await writeFile(p, Buffer.alloc(2 * MiB + 3, 1))
+
+  const first = await sha256FileCached(p, cache)
+  t.same(first, { sha256: sha256sum(p), cached: false }, 'first time: read')
+  const entries = await readdir(join(cache, 'checksums'))
+  t.equal(entries.length, 1, 'one entry stored')
+  t.equal(((await stat(join(cache, 'checksums', entries[0]!))).mode & 0o777).toString(8), '644')
+  t.same(await sha256FileCached(p, cache), { sha256: first.sha256, cached: true }, 'second time: remembered')
+
+  // Same size, mtime put back: only the ctime tells, and it must.
+  const s = await stat(p)
+  await writeFile(p, Buffer.alloc(2 * MiB + 3, 2))
+  await utimes(p, s.atime, s.mtime)
+  const changed = await sha256FileCached(p, cache)
+  t.same(changed, { sha256: sha256sum(p), cached: false }, 'rewritten in place with the old mtime: read again')
+  t.not(changed.sha256, first.sha256)
+
+  // Another file renamed over the path: a new inode.
+  await writeFile(join(dir, 'other'), Buffer.alloc(100, 3))
+  await rename(join(dir, 'other'), p)
+  t.same(await sha256FileCached(p, cache), { sha256: sha256sum(p), cached: false }, 'replaced by another file: read again')
+})
+
+t.test('sha256FileCached: no cache, a broken entry or an unwritable cache still give the right hash', async (t) => {
+  const dir = t.testdir()
+  const p = join(dir, 'base.iso')
+  await writeFile(p, 'data')
+  const want = sha256sum(p)
+  t.same(await sha256FileCached(p, undefined), { sha256: want, cached: false })
+  t.same(await sha256FileCached(p, undefined), { sha256: want, cached: false }, 'without a cache dir nothing is remembered')
+
+  const cache = join(dir, 'cache')
+  await sha256FileCached(p, cache)
+  const [entry] = await readdir(join(cache, 'checksums'))
+  await writeFile(join(cache, 'checksums', entry!), 'not a hash\n')
+  t.same(await sha256FileCached(p, cache), { sha256: want, cached: false }, 'a garbled entry is ignored and rewritten')
+  t.same(await sha256FileCached(p, cache), { sha256: want, cached: true })
+
+  const blocked = join(dir, 'blocked')
+  await writeFile(blocked, 'a file where the cache dir should be')
+  t.same(await sha256FileCached(p, blocked), { sha256: want, cached: false }, 'cache dir is a file')
+  const ro = join(dir, 'ro')
+  await mkdir(join(ro, 'checksums'), { recursive: true })
+  await chmod(join(ro, 'checksums'), 0o555)
+  t.same(await sha256FileCached(p, ro), { sha256: want, cached: false }, 'read-only cache')
+  t.same((await readdir(join(ro, 'checksums'))).filter((f) => f.includes('.tmp-')), [], 'no temp files left')
+})
