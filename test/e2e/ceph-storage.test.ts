@@ -12,8 +12,8 @@
 //     bucket, and fails with one clear sentence for a wrong secret key, an
 //     unknown access key, a missing bucket and an untrusted certificate.
 import t from 'tap'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parse, stringify } from 'yaml'
@@ -21,8 +21,8 @@ import { loadConfigText } from '../../builder/config/load.js'
 import { planAppliance } from '../../builder/plan/plan.js'
 import { PREFLIGHT_SCRIPT, STORAGE_CA_FILE, STORAGE_ENV_FILE } from '../../builder/registry/storage.js'
 import { cephMissing, startCeph, type TestCeph } from '../helpers/ceph.js'
-import { sampleImages, sha, writeLayout } from '../helpers/oci-fixtures.js'
 import { freePort } from '../helpers/net.js'
+import { curlStatus, pushAndPullBack, spawnRegistry, waitForRegistry } from '../helpers/registry.js'
 
 const missing = cephMissing()
 if (missing) {
@@ -128,45 +128,19 @@ ${extra}`,
     t.equal(cfg.storage.redirect?.disable, true, 'blobs are served through the registry, not redirected to the store')
     writeFileSync(join(run, 'config.yml'), stringify(cfg))
 
-    let log = ''
-    const child: ChildProcess = spawn('docker-registry', ['serve', join(run, 'config.yml')], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    child.stdout!.on('data', (d) => (log = (log + d).slice(-6000)))
-    child.stderr!.on('data', (d) => (log = (log + d).slice(-6000)))
-    t.teardown(() => {
-      child.kill('SIGTERM')
-    })
+    const reg = spawnRegistry(join(run, 'config.yml'), env)
+    t.teardown(() => reg.stop())
     const caPem = join(run, 'ca.pem')
     writeFileSync(caPem, plan.pki.caCertPem)
-    let code = ''
-    for (let i = 0; i < 300 && code !== '401' && child.exitCode === null; i++) {
-      code = spawnSync('curl', ['-sS', '--cacert', caPem, '-o', '/dev/null', '-w', '%{http_code}', `https://${addr}/v2/`], { encoding: 'utf8' }).stdout
-      if (code !== '401') await new Promise((r) => setTimeout(r, 100))
-    }
-    t.equal(code, '401', code === '401' ? 'registry up on s3 storage' : `registry up on s3 storage (log: ${log.slice(-2000)})`)
+    await waitForRegistry(reg, () => curlStatus(`https://${addr}/v2/`, caPem) === '401')
+    const code = curlStatus(`https://${addr}/v2/`, caPem)
+    t.equal(code, '401', code === '401' ? 'registry up on s3 storage' : `registry up on s3 storage (log: ${reg.log().slice(-2000)})`)
 
     const caDir = join(run, 'ca-dir')
     mkdirSync(caDir)
     writeFileSync(join(caDir, 'ca.crt'), plan.pki.caCertPem)
-    const layout = join(run, 'oci')
-    const imgs = sampleImages()
-    await writeLayout(layout, [{ name: 'content/ocp/release:4.14.1', root: imgs.multi, images: [imgs.amd, imgs.arm] }])
     const creds = `init:${plan.secrets.initPassword}`
-    const dest = `docker://${addr}/ocp/release:4.14.1`
-    const skopeo = (args: string[]) => spawnSync('skopeo', ['--insecure-policy', ...args], { encoding: 'utf8' })
-    const push = skopeo(['copy', '--all', '--preserve-digests', '--dest-cert-dir', caDir, '--dest-creds', creds, `oci:${layout}:content/ocp/release:4.14.1`, dest])
-    t.equal(push.status, 0, push.status === 0 ? 'push' : `push: ${push.stderr} ${log.slice(-2000)}`)
-
-    const raw = spawnSync('skopeo', ['inspect', '--raw', '--cert-dir', caDir, '--creds', creds, dest])
-    t.equal(sha(raw.stdout), imgs.multi.digest, 'digest preserved')
-
-    const back = join(run, 'back')
-    const pull = skopeo(['copy', '--all', '--src-cert-dir', caDir, '--src-creds', creds, dest, `oci:${back}:x`])
-    t.equal(pull.status, 0, `pull: ${pull.stderr}`)
-    const want = [imgs.multi, imgs.amd.manifest, imgs.amd.config, ...imgs.amd.layers, imgs.arm.manifest, imgs.arm.config, ...imgs.arm.layers]
-    const got = new Set(readdirSync(join(back, 'blobs/sha256')))
-    for (const b of want) {
-      t.ok(got.has(b.digest.slice(7)) && readFileSync(join(back, 'blobs/sha256', b.digest.slice(7))).equals(b.data), `blob ${b.digest.slice(0, 19)} pulled back, same bytes`)
-    }
+    const { blobs: want } = await pushAndPullBack(t, { addr, caDir, creds, workDir: run, log: reg.log })
 
     // In the bucket, under the host's prefix, as distribution lays blobs out.
     const objects = ceph.listObjects('mirror')

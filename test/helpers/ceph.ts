@@ -83,7 +83,22 @@ function makeTlsMaterial(dir: string): { caPem: string; cert: string; key: strin
 }
 
 /** Start mon, osd and radosgw; about 15-20 s here. Call stop() in teardown. */
+/**
+ * Start a one-node cluster; one more attempt, on new ports and a new fsid,
+ * if the first does not come up (seen once with other tests running: a port
+ * handed out by freePort() taken before the daemon bound it). The first
+ * failure is printed, not hidden.
+ */
 export async function startCeph(opts: { tls?: boolean } = {}): Promise<TestCeph> {
+  try {
+    return await startCephOnce(opts)
+  } catch (e) {
+    process.stderr.write(`# ceph did not start, trying once more with new ports: ${(e as Error).message.split('\n')[0]}\n`)
+    return startCephOnce(opts)
+  }
+}
+
+async function startCephOnce(opts: { tls?: boolean }): Promise<TestCeph> {
   const t0 = Date.now()
   const dir = mkdtempSync(join(tmpdir(), 'ma-ceph-'))
   const children: ChildProcess[] = []
