@@ -4,27 +4,22 @@
 // manifest, all inside a temp directory renamed into place at the end.
 
 import { existsSync, statSync } from 'node:fs'
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises'
+import { chmod, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Ctx } from '../cli.js'
-import { VERSION } from '../cli.js'
 import { formatDiagnostic } from '../config/diagnostics.js'
 import { DEFAULT_CONFIG_NAME, loadConfig } from '../config/load.js'
-import { FailureError, UserError } from '../errors.js'
-import { findTool, TOOL_PACKAGES, toolVersion } from '../exec.js'
+import { FailureError } from '../errors.js'
+import { findTool, TOOL_PACKAGES } from '../exec.js'
 import { formatBytes } from '../log.js'
-import { writeManifest, type ManifestImage } from '../manifest.js'
 import type { MediaProgress } from '../media/common.js'
 import { buildBundle, BUNDLE_NAME } from '../bundle/bundle.js'
 import { buildOemdrv } from '../media/oemdrv.js'
 import { writeOpenshift } from '../openshift.js'
-import { writeOutputDir } from '../output.js'
-import { assemblePayload } from '../payload/assemble.js'
-import { defaultCacheDir } from '../payload/cli.js'
-import { loadStackLock } from '../payload/lock.js'
-import { buildEpoch, planAppliance } from '../plan/plan.js'
+import { planAppliance } from '../plan/plan.js'
 import { renderKickstart } from '../render/kickstart.js'
 import { renderHost, writeTree } from '../render/host.js'
+import { buildPayload, readBuildInputs, refuseProblems, withBuildOutput, writeBuildManifest } from './build-stages.js'
 import { writeSecrets } from './secrets-out.js'
 
 export interface BuildOpts {
@@ -105,25 +100,18 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
     for (const tool of ['mdir', 'mtype', 'mcopy']) if (!(await findTool(tool))) missing.push(tool)
     if (missing.length) problems.push(`${missing.join(', ')} (mtools) is needed to patch the ISO's EFI boot image: apt-get install mtools`)
   }
-  if (problems.length) throw new UserError(problems.join('\n  '), problems.length > 1 ? `${problems.length} problems; nothing was written` : 'nothing was written')
+  refuseProblems(problems)
   // The base ISO must not change while we read it (a copy still running, a
   // download being resumed): the remastered ISO would mix two versions.
   const baseStamp = isoBase ? fileStamp(isoBase) : undefined
 
-  const epoch = buildEpoch()
-  const cacheDir = opts.cache ? resolve(opts.cache) : defaultCacheDir()
+  const inputs = readBuildInputs(opts, c)
+  const { epoch, cacheDir } = inputs
   const allowMissing = opts.allowMissing || demo
-  const stack = loadStackLock(c.registry.flavor)
 
   log.step(`building ${demo ? 'the demo appliance (embedded default config)' : loaded.file} into ${opts.output}`)
-  const savedTmpdir = process.env.TMPDIR
-  const result = await writeOutputDir(opts.output, async ({ dir, dest }) => {
-    const work = join(dir, '.work')
-    await mkdir(join(work, 'tmp'), { recursive: true })
-    // Scratch files (the media writers' os.tmpdir(), skopeo's TMPDIR) go
-    // inside the output's temp dir: on the file system whose free space was
-    // checked, and removed with it even on a hard exit (a second Ctrl-C).
-    process.env.TMPDIR = join(work, 'tmp')
+  const result = await withBuildOutput(opts.output, ctx, async (dirs) => {
+    const { dir, dest, work, payloadDir } = dirs
 
     log.step('plan: secrets, PKI, host spec')
     const { plan, stored } = planAppliance(loaded, { epoch, ...(opts.seed !== undefined ? { seed: opts.seed } : {}), secretsDir: join(dest, 'secrets') })
@@ -132,18 +120,7 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
     log.step('render: kickstart, Butane, Ignition, host files')
     writeTree(join(dir, 'host'), renderHost(plan, { source: 'cdrom' }))
 
-    log.step(`payload: ${stack.images.length} stack image(s), ${c.content.images.length} content image(s) from ${cacheDir}`)
-    const payloadDir = join(work, 'payload')
-    const payload = await assemblePayload({
-      cacheDir,
-      stack: stack.images,
-      content: c.content.images,
-      outDir: payloadDir,
-      allowMissing,
-      ...(opts.config ? { configPath: opts.config } : {}),
-      signal: ctx.signal,
-    })
-    for (const m of payload.missing) log.warn(`image missing from the cache: ${m}`)
+    const payload = await buildPayload(ctx, inputs, dirs, { config: c, allowMissing, ...(opts.config ? { configPath: opts.config } : {}) })
 
     if (wantOemdrv && !skipped.some((s) => s.startsWith('oemdrv.iso'))) {
       log.step('media: oemdrv.iso')
@@ -270,7 +247,6 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
     log.step('OpenShift hand-off: install-config snippet, pull secret, ImageDigestMirrorSet')
     writeOpenshift(join(dir, 'openshift'), plan, opts.pullSecret ? { userPullSecret: resolve(opts.pullSecret) } : {})
 
-    await rm(work, { recursive: true, force: true })
     if (qcow2Hints) {
       await writeFile(join(dir, 'appliance.xml'), qcow2Hints.domainXml)
       log.info(`qcow2: define the VM with: virsh define ${join(opts.output, 'appliance.xml')} (libvirt domain XML), or:\n  ${qcow2Hints.virtInstall}`)
@@ -281,37 +257,12 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
       log.info(`iPXE snippet, also in pxe/pxe/boot.ipxe:\n${pxeSnippets.ipxe}`)
       log.info(`pxelinux (BIOS) snippet, also in pxe/pxe/pxelinux.cfg/default:\n${pxeSnippets.pxelinux}`)
     }
-    const tools: Record<string, string> = { node: process.version }
-    for (const t of ['xorriso', 'skopeo']) {
-      const v = await toolVersion(t)
-      if (v) tools[t] = v
-    }
-    const images: ManifestImage[] = payload.images
-    const manifest = await writeManifest(dir, {
-      schema: 'mirror-appliance/manifest/v1',
-      builder: { version: VERSION, node: process.version },
-      config: { file: loaded.file, digest: loaded.digest },
-      host: { hostname: c.host.hostname, rhel: c.host.rhel, flavor: c.registry.flavor, port: c.registry.port },
-      epoch,
-      demo,
-      images,
-      missingImages: payload.missing,
-      ...(baseIso ? { baseIso } : {}),
-      tools,
-    })
+    const manifest = await writeBuildManifest(dirs, { loaded, host: c, epoch, demo, payload, ...(baseIso ? { baseIso } : {}) })
     // Steps that cannot be aborted (hashing the outputs) may have run past a
     // Ctrl-C: do not put the output in place after the user asked to stop.
     if (ctx.signal.aborted) throw new FailureError('interrupted')
     return manifest
   })
-    .catch((e: unknown) => {
-      if (ctx.signal.aborted) throw new FailureError(`interrupted; nothing was written to ${opts.output}`)
-      throw e
-    })
-    .finally(() => {
-      if (savedTmpdir === undefined) delete process.env.TMPDIR
-      else process.env.TMPDIR = savedTmpdir
-    })
 
   if (ctx.json) {
     ctx.out(JSON.stringify(result, null, 2))

@@ -15,26 +15,20 @@
 // --pxe --no-oemdrv the tree is the only medium (no payload.iso).
 
 import { existsSync, statSync, writeFileSync } from 'node:fs'
-import { mkdir, rm, stat } from 'node:fs/promises'
+import { mkdir, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Ctx } from '../cli.js'
-import { VERSION } from '../cli.js'
 import type { BuildOpts } from '../commands/build.js'
+import { buildPayload, readBuildInputs, refuseProblems, withBuildOutput, writeBuildManifest } from '../commands/build-stages.js'
 import { writeSecrets } from '../commands/secrets-out.js'
 import type { LoadedConfig } from '../config/load.js'
-import { FailureError, UserError } from '../errors.js'
-import { findTool, toolVersion } from '../exec.js'
+import { findTool } from '../exec.js'
 import { formatBytes } from '../log.js'
-import { writeManifest, type BuildManifest } from '../manifest.js'
+import type { BuildManifest } from '../manifest.js'
 import { checkPayloadDir, writeAtomically } from '../media/common.js'
 import { buildOemdrv, PAYLOAD_ISO_DIR } from '../media/oemdrv.js'
 import { buildFleetPxeTree, macFileId, type FleetPxeEntry } from '../media/pxe.js'
 import { writeOpenshift } from '../openshift.js'
-import { writeOutputDir } from '../output.js'
-import { assemblePayload } from '../payload/assemble.js'
-import { defaultCacheDir } from '../payload/cli.js'
-import { loadStackLock } from '../payload/lock.js'
-import { buildEpoch } from '../plan/plan.js'
 import { renderKickstart } from '../render/kickstart.js'
 import { xorrisoWrite } from '../tools/xorriso.js'
 import { FLEET_CA_FILE, fleetTable, planFleet } from './plan.js'
@@ -74,19 +68,17 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
   if (opts.bundle || c.outputs.bundle) problems.push('the install bundle is not available for fleets')
   if (!wantOemdrv && !wantPxe) problems.push('a fleet needs its OEMDRV media (or --pxe): drop --no-oemdrv')
   if (!(await findTool('xorriso'))) problems.push('xorriso is needed to write ISO media: apt-get install xorriso')
-  if (problems.length) throw new UserError(problems.join('\n  '), problems.length > 1 ? `${problems.length} problems; nothing was written` : 'nothing was written')
+  refuseProblems(problems)
 
-  const epoch = buildEpoch()
-  const cacheDir = opts.cache ? resolve(opts.cache) : defaultCacheDir()
-  const stack = loadStackLock(c.registry.flavor)
+  const inputs = readBuildInputs(opts, c)
+  const { epoch } = inputs
   log.step(`building a fleet of ${hosts.length} host(s) from ${loaded.file} into ${opts.output}`)
 
   let table = ''
   let rows: FleetBuildResult['hosts'] = []
   let pxeEntries: FleetPxeEntry[] = []
-  const manifest = await writeOutputDir(opts.output, async ({ dir, dest }) => {
-    const work = join(dir, '.work')
-    await mkdir(work, { recursive: true })
+  const manifest = await withBuildOutput(opts.output, ctx, async (dirs) => {
+    const { dir, dest, payloadDir } = dirs
 
     log.step('plan: one CA, secrets and a server certificate per host')
     const fleet = planFleet(loaded, { epoch, ...(opts.seed !== undefined ? { seed: opts.seed } : {}), secretsDir: join(dest, 'secrets') })
@@ -101,18 +93,12 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
       writeSecrets(join(secretsDir, 'hosts', m.host.hostname), { ...m.plan, pki }, m.stored)
     }
 
-    log.step(`payload: ${stack.images.length} stack image(s), ${c.content.images.length} content image(s) from ${cacheDir} (stored once for all hosts)`)
-    const payloadDir = join(work, 'payload')
-    const payload = await assemblePayload({
-      cacheDir,
-      stack: stack.images,
-      content: c.content.images,
-      outDir: payloadDir,
+    const payload = await buildPayload(ctx, inputs, dirs, {
+      config: c,
       allowMissing: opts.allowMissing,
       ...(opts.config ? { configPath: opts.config } : {}),
-      signal: ctx.signal,
+      note: 'stored once for all hosts',
     })
-    for (const m of payload.missing) log.warn(`image missing from the cache: ${m}`)
 
     if (wantOemdrv) {
       log.step('media: payload.iso (shared)')
@@ -165,27 +151,8 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
     writeFileSync(join(dir, 'fleet.txt'), table)
     writeFileSync(join(dir, 'fleet.json'), JSON.stringify({ schema: 'mirror-appliance/fleet/v1', ...(wantOemdrv ? { payload: 'payload.iso', payloadLabel: PAYLOAD_LABEL } : {}), hosts: rows, ...(wantPxe ? { pxe: { baseUrl: pxeUrl, hosts: pxeEntries } } : {}) }, null, 2) + '\n')
 
-    await rm(work, { recursive: true, force: true })
-    const tools: Record<string, string> = { node: process.version }
-    for (const t of ['xorriso', 'skopeo']) {
-      const v = await toolVersion(t)
-      if (v) tools[t] = v
-    }
-    const first = fleet.members[0]!.plan.config
-    return writeManifest(dir, {
-      schema: 'mirror-appliance/manifest/v1',
-      builder: { version: VERSION, node: process.version },
-      config: { file: loaded.file, digest: loaded.digest },
-      host: { hostname: first.host.hostname, rhel: first.host.rhel, flavor: first.registry.flavor, port: first.registry.port },
-      epoch,
-      demo: false,
-      images: payload.images,
-      missingImages: payload.missing,
-      tools,
-    })
-  }).catch((e: unknown) => {
-    if (ctx.signal.aborted) throw new FailureError(`interrupted; nothing was written to ${opts.output}`)
-    throw e
+    // The manifest names the first host's config, as the single-host manifest names its one host.
+    return writeBuildManifest(dirs, { loaded, host: fleet.members[0]!.plan.config, epoch, demo: false, payload })
   })
 
   if (!ctx.json) {

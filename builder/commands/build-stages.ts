@@ -1,0 +1,129 @@
+// The stages a single-host build (commands/build.ts) and a fleet build
+// (fleet/build.ts) share, so that both check, log and write alike: refusing
+// with every problem at once, the output transaction with its scratch inside,
+// the payload, and the manifest written last.
+
+import { mkdir, rm } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import type { Ctx } from '../cli.js'
+import { VERSION } from '../cli.js'
+import type { LoadedConfig } from '../config/load.js'
+import type { Config } from '../config/types.js'
+import { FailureError, UserError } from '../errors.js'
+import { toolVersion } from '../exec.js'
+import { writeManifest, type BuildManifest } from '../manifest.js'
+import { writeOutputDir } from '../output.js'
+import { assemblePayload, type AssembleResult } from '../payload/assemble.js'
+import { defaultCacheDir } from '../payload/cli.js'
+import { loadStackLock, type StackLock } from '../payload/lock.js'
+import { buildEpoch } from '../plan/plan.js'
+
+/** Fail once with every problem the checks found, before anything is written. */
+export function refuseProblems(problems: string[]): void {
+  if (problems.length) throw new UserError(problems.join('\n  '), problems.length > 1 ? `${problems.length} problems; nothing was written` : 'nothing was written')
+}
+
+/** What a build reads once, before its output transaction starts. */
+export interface BuildInputs {
+  epoch: number
+  cacheDir: string
+  stack: StackLock
+}
+
+export function readBuildInputs(opts: { cache?: string }, c: Config): BuildInputs {
+  return { epoch: buildEpoch(), cacheDir: opts.cache ? resolve(opts.cache) : defaultCacheDir(), stack: loadStackLock(c.registry.flavor) }
+}
+
+/** Where a build writes: the transaction's temp directory and the scratch inside it. */
+export interface BuildDirs {
+  /** The temp directory, renamed to dest when the build succeeds */
+  dir: string
+  /** The final destination */
+  dest: string
+  /** Scratch (dir/.work): removed before the manifest, never an output */
+  work: string
+  /** The assembled payload, read by every medium */
+  payloadDir: string
+}
+
+/**
+ * Run the stages inside one output transaction. Scratch files (the media
+ * writers' os.tmpdir(), skopeo's TMPDIR) go inside the output's temp dir: on
+ * the file system whose free space was checked, and removed with it even on a
+ * hard exit (a second Ctrl-C). After a Ctrl-C the error says so, and that
+ * nothing was written.
+ */
+export async function withBuildOutput<T>(output: string, ctx: Ctx, stages: (d: BuildDirs) => Promise<T>): Promise<T> {
+  const savedTmpdir = process.env.TMPDIR
+  return writeOutputDir(output, async ({ dir, dest }) => {
+    const work = join(dir, '.work')
+    await mkdir(join(work, 'tmp'), { recursive: true })
+    process.env.TMPDIR = join(work, 'tmp')
+    return stages({ dir, dest, work, payloadDir: join(work, 'payload') })
+  })
+    .catch((e: unknown) => {
+      if (ctx.signal.aborted) throw new FailureError(`interrupted; nothing was written to ${output}`)
+      throw e
+    })
+    .finally(() => {
+      if (savedTmpdir === undefined) delete process.env.TMPDIR
+      else process.env.TMPDIR = savedTmpdir
+    })
+}
+
+/** The payload: the stack's and the config's images from the cache into dirs.payloadDir; what is missing is warned about. */
+export async function buildPayload(
+  ctx: Ctx,
+  inputs: BuildInputs,
+  dirs: BuildDirs,
+  o: { config: Config; allowMissing: boolean; configPath?: string; note?: string },
+): Promise<AssembleResult> {
+  const { stack, cacheDir } = inputs
+  ctx.log.step(`payload: ${stack.images.length} stack image(s), ${o.config.content.images.length} content image(s) from ${cacheDir}${o.note ? ` (${o.note})` : ''}`)
+  const payload = await assemblePayload({
+    cacheDir,
+    stack: stack.images,
+    content: o.config.content.images,
+    outDir: dirs.payloadDir,
+    allowMissing: o.allowMissing,
+    ...(o.configPath ? { configPath: o.configPath } : {}),
+    signal: ctx.signal,
+  })
+  for (const m of payload.missing) ctx.log.warn(`image missing from the cache: ${m}`)
+  return payload
+}
+
+/** Versions of node and of the tools that wrote the media, for the manifest. */
+async function toolVersions(): Promise<Record<string, string>> {
+  const tools: Record<string, string> = { node: process.version }
+  for (const t of ['xorriso', 'skopeo']) {
+    const v = await toolVersion(t)
+    if (v) tools[t] = v
+  }
+  return tools
+}
+
+/**
+ * The last stage: remove the scratch, then manifest.json and SHA256SUMS over
+ * every output. `host` is the config whose host the manifest names.
+ */
+export async function writeBuildManifest(
+  dirs: BuildDirs,
+  m: { loaded: LoadedConfig; host: Config; epoch: number; demo: boolean; payload: AssembleResult; baseIso?: BuildManifest['baseIso'] },
+): Promise<BuildManifest> {
+  await rm(dirs.work, { recursive: true, force: true })
+  const tools = await toolVersions()
+  const { host, registry } = m.host
+  return writeManifest(dirs.dir, {
+    schema: 'mirror-appliance/manifest/v1',
+    builder: { version: VERSION, node: process.version },
+    config: { file: m.loaded.file, digest: m.loaded.digest },
+    host: { hostname: host.hostname, rhel: host.rhel, flavor: registry.flavor, port: registry.port },
+    epoch: m.epoch,
+    demo: m.demo,
+    images: m.payload.images,
+    missingImages: m.payload.missing,
+    ...(m.baseIso ? { baseIso: m.baseIso } : {}),
+    tools,
+  })
+}
