@@ -22,15 +22,20 @@ export const FIXTURE_EPOCH = 1716336000
 
 const HERE = join(dirname(fileURLToPath(import.meta.url)), 'fixture-iso')
 /** Bump when the build recipe below changes in a way the inputs do not show. */
-const RECIPE = 3
+const RECIPE = 4
 
-/** Kernel modules the initrd loads (with their dependencies): CD, SATA/IDE, virtio, USB storage, ISO9660, FAT. */
+/** Kernel modules the initrd loads (with their dependencies): CD, SATA/IDE, virtio, USB storage, ISO9660, FAT, the virtio NIC. */
 const MODULES = [
   'cdrom', 'isofs', 'sr_mod', 'sd_mod', 'ata_piix', 'ata_generic', 'ahci',
   'virtio_pci', 'virtio_blk', 'virtio_scsi', 'xhci-pci', 'ehci-pci', 'usb-storage', 'uas',
   'crct10dif_generic', 'fat', 'vfat', 'nls_cp437', 'nls_iso8859-1', 'nls_utf8',
+  'virtio_net',
 ]
-const BUSYBOX_APPLETS = ['sh', 'mount', 'cat', 'findfs', 'insmod', 'sleep', 'head', 'mkdir', 'poweroff', 'printf']
+const BUSYBOX_APPLETS = [
+  'sh', 'mount', 'cat', 'findfs', 'insmod', 'sleep', 'head', 'mkdir', 'poweroff', 'printf',
+  // network installs (inst.ks=http://…): DHCP, address and route, HTTP
+  'udhcpc', 'ifconfig', 'route', 'wget', 'sed', 'chmod',
+]
 const GRUB_MODULES = [
   'normal', 'configfile', 'echo', 'test', 'true', 'sleep', 'ls', 'cat', 'reboot', 'halt',
   'search', 'search_label', 'search_fs_uuid', 'search_fs_file', 'iso9660', 'fat', 'part_gpt', 'part_msdos',
@@ -207,7 +212,7 @@ export function testCacheDir(): string {
 async function cacheKey(opts: FixtureOptions): Promise<string> {
   const k = await findKernel()
   const h = createHash('sha256')
-  h.update(JSON.stringify({ RECIPE, k, MODULES, GRUB_MODULES, opts }))
+  h.update(JSON.stringify({ RECIPE, k, MODULES, BUSYBOX_APPLETS, GRUB_MODULES, opts }))
   for (const f of ['init', 'isolinux.cfg', 'grub.cfg']) h.update(await readFile(join(HERE, f)))
   h.update(String((await stat(k.vmlinuz)).size))
   return h.digest('hex').slice(0, 16)
