@@ -15,7 +15,7 @@
 // time.
 import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -135,6 +135,41 @@ function line(log: string, tag: string): string | undefined {
   return l?.slice(l.indexOf(tag)).trimEnd()
 }
 
+/** Text files of the tree (kickstarts and boot entries; not repo/ or the payload), relative paths. */
+function treeTexts(tree: string): string[] {
+  return readdirSync(tree, { recursive: true, encoding: 'utf8' }).filter((f) => /(^|\/)(ks\.cfg|[^/]*\.ipxe|grub\.cfg[^/]*|pxelinux\.cfg\/[^/]+)$/.test(f) && !f.startsWith('repo/') && !f.startsWith('appliance/'))
+}
+
+/**
+ * Every URL under the tree's base URL that its kickstarts and boot entries
+ * name, fetched from the running server (127.0.0.1 instead of the guest's
+ * 10.0.2.2). A directory URL counts when what its user reads there is served:
+ * repo -> .treeinfo (Anaconda), appliance -> SHA256SUMS and every file it
+ * lists (the kickstart's %post loop).
+ */
+async function checkUrls(t: Test, tree: string, url: string): Promise<void> {
+  const local = url.replace('10.0.2.2', '127.0.0.1')
+  const esc = url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  const named = new Set<string>()
+  for (const f of treeTexts(tree)) {
+    for (const m of readFileSync(join(tree, f), 'utf8').matchAll(new RegExp(`${esc}(/[^\\s'"();]*)?`, 'g'))) named.add((m[1] ?? '/').replace(/\/+$/, '') || '/')
+  }
+  const paths = new Set<string>()
+  for (const p of named) {
+    if (p === '/repo') paths.add('/repo/.treeinfo')
+    else if (p === '/appliance') {
+      paths.add('/appliance/SHA256SUMS')
+      for (const l of readFileSync(join(tree, 'appliance/SHA256SUMS'), 'utf8').split('\n').filter(Boolean)) paths.add(`/appliance/${l.replace(/^\S+\s+\*?/, '')}`)
+    } else if (!p.includes('${')) paths.add(p) // iPXE's ${net0/mac:hexhyp} is filled in by iPXE: the boot tests cover it
+  }
+  t.ok(named.has('/repo') && named.has('/appliance'), 'the kickstarts name the repo and the payload')
+  for (const p of [...paths].sort()) {
+    const r = await fetch(local + p)
+    await r.arrayBuffer()
+    t.equal(r.status, 200, `${url}${p}`)
+  }
+}
+
 /** Build through the CLI, then run the `serve` command its summary prints (on 127.0.0.1) until the test ends. */
 async function buildAndServe(t: Test, args: string[]): Promise<{ tree: string; url: string }> {
   const r = await runCli(args, { env })
@@ -187,6 +222,11 @@ t.test('PXE trees network-boot under QEMU (iPXE over HTTP)', async (t) => {
   } satisfies Record<string, NetBoot>
   const runs = Object.fromEntries(Object.entries(boots).map(([k, b]) => [k, pool(() => netboot(b))])) as Record<keyof typeof boots, Promise<Boot>>
   Object.values(runs).forEach((p) => p.catch(() => {}))
+
+  await t.test('every URL the served trees name resolves', async (t) => {
+    await checkUrls(t, single.tree, single.url)
+    await checkUrls(t, fleet.tree, fleet.url)
+  })
 
   const ksFirst = (f: string) => readFileSync(f, 'utf8').split('\n')[0]!
 
