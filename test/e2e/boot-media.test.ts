@@ -13,6 +13,7 @@ import { remasterIso } from '../../builder/media/iso.js'
 import { buildOemdrv } from '../../builder/media/oemdrv.js'
 import { prepareOvmfVars, runQemu, type Firmware, type QemuDrive } from '../../builder/tools/qemu.js'
 import { FIXTURE_VOLID, fixtureIso } from '../helpers/fixture-iso.js'
+import { limiter } from '../helpers/proc.js'
 
 const KS = '#version=RHEL8 boot-test kickstart\ntext\neula --agreed\ncdrom\nreboot --eject\n'
 const KS_FIRST = KS.split('\n')[0]!
@@ -24,21 +25,6 @@ interface Boot {
   log: string
   ms: number
   code: number | null
-}
-
-function limiter(n: number): <T>(f: () => Promise<T>) => Promise<T> {
-  let active = 0
-  const queue: Array<() => void> = []
-  return async (f) => {
-    if (active >= n) await new Promise<void>((r) => queue.push(r))
-    active++
-    try {
-      return await f()
-    } finally {
-      active--
-      queue.shift()?.()
-    }
-  }
 }
 
 const dir = t.testdir()

@@ -25,6 +25,7 @@ import { prepareOvmfVars, qemuArgs, qemuEscape, type Firmware } from '../../buil
 import { CLI, runCli } from '../helpers/cli.js'
 import { fixtureIso } from '../helpers/fixture-iso.js'
 import { freePort } from '../helpers/net.js'
+import { limiter } from '../helpers/proc.js'
 
 /**
  * QEMU's iPXE for virtio-net (ipxe-qemu): legacy BIOS and EFI images in one
@@ -42,21 +43,6 @@ const env = { SOURCE_DATE_EPOCH: '1700000000' }
 
 const dir = mkdtempSync(join(tmpdir(), 'pxe-boot-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-
-function limiter(n: number): <T>(f: () => Promise<T>) => Promise<T> {
-  let active = 0
-  const queue: Array<() => void> = []
-  return async (f) => {
-    if (active >= n) await new Promise<void>((r) => queue.push(r))
-    active++
-    try {
-      return await f()
-    } finally {
-      active--
-      queue.shift()?.()
-    }
-  }
-}
 
 /**
  * A raw disk whose MBR boot sector (16-bit real mode, loaded at 0x7c00)

@@ -268,3 +268,19 @@ export function verifyOutput(dir: string): string[] {
   }
   return problems
 }
+
+/** Run at most n of the given async jobs at once (QEMU boots on a 2-core machine). */
+export function limiter(n: number): <T>(f: () => Promise<T>) => Promise<T> {
+  let active = 0
+  const queue: Array<() => void> = []
+  return async (f) => {
+    if (active >= n) await new Promise<void>((r) => queue.push(r))
+    active++
+    try {
+      return await f()
+    } finally {
+      active--
+      queue.shift()?.()
+    }
+  }
+}
