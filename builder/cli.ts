@@ -174,16 +174,21 @@ their checksums. With --json the manifest itself.`,
   },
   serve: {
     summary: 'serve a PXE/HTTP install tree',
-    usage: 'mirror-appliance serve DIR [--port N] [--host ADDR]',
+    usage: 'mirror-appliance serve DIR [--port N] [--host ADDR] [--prefix /PATH]',
     help: `Serves DIR (a pxe/ tree from "build --pxe") over HTTP, with range requests.
 
 Options:
   -p, --port N       port (default 8080)
-      --host ADDR    address to listen on (default 0.0.0.0)`,
-    options: { port: { type: 'string', short: 'p' }, host: { type: 'string' } },
+      --host ADDR    address to listen on (default 0.0.0.0)
+      --prefix /PATH serve the tree under this URL path, for a --pxe-url that
+                     has one (http://host:8080/pxe → --prefix /pxe)`,
+    options: { port: { type: 'string', short: 'p' }, host: { type: 'string' }, prefix: { type: 'string' } },
     allowPositionals: true,
     run: async (v, p, ctx) =>
-      (await import('./commands/serve.js')).serve({ dir: req(p[0], 'DIR'), port: port(v.port), host: str(v.host) ?? '0.0.0.0' }, ctx),
+      (await import('./commands/serve.js')).serve(
+        { dir: req(p[0], 'DIR'), port: port(v.port), host: str(v.host) ?? '0.0.0.0', ...(str(v.prefix) !== undefined ? { prefix: str(v.prefix)! } : {}) },
+        ctx,
+      ),
   },
   doctor: {
     summary: 'report the host tools present and the outputs they enable',

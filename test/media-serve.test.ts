@@ -4,7 +4,7 @@ import { request } from 'node:http'
 import { symlink, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { parseRange, resolveUnder, serveDir } from '../builder/media/serve.js'
+import { normalizePrefix, parseRange, resolveUnder, serveDir, stripPrefix } from '../builder/media/serve.js'
 import { UserError } from '../builder/errors.js'
 
 interface Res { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
@@ -97,4 +97,24 @@ t.test('serving a tree', async (t) => {
 
   await t.rejects(serveDir({ dir: srv, port }), new UserError(`port ${port} is already in use`))
   await t.rejects(serveDir({ dir: join(srv, 'ks.cfg'), port: 0 }), /is not a directory/)
+})
+
+t.test('serving under a URL path prefix (a --pxe-url with a path)', async (t) => {
+  t.equal(normalizePrefix(undefined), '')
+  t.equal(normalizePrefix('/'), '')
+  t.equal(normalizePrefix('/pxe/'), '/pxe')
+  t.equal(normalizePrefix('/sites/lab1'), '/sites/lab1')
+  for (const bad of ['pxe', '/a/../b', '/a/./b', '/a//b', '/a?b', '/a#b', '/a%2fb']) t.throws(() => normalizePrefix(bad), UserError, `refuses ${bad}`)
+  t.equal(stripPrefix('/pxe', '/pxe/ks.cfg'), '/ks.cfg')
+  t.equal(stripPrefix('/pxe', '/pxe'), '/')
+  t.equal(stripPrefix('/pxe', '/pxefoo/ks.cfg'), null)
+  t.equal(stripPrefix('', '/ks.cfg'), '/ks.cfg')
+
+  const root = t.testdir({ srv: { 'ks.cfg': '#version=RHEL8\n', repo: { '.treeinfo': '[general]\n' } }, 'secret.txt': 'outside' })
+  const server = await serveDir({ dir: join(root, 'srv'), port: 0, host: '127.0.0.1', prefix: '/pxe/' })
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())))
+  const port = (server.address() as AddressInfo).port
+  t.equal((await req(port, '/pxe/ks.cfg')).body.toString(), '#version=RHEL8\n', 'served under the prefix')
+  t.equal((await req(port, '/pxe/repo/.treeinfo')).status, 200)
+  for (const p of ['/ks.cfg', '/pxefoo/ks.cfg', '/pxe/../secret.txt', '/pxe/%2e%2e/secret.txt', '/secret.txt']) t.equal((await req(port, p)).status, 404, `404 for ${p}`)
 })

@@ -15,6 +15,8 @@ export interface ServeOptions {
   port: number
   /** Address to listen on (default all interfaces) */
   host?: string
+  /** URL path the tree is served under, e.g. /pxe for http://host:8080/pxe/ks.cfg (default /) */
+  prefix?: string
   /** Called once per finished request: for access logs */
   onRequest?: (line: { method: string; path: string; status: number; bytes: number }) => void
 }
@@ -45,6 +47,22 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
 
 const TEXT = new Set(['.cfg', '.ipxe', '.txt', '.json', '.xml', '.repo', '.treeinfo', '.discinfo', '.sh'])
 
+/** '/pxe/' → '/pxe', '' or '/' → ''; refuses anything that is not a plain absolute path. */
+export function normalizePrefix(prefix: string | undefined): string {
+  if (prefix === undefined || prefix === '' || prefix === '/') return ''
+  if (!prefix.startsWith('/') || /[?#%\\]|\/\.\.?(\/|$)|\/\//.test(prefix.replace(/\/+$/, ''))) {
+    throw new UserError(`--prefix must be an absolute URL path like /pxe, got '${prefix}'`)
+  }
+  return prefix.replace(/\/+$/, '')
+}
+
+/** The request path with the prefix taken off, or null if the request is not under it. */
+export function stripPrefix(prefix: string, url: string): string | null {
+  if (!prefix) return url
+  if (url === prefix) return '/'
+  return url.startsWith(prefix + '/') ? url.slice(prefix.length) : null
+}
+
 /** Map a request path to a file under root, or null if it would leave root. */
 export function resolveUnder(root: string, urlPath: string): string | null {
   let p: string
@@ -59,14 +77,15 @@ export function resolveUnder(root: string, urlPath: string): string | null {
   return full
 }
 
-async function handle(root: string, req: IncomingMessage, res: ServerResponse): Promise<number> {
+async function handle(root: string, prefix: string, req: IncomingMessage, res: ServerResponse): Promise<number> {
   const send = (status: number, body: string, headers: Record<string, string> = {}): number => {
     res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), ...headers })
     res.end(req.method === 'HEAD' ? undefined : body)
     return status
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'method not allowed\n', { Allow: 'GET, HEAD' })
-  const path = resolveUnder(root, req.url ?? '/')
+  const under = stripPrefix(prefix, req.url ?? '/')
+  const path = under === null ? null : resolveUnder(root, under)
   if (!path) return send(404, 'not found\n')
   // Symlinks inside the tree must not lead out of it either.
   const real = await realpath(path).catch(() => null)
@@ -112,9 +131,10 @@ export async function serveDir(o: ServeOptions): Promise<Server> {
   const s = await stat(o.dir).catch(() => null)
   if (!s?.isDirectory()) throw new UserError(`${o.dir} is not a directory`)
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new UserError(`port must be 0..65535, got ${o.port}`)
+  const prefix = normalizePrefix(o.prefix)
   const root = await realpath(resolve(o.dir))
   const server = createServer((req, res) => {
-    handle(root, req, res)
+    handle(root, prefix, req, res)
       .then((status) => o.onRequest?.({ method: req.method ?? '', path: req.url ?? '', status, bytes: Number(res.getHeader('Content-Length') ?? 0) }))
       .catch(() => {
         if (!res.headersSent) res.writeHead(500)
