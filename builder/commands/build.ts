@@ -2,24 +2,28 @@
 // Everything is checked first (inputs, tools, flags) and reported at once;
 // then config → plan → render → payload → media → OpenShift hand-off →
 // manifest, all inside a temp directory renamed into place at the end.
+// The stages a fleet build shares are in build-stages.ts.
 
 import { existsSync, statSync } from 'node:fs'
 import { chmod, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Ctx } from '../cli.js'
 import { formatDiagnostic } from '../config/diagnostics.js'
-import { DEFAULT_CONFIG_NAME, loadConfig } from '../config/load.js'
+import { DEFAULT_CONFIG_NAME, loadConfig, type LoadedConfig } from '../config/load.js'
 import { FailureError } from '../errors.js'
 import { findTool, TOOL_PACKAGES } from '../exec.js'
 import { formatBytes } from '../log.js'
+import type { BuildManifest } from '../manifest.js'
 import type { MediaProgress } from '../media/common.js'
+import type { PxeSnippets } from '../media/pxe.js'
 import { buildBundle, BUNDLE_NAME } from '../bundle/bundle.js'
 import { buildOemdrv } from '../media/oemdrv.js'
 import { writeOpenshift } from '../openshift.js'
 import { planAppliance } from '../plan/plan.js'
+import type { Plan } from '../plan/types.js'
 import { renderKickstart } from '../render/kickstart.js'
 import { renderHost, writeTree } from '../render/host.js'
-import { buildPayload, readBuildInputs, refuseProblems, withBuildOutput, writeBuildManifest } from './build-stages.js'
+import { buildPayload, readBuildInputs, refuseProblems, withBuildOutput, writeBuildManifest, type BuildDirs, type BuildInputs } from './build-stages.js'
 import { writeSecrets } from './secrets-out.js'
 
 export interface BuildOpts {
@@ -40,6 +44,82 @@ export interface BuildOpts {
   seed?: string
 }
 
+/** What the checks settled: the stages read this, not the flags and the config again. */
+interface Wanted {
+  /** Built from the embedded default config */
+  demo: boolean
+  /** Images may be missing from the cache (--allow-missing, or a demo) */
+  allowMissing: boolean
+  /** The RHEL ISO to remaster, and to take the PXE tree's and the qcow2 install's installer from */
+  isoBase?: string
+  /** fileStamp(isoBase) once the checks passed */
+  baseStamp?: string
+  oemdrv: boolean
+  /** Where the PXE tree will be served from; set only when a PXE tree is wanted */
+  pxeUrl?: string
+  qcow2: boolean
+  /** The RHEL KVM guest image the qcow2 is made from (else it is installed from isoBase) */
+  baseImage?: string
+  bundle: boolean
+  /** Outputs left out of a demo for want of a tool, said after the summary */
+  skipped: string[]
+}
+
+/** One host's build: what every stage reads. */
+interface HostBuild {
+  ctx: Ctx
+  opts: BuildOpts
+  loaded: LoadedConfig
+  want: Wanted
+  inputs: BuildInputs
+  dirs: BuildDirs
+}
+
+/** How to start the qcow2 in a VM; they name the disk by its final path. */
+interface Qcow2Hints {
+  domainXml: string
+  virtInstall: string
+}
+
+export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
+  const loaded = loadConfig(opts.config)
+  for (const w of loaded.warnings) ctx.log.warn(formatDiagnostic(w))
+  if (loaded.config.fleet) return buildFleetCommand(opts, ctx, loaded)
+
+  const want = await checkInputs(opts, loaded)
+  const inputs = readBuildInputs(opts, loaded.config)
+  ctx.log.step(`building ${want.demo ? 'the demo appliance (embedded default config)' : loaded.file} into ${opts.output}`)
+  const manifest = await withBuildOutput(opts.output, ctx, async (dirs) => {
+    const b: HostBuild = { ctx, opts, loaded, want, inputs, dirs }
+    const plan = planHost(b)
+    renderHostFiles(b, plan)
+    const payload = await buildPayload(ctx, inputs, dirs, { config: loaded.config, allowMissing: want.allowMissing, ...(opts.config ? { configPath: opts.config } : {}) })
+    if (want.oemdrv) await writeOemdrv(b, plan)
+    const baseIso = want.isoBase ? await remasterBaseIso(b, plan, want.isoBase) : undefined
+    const pxe = want.isoBase && want.pxeUrl ? await writePxeTree(b, plan, want.isoBase, want.pxeUrl) : undefined
+    checkBaseUnchanged(want)
+    const qcow2 = want.qcow2 ? await writeQcow2(b, plan) : undefined
+    if (want.bundle) await writeBundle(b, plan)
+    writeHandoff(b, plan)
+    await tellHowToBoot(b, { qcow2, pxe })
+    const manifest = await writeBuildManifest(dirs, { loaded, host: loaded.config, epoch: inputs.epoch, demo: want.demo, payload, ...(baseIso ? { baseIso } : {}) })
+    // Steps that cannot be aborted (hashing the outputs) may have run past a
+    // Ctrl-C: do not put the output in place after the user asked to stop.
+    if (ctx.signal.aborted) throw new FailureError('interrupted')
+    return manifest
+  })
+  printSummary(ctx, opts, want, manifest)
+  return 0
+}
+
+/** A fleet: one payload medium, one OEMDRV per host (builder/fleet/build.ts). */
+async function buildFleetCommand(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig): Promise<number> {
+  const { buildFleet } = await import('../fleet/build.js')
+  const r = await buildFleet(opts, ctx, loaded)
+  if (ctx.json) ctx.out(JSON.stringify(r, null, 2))
+  return 0
+}
+
 /** What changes when a file is written, replaced or truncated: any write updates mtime and ctime. */
 function fileStamp(path: string): string {
   try {
@@ -53,21 +133,10 @@ function fileStamp(path: string): string {
 /** xorriso reports percent and bytes written; the logger wants a total. */
 const totalOf = (e: MediaProgress) => (e.percent > 0 ? Math.round((e.bytesWritten * 100) / e.percent) : undefined)
 
-export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
-  const { log } = ctx
-  const loaded = loadConfig(opts.config)
-  const demo = loaded.file === DEFAULT_CONFIG_NAME
+/** Check inputs, tools and flags; every problem is reported at once, and nothing is written. */
+async function checkInputs(opts: BuildOpts, loaded: LoadedConfig): Promise<Wanted> {
   const c = loaded.config
-  for (const w of loaded.warnings) log.warn(formatDiagnostic(w))
-  if (c.fleet) {
-    // A fleet: one payload medium, one OEMDRV per host (builder/fleet/build.ts).
-    const { buildFleet } = await import('../fleet/build.js')
-    const r = await buildFleet(opts, ctx, loaded)
-    if (ctx.json) ctx.out(JSON.stringify(r, null, 2))
-    return 0
-  }
-
-  // ---- check everything first, fail once ----
+  const demo = loaded.file === DEFAULT_CONFIG_NAME
   const problems: string[] = []
   const skipped: string[] = []
   const isoBase = opts.iso ? resolve(opts.iso) : c.outputs.iso?.base
@@ -88,7 +157,6 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
     const tools = baseImage ? ['guestfish', 'qemu-img'] : ['qemu-system-x86_64', 'qemu-img']
     for (const tool of tools) if (!(await findTool(tool))) problems.push(`${tool} is needed for --qcow2: apt-get install ${TOOL_PACKAGES[tool] ?? tool}`)
   }
-  const wantBundle = opts.bundle || c.outputs.bundle
   if (opts.pullSecret && !(existsSync(opts.pullSecret) && statSync(opts.pullSecret).isFile())) problems.push(`--pull-secret ${opts.pullSecret}: no such file`)
   const needXorriso = wantOemdrv || isoBase !== undefined
   if (needXorriso && !(await findTool('xorriso'))) {
@@ -101,172 +169,200 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
     if (missing.length) problems.push(`${missing.join(', ')} (mtools) is needed to patch the ISO's EFI boot image: apt-get install mtools`)
   }
   refuseProblems(problems)
-  // The base ISO must not change while we read it (a copy still running, a
-  // download being resumed): the remastered ISO would mix two versions.
-  const baseStamp = isoBase ? fileStamp(isoBase) : undefined
+  return {
+    demo,
+    allowMissing: opts.allowMissing || demo,
+    // The base ISO must not change while we read it (a copy still running, a
+    // download being resumed): the remastered ISO would mix two versions.
+    ...(isoBase ? { isoBase, baseStamp: fileStamp(isoBase) } : {}),
+    oemdrv: wantOemdrv && !skipped.some((s) => s.startsWith('oemdrv.iso')),
+    ...(wantPxe ? { pxeUrl } : {}),
+    qcow2: wantQcow2,
+    ...(baseImage ? { baseImage } : {}),
+    bundle: opts.bundle || c.outputs.bundle,
+    skipped,
+  }
+}
 
-  const inputs = readBuildInputs(opts, c)
-  const { epoch, cacheDir } = inputs
-  const allowMissing = opts.allowMissing || demo
+/** secrets (reused from the destination's secrets/), PKI and host spec; secrets/ written. */
+function planHost(b: HostBuild): Plan {
+  b.ctx.log.step('plan: secrets, PKI, host spec')
+  const { plan, stored } = planAppliance(b.loaded, { epoch: b.inputs.epoch, ...(b.opts.seed !== undefined ? { seed: b.opts.seed } : {}), secretsDir: join(b.dirs.dest, 'secrets') })
+  writeSecrets(join(b.dirs.dir, 'secrets'), plan, stored)
+  return plan
+}
 
-  log.step(`building ${demo ? 'the demo appliance (embedded default config)' : loaded.file} into ${opts.output}`)
-  const result = await withBuildOutput(opts.output, ctx, async (dirs) => {
-    const { dir, dest, work, payloadDir } = dirs
+function renderHostFiles(b: HostBuild, plan: Plan): void {
+  b.ctx.log.step('render: kickstart, Butane, Ignition, host files')
+  writeTree(join(b.dirs.dir, 'host'), renderHost(plan, { source: 'cdrom' }))
+}
 
-    log.step('plan: secrets, PKI, host spec')
-    const { plan, stored } = planAppliance(loaded, { epoch, ...(opts.seed !== undefined ? { seed: opts.seed } : {}), secretsDir: join(dest, 'secrets') })
-    writeSecrets(join(dir, 'secrets'), plan, stored)
-
-    log.step('render: kickstart, Butane, Ignition, host files')
-    writeTree(join(dir, 'host'), renderHost(plan, { source: 'cdrom' }))
-
-    const payload = await buildPayload(ctx, inputs, dirs, { config: c, allowMissing, ...(opts.config ? { configPath: opts.config } : {}) })
-
-    if (wantOemdrv && !skipped.some((s) => s.startsWith('oemdrv.iso'))) {
-      log.step('media: oemdrv.iso')
-      const p = log.progress('oemdrv.iso')
-      await buildOemdrv({
-        ksText: renderKickstart(plan, { source: 'oemdrv' }),
-        payloadDir,
-        outFile: join(dir, 'oemdrv.iso'),
-        epoch,
-        signal: ctx.signal,
-        onProgress: (e: MediaProgress) => p.update(e.bytesWritten, totalOf(e)),
-      })
-      // Its ks.cfg lays down the registry's passwords and keys: private like host/ks.cfg.
-      await chmod(join(dir, 'oemdrv.iso'), 0o600)
-      p.done()
-    }
-    let baseIso: { path: string; sha256: string; volumeId: string } | undefined
-    let pxeSnippets: { grub: string; ipxe: string; pxelinux: string } | undefined
-    let qcow2Hints: { domainXml: string; virtInstall: string } | undefined
-    if (isoBase) {
-      log.step(`media: remastering ${isoBase}`)
-      const { remasterIso } = await import('../media/iso.js')
-      const p = log.progress('appliance.iso')
-      const r = await remasterIso({
-        baseIso: isoBase,
-        outFile: join(dir, 'appliance.iso'),
-        ksText: renderKickstart(plan, { source: 'cdrom' }),
-        payloadDir,
-        epoch,
-        force: opts.force,
-        kernelArgs: c.host.fips ? ['fips=1'] : [],
-        hashOutput: false, // the manifest hashes it, once
-        hashCacheDir: cacheDir,
-        signal: ctx.signal,
-        onProgress: (e: MediaProgress) => p.update(e.bytesWritten, totalOf(e)),
-      })
-      p.done()
-      await chmod(join(dir, 'appliance.iso'), 0o600) // carries the same ks.cfg secrets as oemdrv.iso
-      baseIso = { path: isoBase, sha256: r.baseSha256, volumeId: r.volumeId }
-      if (r.baseSha256Cached) log.debug(`base ISO sha256 ${r.baseSha256} (remembered from an earlier build of this file version)`)
-      for (const w of r.warnings) log.warn(w)
-      if (wantPxe && pxeUrl) {
-        log.step(`media: PXE tree for ${pxeUrl}`)
-        const { buildPxeTree } = await import('../media/pxe.js')
-        const pxe = await buildPxeTree({
-          baseIso: isoBase,
-          outDir: join(dir, 'pxe'),
-          // The tree serves the ISO's contents under repo/ and the payload under appliance/.
-          ksText: renderKickstart(plan, { source: 'url', url: `${pxeUrl}/repo`, payloadUrl: `${pxeUrl}/appliance` }),
-          payloadDir,
-          baseUrl: pxeUrl,
-          epoch,
-          signal: ctx.signal,
-        })
-        pxeSnippets = pxe.snippets
-      }
-    }
-    if (isoBase && fileStamp(isoBase) !== baseStamp) {
-      throw new FailureError(
-        `base ISO ${isoBase} changed while it was being read (size, time or inode differ from when the build started); the media would mix two versions, so nothing was written`,
-        'wait until the ISO is completely copied or downloaded, then build again',
-      )
-    }
-
-    if (wantQcow2) {
-      const sizeGiB = c.outputs.qcow2?.sizeGiB ?? 100
-      const compress = c.outputs.qcow2?.compress ?? false
-      const outFile = join(dir, 'appliance.qcow2')
-      if (baseImage) {
-        log.step(`media: appliance.qcow2 from ${baseImage} (libguestfs; 1-2 minutes under software emulation)`)
-        const { buildQcow2FromImage } = await import('../media/qcow2.js')
-        const { noCloudSeedFromPlan } = await import('../media/qcow2-host.js')
-        const r = await buildQcow2FromImage({
-          baseImage,
-          outFile,
-          host: plan.host,
-          payloadDir,
-          sizeGiB,
-          cloudInit: { seed: noCloudSeedFromPlan(plan) },
-          compress,
-          epoch,
-          signal: ctx.signal,
-          onProgress: (e) => log.debug(`qcow2: ${e.step} (${e.percent}%)`),
-        })
-        for (const w of r.warnings) log.warn(w)
-        // They name the disk by its path: the final one, not the temp directory's.
-        qcow2Hints = { domainXml: r.domainXml.replaceAll(dir, dest), virtInstall: r.virtInstall.replaceAll(dir, dest) }
-      } else if (isoBase) {
-        // Install for real: the same remaster with a kickstart that powers off at the end.
-        log.step('media: appliance.qcow2 by running the unattended install in QEMU')
-        const { remasterIso } = await import('../media/iso.js')
-        const { buildQcow2ByInstall } = await import('../media/qcow2-install.js')
-        const installIso = join(work, 'install.iso')
-        await remasterIso({
-          baseIso: isoBase,
-          outFile: installIso,
-          ksText: renderKickstart(plan, { source: 'cdrom', finish: 'poweroff' }),
-          payloadDir,
-          epoch,
-          force: opts.force,
-          kernelArgs: ['console=ttyS0,115200', ...(c.host.fips ? ['fips=1'] : [])],
-          hashOutput: false,
-          signal: ctx.signal,
-        })
-        const r = await buildQcow2ByInstall({
-          iso: installIso,
-          outFile,
-          sizeGiB,
-          compress,
-          timeoutMs: Number(process.env.MIRROR_APPLIANCE_INSTALL_TIMEOUT_MIN ?? 240) * 60_000,
-          signal: ctx.signal,
-          onSerialLine: (l) => log.debug(`install: ${l}`),
-          onWarning: (w) => log.warn(w),
-        })
-        log.info(`installed in ${Math.round(r.seconds)} s with ${r.accel}`)
-      }
-    }
-
-    if (wantBundle) {
-      log.step(`bundle: ${BUNDLE_NAME} (payload, units, mirror-registryctl)`)
-      await buildBundle({ plan, payloadDir, outFile: join(dir, BUNDLE_NAME), epoch, signal: ctx.signal })
-    }
-
-    log.step('OpenShift hand-off: install-config snippet, pull secret, ImageDigestMirrorSet')
-    writeOpenshift(join(dir, 'openshift'), plan, opts.pullSecret ? { userPullSecret: resolve(opts.pullSecret) } : {})
-
-    if (qcow2Hints) {
-      await writeFile(join(dir, 'appliance.xml'), qcow2Hints.domainXml)
-      log.info(`qcow2: define the VM with: virsh define ${join(opts.output, 'appliance.xml')} (libvirt domain XML), or:\n  ${qcow2Hints.virtInstall}`)
-    }
-    if (pxeSnippets) {
-      log.info(`PXE: serve the tree with: mirror-appliance serve ${join(opts.output, 'pxe')} --port ${new URL(pxeUrl!).port || 80}`)
-      log.info(`GRUB2 (UEFI) snippet, also in pxe/pxe/grub.cfg:\n${pxeSnippets.grub}`)
-      log.info(`iPXE snippet, also in pxe/pxe/boot.ipxe:\n${pxeSnippets.ipxe}`)
-      log.info(`pxelinux (BIOS) snippet, also in pxe/pxe/pxelinux.cfg/default:\n${pxeSnippets.pxelinux}`)
-    }
-    const manifest = await writeBuildManifest(dirs, { loaded, host: c, epoch, demo, payload, ...(baseIso ? { baseIso } : {}) })
-    // Steps that cannot be aborted (hashing the outputs) may have run past a
-    // Ctrl-C: do not put the output in place after the user asked to stop.
-    if (ctx.signal.aborted) throw new FailureError('interrupted')
-    return manifest
+/** oemdrv.iso: ks.cfg and the payload, for an unmodified RHEL ISO to find. */
+async function writeOemdrv(b: HostBuild, plan: Plan): Promise<void> {
+  const { log, signal } = b.ctx
+  log.step('media: oemdrv.iso')
+  const outFile = join(b.dirs.dir, 'oemdrv.iso')
+  const p = log.progress('oemdrv.iso')
+  await buildOemdrv({
+    ksText: renderKickstart(plan, { source: 'oemdrv' }),
+    payloadDir: b.dirs.payloadDir,
+    outFile,
+    epoch: b.inputs.epoch,
+    signal,
+    onProgress: (e: MediaProgress) => p.update(e.bytesWritten, totalOf(e)),
   })
+  // Its ks.cfg lays down the registry's passwords and keys: private like host/ks.cfg.
+  await chmod(outFile, 0o600)
+  p.done()
+}
 
+/** appliance.iso: the RHEL ISO remastered to install unattended; returns what the manifest says of the base. */
+async function remasterBaseIso(b: HostBuild, plan: Plan, isoBase: string): Promise<NonNullable<BuildManifest['baseIso']>> {
+  const { log, signal } = b.ctx
+  const c = b.loaded.config
+  log.step(`media: remastering ${isoBase}`)
+  const { remasterIso } = await import('../media/iso.js')
+  const outFile = join(b.dirs.dir, 'appliance.iso')
+  const p = log.progress('appliance.iso')
+  const r = await remasterIso({
+    baseIso: isoBase,
+    outFile,
+    ksText: renderKickstart(plan, { source: 'cdrom' }),
+    payloadDir: b.dirs.payloadDir,
+    epoch: b.inputs.epoch,
+    force: b.opts.force,
+    kernelArgs: c.host.fips ? ['fips=1'] : [],
+    hashOutput: false, // the manifest hashes it, once
+    hashCacheDir: b.inputs.cacheDir,
+    signal,
+    onProgress: (e: MediaProgress) => p.update(e.bytesWritten, totalOf(e)),
+  })
+  p.done()
+  await chmod(outFile, 0o600) // carries the same ks.cfg secrets as oemdrv.iso
+  if (r.baseSha256Cached) log.debug(`base ISO sha256 ${r.baseSha256} (remembered from an earlier build of this file version)`)
+  for (const w of r.warnings) log.warn(w)
+  return { path: isoBase, sha256: r.baseSha256, volumeId: r.volumeId }
+}
+
+/** pxe/: the installer from the ISO, the payload and a kickstart, served over HTTP. */
+async function writePxeTree(b: HostBuild, plan: Plan, isoBase: string, pxeUrl: string): Promise<PxeSnippets> {
+  b.ctx.log.step(`media: PXE tree for ${pxeUrl}`)
+  const { buildPxeTree } = await import('../media/pxe.js')
+  const pxe = await buildPxeTree({
+    baseIso: isoBase,
+    outDir: join(b.dirs.dir, 'pxe'),
+    // The tree serves the ISO's contents under repo/ and the payload under appliance/.
+    ksText: renderKickstart(plan, { source: 'url', url: `${pxeUrl}/repo`, payloadUrl: `${pxeUrl}/appliance` }),
+    payloadDir: b.dirs.payloadDir,
+    baseUrl: pxeUrl,
+    epoch: b.inputs.epoch,
+    signal: b.ctx.signal,
+  })
+  return pxe.snippets
+}
+
+/** The media read from the base ISO must all come from one version of it. */
+function checkBaseUnchanged(want: Wanted): void {
+  if (want.isoBase && fileStamp(want.isoBase) !== want.baseStamp) {
+    throw new FailureError(
+      `base ISO ${want.isoBase} changed while it was being read (size, time or inode differ from when the build started); the media would mix two versions, so nothing was written`,
+      'wait until the ISO is completely copied or downloaded, then build again',
+    )
+  }
+}
+
+/** appliance.qcow2: from a RHEL KVM guest image, or by installing from the ISO in QEMU. */
+async function writeQcow2(b: HostBuild, plan: Plan): Promise<Qcow2Hints | undefined> {
+  const { log, signal } = b.ctx
+  const { want, dirs } = b
+  const c = b.loaded.config
+  const epoch = b.inputs.epoch
+  const sizeGiB = c.outputs.qcow2?.sizeGiB ?? 100
+  const compress = c.outputs.qcow2?.compress ?? false
+  const outFile = join(dirs.dir, 'appliance.qcow2')
+  if (want.baseImage) {
+    log.step(`media: appliance.qcow2 from ${want.baseImage} (libguestfs; 1-2 minutes under software emulation)`)
+    const { buildQcow2FromImage } = await import('../media/qcow2.js')
+    const { noCloudSeedFromPlan } = await import('../media/qcow2-host.js')
+    const r = await buildQcow2FromImage({
+      baseImage: want.baseImage,
+      outFile,
+      host: plan.host,
+      payloadDir: dirs.payloadDir,
+      sizeGiB,
+      cloudInit: { seed: noCloudSeedFromPlan(plan) },
+      compress,
+      epoch,
+      signal,
+      onProgress: (e) => log.debug(`qcow2: ${e.step} (${e.percent}%)`),
+    })
+    for (const w of r.warnings) log.warn(w)
+    // They name the disk by its path: the final one, not the temp directory's.
+    return { domainXml: r.domainXml.replaceAll(dirs.dir, dirs.dest), virtInstall: r.virtInstall.replaceAll(dirs.dir, dirs.dest) }
+  }
+  if (!want.isoBase) return undefined
+  // Install for real: the same remaster with a kickstart that powers off at the end.
+  log.step('media: appliance.qcow2 by running the unattended install in QEMU')
+  const { remasterIso } = await import('../media/iso.js')
+  const { buildQcow2ByInstall } = await import('../media/qcow2-install.js')
+  const installIso = join(dirs.work, 'install.iso')
+  await remasterIso({
+    baseIso: want.isoBase,
+    outFile: installIso,
+    ksText: renderKickstart(plan, { source: 'cdrom', finish: 'poweroff' }),
+    payloadDir: dirs.payloadDir,
+    epoch,
+    force: b.opts.force,
+    kernelArgs: ['console=ttyS0,115200', ...(c.host.fips ? ['fips=1'] : [])],
+    hashOutput: false,
+    signal,
+  })
+  const r = await buildQcow2ByInstall({
+    iso: installIso,
+    outFile,
+    sizeGiB,
+    compress,
+    timeoutMs: Number(process.env.MIRROR_APPLIANCE_INSTALL_TIMEOUT_MIN ?? 240) * 60_000,
+    signal,
+    onSerialLine: (l) => log.debug(`install: ${l}`),
+    onWarning: (w) => log.warn(w),
+  })
+  log.info(`installed in ${Math.round(r.seconds)} s with ${r.accel}`)
+  return undefined
+}
+
+async function writeBundle(b: HostBuild, plan: Plan): Promise<void> {
+  b.ctx.log.step(`bundle: ${BUNDLE_NAME} (payload, units, mirror-registryctl)`)
+  await buildBundle({ plan, payloadDir: b.dirs.payloadDir, outFile: join(b.dirs.dir, BUNDLE_NAME), epoch: b.inputs.epoch, signal: b.ctx.signal })
+}
+
+function writeHandoff(b: HostBuild, plan: Plan): void {
+  b.ctx.log.step('OpenShift hand-off: install-config snippet, pull secret, ImageDigestMirrorSet')
+  writeOpenshift(join(b.dirs.dir, 'openshift'), plan, b.opts.pullSecret ? { userPullSecret: resolve(b.opts.pullSecret) } : {})
+}
+
+/** appliance.xml for libvirt, and how to start the VM and serve the PXE tree. */
+async function tellHowToBoot(b: HostBuild, hints: { qcow2: Qcow2Hints | undefined; pxe: PxeSnippets | undefined }): Promise<void> {
+  const { log } = b.ctx
+  const { output } = b.opts
+  if (hints.qcow2) {
+    await writeFile(join(b.dirs.dir, 'appliance.xml'), hints.qcow2.domainXml)
+    log.info(`qcow2: define the VM with: virsh define ${join(output, 'appliance.xml')} (libvirt domain XML), or:\n  ${hints.qcow2.virtInstall}`)
+  }
+  if (hints.pxe && b.want.pxeUrl) {
+    log.info(`PXE: serve the tree with: mirror-appliance serve ${join(output, 'pxe')} --port ${new URL(b.want.pxeUrl).port || 80}`)
+    log.info(`GRUB2 (UEFI) snippet, also in pxe/pxe/grub.cfg:\n${hints.pxe.grub}`)
+    log.info(`iPXE snippet, also in pxe/pxe/boot.ipxe:\n${hints.pxe.ipxe}`)
+    log.info(`pxelinux (BIOS) snippet, also in pxe/pxe/pxelinux.cfg/default:\n${hints.pxe.pxelinux}`)
+  }
+}
+
+/** The outputs (or the manifest with --json), what was skipped, and what a demo or incomplete build still needs. */
+function printSummary(ctx: Ctx, opts: BuildOpts, want: Wanted, result: BuildManifest): void {
+  const { log } = ctx
   if (ctx.json) {
     ctx.out(JSON.stringify(result, null, 2))
-    return 0
+    return
   }
   log.info('')
   log.info(`built into ${opts.output}:`)
@@ -274,16 +370,15 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
     log.info(`  ${o.path.padEnd(34)} ${formatBytes(o.size).padStart(10)}`)
   }
   log.info(`  secrets/ (0700; credentials.txt, CA key: keep private, never put on media)`)
-  for (const s of skipped) log.warn(`skipped ${s}`)
-  if (demo || result.missingImages.length) {
+  for (const s of want.skipped) log.warn(`skipped ${s}`)
+  if (want.demo || result.missingImages.length) {
     log.info('')
-    log.info(demo ? 'This is a DEMO build; a production build still needs:' : 'This build is incomplete (--allow-missing); it still needs:')
-    if (demo) log.info('  - your own config: mirror-appliance init -o appliance.yaml, edit it, then build with -c appliance.yaml')
+    log.info(want.demo ? 'This is a DEMO build; a production build still needs:' : 'This build is incomplete (--allow-missing); it still needs:')
+    if (want.demo) log.info('  - your own config: mirror-appliance init -o appliance.yaml, edit it, then build with -c appliance.yaml')
     if (result.missingImages.length) {
       log.info(`  - the stack images (${result.missingImages.join(', ')}) in the image cache: run on a connected machine`)
       log.info(`      mirror-appliance images fetch${opts.config ? ` -c ${opts.config}` : ''}`)
     }
-    if (!isoBase && !baseImage) log.info('  - a RHEL 8 DVD or boot ISO, to remaster into one unattended ISO: --iso rhel-8.10-x86_64-dvd.iso (or boot it unmodified with oemdrv.iso attached)')
+    if (!want.isoBase && !want.baseImage) log.info('  - a RHEL 8 DVD or boot ISO, to remaster into one unattended ISO: --iso rhel-8.10-x86_64-dvd.iso (or boot it unmodified with oemdrv.iso attached)')
   }
-  return 0
 }
