@@ -271,64 +271,70 @@ function checkBaseUnchanged(want: Wanted): void {
   }
 }
 
+/** The disk every qcow2 way writes. */
+interface Qcow2Disk {
+  outFile: string
+  sizeGiB: number
+  compress: boolean
+}
+
 /** appliance.qcow2: from a RHEL KVM guest image, or by installing from the ISO in QEMU. */
 async function writeQcow2(b: HostBuild, plan: Plan): Promise<Qcow2Hints | undefined> {
+  const q = b.loaded.config.outputs.qcow2
+  const disk: Qcow2Disk = { outFile: join(b.dirs.dir, 'appliance.qcow2'), sizeGiB: q?.sizeGiB ?? 100, compress: q?.compress ?? false }
+  if (b.want.baseImage) return qcow2FromImage(b, plan, b.want.baseImage, disk)
+  if (b.want.isoBase) await qcow2ByInstall(b, plan, b.want.isoBase, disk)
+  return undefined
+}
+
+async function qcow2FromImage(b: HostBuild, plan: Plan, baseImage: string, disk: Qcow2Disk): Promise<Qcow2Hints> {
   const { log, signal } = b.ctx
-  const { want, dirs } = b
-  const c = b.loaded.config
-  const epoch = b.inputs.epoch
-  const sizeGiB = c.outputs.qcow2?.sizeGiB ?? 100
-  const compress = c.outputs.qcow2?.compress ?? false
-  const outFile = join(dirs.dir, 'appliance.qcow2')
-  if (want.baseImage) {
-    log.step(`media: appliance.qcow2 from ${want.baseImage} (libguestfs; 1-2 minutes under software emulation)`)
-    const { buildQcow2FromImage } = await import('../media/qcow2.js')
-    const { noCloudSeedFromPlan } = await import('../media/qcow2-host.js')
-    const r = await buildQcow2FromImage({
-      baseImage: want.baseImage,
-      outFile,
-      host: plan.host,
-      payloadDir: dirs.payloadDir,
-      sizeGiB,
-      cloudInit: { seed: noCloudSeedFromPlan(plan) },
-      compress,
-      epoch,
-      signal,
-      onProgress: (e) => log.debug(`qcow2: ${e.step} (${e.percent}%)`),
-    })
-    for (const w of r.warnings) log.warn(w)
-    // They name the disk by its path: the final one, not the temp directory's.
-    return { domainXml: r.domainXml.replaceAll(dirs.dir, dirs.dest), virtInstall: r.virtInstall.replaceAll(dirs.dir, dirs.dest) }
-  }
-  if (!want.isoBase) return undefined
-  // Install for real: the same remaster with a kickstart that powers off at the end.
+  const { dir, dest } = b.dirs
+  log.step(`media: appliance.qcow2 from ${baseImage} (libguestfs; 1-2 minutes under software emulation)`)
+  const { buildQcow2FromImage } = await import('../media/qcow2.js')
+  const { noCloudSeedFromPlan } = await import('../media/qcow2-host.js')
+  const r = await buildQcow2FromImage({
+    baseImage,
+    ...disk,
+    host: plan.host,
+    payloadDir: b.dirs.payloadDir,
+    cloudInit: { seed: noCloudSeedFromPlan(plan) },
+    epoch: b.inputs.epoch,
+    signal,
+    onProgress: (e) => log.debug(`qcow2: ${e.step} (${e.percent}%)`),
+  })
+  for (const w of r.warnings) log.warn(w)
+  // They name the disk by its path: the final one, not the temp directory's.
+  return { domainXml: r.domainXml.replaceAll(dir, dest), virtInstall: r.virtInstall.replaceAll(dir, dest) }
+}
+
+/** Install for real: the same remaster with a kickstart that powers off at the end. */
+async function qcow2ByInstall(b: HostBuild, plan: Plan, isoBase: string, disk: Qcow2Disk): Promise<void> {
+  const { log, signal } = b.ctx
   log.step('media: appliance.qcow2 by running the unattended install in QEMU')
   const { remasterIso } = await import('../media/iso.js')
   const { buildQcow2ByInstall } = await import('../media/qcow2-install.js')
-  const installIso = join(dirs.work, 'install.iso')
+  const installIso = join(b.dirs.work, 'install.iso')
   await remasterIso({
-    baseIso: want.isoBase,
+    baseIso: isoBase,
     outFile: installIso,
     ksText: renderKickstart(plan, { source: 'cdrom', finish: 'poweroff' }),
-    payloadDir: dirs.payloadDir,
-    epoch,
+    payloadDir: b.dirs.payloadDir,
+    epoch: b.inputs.epoch,
     force: b.opts.force,
-    kernelArgs: ['console=ttyS0,115200', ...(c.host.fips ? ['fips=1'] : [])],
+    kernelArgs: ['console=ttyS0,115200', ...(b.loaded.config.host.fips ? ['fips=1'] : [])],
     hashOutput: false,
     signal,
   })
   const r = await buildQcow2ByInstall({
     iso: installIso,
-    outFile,
-    sizeGiB,
-    compress,
+    ...disk,
     timeoutMs: Number(process.env.MIRROR_APPLIANCE_INSTALL_TIMEOUT_MIN ?? 240) * 60_000,
     signal,
     onSerialLine: (l) => log.debug(`install: ${l}`),
     onWarning: (w) => log.warn(w),
   })
   log.info(`installed in ${Math.round(r.seconds)} s with ${r.accel}`)
-  return undefined
 }
 
 async function writeBundle(b: HostBuild, plan: Plan): Promise<void> {
