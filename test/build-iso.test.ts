@@ -70,3 +70,34 @@ registry:
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
   t.equal(code, 0, err)
 })
+
+t.test('--pxe-url with a path and a trailing slash: clean URLs, and the printed serve command serves them', async (t) => {
+  const d = t.testdir()
+  const base = await fixtureIso()
+  const port = await freePort()
+  const env = { MIRROR_APPLIANCE_CACHE: join(d, 'cache'), SOURCE_DATE_EPOCH: '1700000000' }
+
+  const bad = await runCli(['build', '-o', join(d, 'bad'), '--iso', base, '--pxe', '--pxe-url', 'ftp://127.0.0.1/x'], { env })
+  t.equal(bad.code, 2, 'a URL that is not http(s) is a usage error')
+  t.match(bad.stderr, /--pxe-url: base URL 'ftp:\/\/127\.0\.0\.1\/x' must be http:\/\/ or https:\/\//)
+  t.notOk(existsSync(join(d, 'bad')), 'nothing written')
+
+  const r = await runCli(['build', '-o', join(d, 'dist'), '--iso', base, '--no-oemdrv', '--pxe', '--pxe-url', `http://127.0.0.1:${port}/sites/lab1/`], { env })
+  t.equal(r.code, 0, r.stderr)
+  const ks = readFileSync(join(d, 'dist/pxe/ks.cfg'), 'utf8')
+  t.match(ks, new RegExp(`^url --url="?http://127\\.0\\.0\\.1:${port}/sites/lab1/repo"?$`, 'm'), 'repo URL without a double slash')
+  t.notMatch(ks, /lab1\/\//, 'no double slash anywhere')
+  const cmd = /serve the tree with: mirror-appliance (serve .*)$/m.exec(r.stdout + r.stderr)?.[1]
+  t.equal(cmd, `serve ${join(d, 'dist', 'pxe')} --port ${port} --prefix /sites/lab1`, 'the hint carries the port and the path')
+
+  const child = spawn(process.execPath, [CLI, ...cmd!.split(' '), '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => {
+    child.kill('SIGKILL')
+  })
+  let err = ''
+  child.stderr.on('data', (b) => (err += b))
+  for (let i = 0; i < 100 && !err.includes('serving'); i++) await new Promise((r) => setTimeout(r, 100))
+  const url = `http://127.0.0.1:${port}/sites/lab1`
+  for (const p of ['/ks.cfg', '/repo/.treeinfo', '/images/pxeboot/vmlinuz', '/pxe/boot.ipxe']) t.equal((await fetch(url + p)).status, 200, `${url}${p} is served`)
+  t.equal((await fetch(`http://127.0.0.1:${port}/ks.cfg`)).status, 404, 'nothing outside the prefix')
+})

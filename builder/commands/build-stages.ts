@@ -17,10 +17,50 @@ import { assemblePayload, type AssembleResult } from '../payload/assemble.js'
 import { defaultCacheDir } from '../payload/cli.js'
 import { loadStackLock, type StackLock } from '../payload/lock.js'
 import { buildEpoch } from '../plan/plan.js'
+import { normalizeBaseUrl } from '../media/pxe.js'
 
 /** Fail once with every problem the checks found, before anything is written. */
 export function refuseProblems(problems: string[]): void {
   if (problems.length) throw new UserError(problems.join('\n  '), problems.length > 1 ? `${problems.length} problems; nothing was written` : 'nothing was written')
+}
+
+/**
+ * The PXE part of the checks: whether a tree is wanted and the URL it will be
+ * served from, normalized (no trailing slash, so the kickstart's URLs have no
+ * '//'); problems are added to the list.
+ */
+export function checkPxe(
+  opts: { pxe: boolean; pxeUrl?: string },
+  c: Config,
+  isoBase: string | undefined,
+  problems: string[],
+): { wantPxe: boolean; pxeUrl?: string } {
+  const wantPxe = opts.pxe || c.outputs.pxe !== undefined
+  if (!wantPxe) return { wantPxe }
+  const raw = opts.pxeUrl ?? c.outputs.pxe?.baseUrl
+  if (!isoBase) problems.push('--pxe needs the RHEL ISO to take the kernel and initrd from: add --iso BASE.iso')
+  if (!raw) {
+    problems.push('--pxe needs the URL the tree will be served from: add --pxe-url http://HOST:PORT or outputs.pxe.baseUrl')
+    return { wantPxe }
+  }
+  try {
+    return { wantPxe, pxeUrl: normalizeBaseUrl(raw) }
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e
+    problems.push(`--pxe-url: ${e.message}`)
+    return { wantPxe }
+  }
+}
+
+/** The `serve` command under which a tree's URLs resolve: port and path prefix from the URL it was built for. */
+export function serveCommand(treeDir: string, pxeUrl: string): string {
+  const u = new URL(pxeUrl)
+  const https = u.protocol === 'https:'
+  const prefix = u.pathname.replace(/\/+$/, '')
+  return (
+    `mirror-appliance serve ${treeDir} --port ${u.port || (https ? 443 : 80)}${prefix ? ` --prefix ${prefix}` : ''}` +
+    (https ? ' behind your HTTPS front end (serve speaks plain HTTP)' : '')
+  )
 }
 
 /** What a build reads once, before its output transaction starts. */
@@ -109,12 +149,12 @@ async function toolVersions(): Promise<Record<string, string>> {
  */
 export async function writeBuildManifest(
   dirs: BuildDirs,
-  m: { loaded: LoadedConfig; host: Config; epoch: number; demo: boolean; payload: AssembleResult; baseIso?: BuildManifest['baseIso'] },
+  m: { loaded: LoadedConfig; host: Config; epoch: number; demo: boolean; payload: AssembleResult; baseIso?: BuildManifest['baseIso']; signal: AbortSignal },
 ): Promise<BuildManifest> {
   await rm(dirs.work, { recursive: true, force: true })
   const tools = await toolVersions()
   const { host, registry } = m.host
-  return writeManifest(dirs.dir, {
+  const manifest = await writeManifest(dirs.dir, {
     schema: 'mirror-appliance/manifest/v1',
     builder: { version: VERSION, node: process.version },
     config: { file: m.loaded.file, digest: m.loaded.digest },
@@ -126,4 +166,8 @@ export async function writeBuildManifest(
     ...(m.baseIso ? { baseIso: m.baseIso } : {}),
     tools,
   })
+  // Steps that cannot be aborted (hashing the outputs) may have run past a
+  // Ctrl-C: do not put the output in place after the user asked to stop.
+  if (m.signal.aborted) throw new FailureError('interrupted')
+  return manifest
 }

@@ -23,7 +23,7 @@ import { planAppliance } from '../plan/plan.js'
 import type { Plan } from '../plan/types.js'
 import { renderKickstart } from '../render/kickstart.js'
 import { renderHost, writeTree } from '../render/host.js'
-import { buildPayload, readBuildInputs, refuseProblems, withBuildOutput, writeBuildManifest, type BuildDirs, type BuildInputs } from './build-stages.js'
+import { buildPayload, checkPxe, readBuildInputs, refuseProblems, serveCommand, withBuildOutput, writeBuildManifest, type BuildDirs, type BuildInputs } from './build-stages.js'
 import { writeSecrets } from './secrets-out.js'
 
 export interface BuildOpts {
@@ -102,11 +102,7 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
     if (want.bundle) await writeBundle(b, plan)
     writeHandoff(b, plan)
     await tellHowToBoot(b, { qcow2, pxe })
-    const manifest = await writeBuildManifest(dirs, { loaded, host: loaded.config, epoch: inputs.epoch, demo: want.demo, payload, ...(baseIso ? { baseIso } : {}) })
-    // Steps that cannot be aborted (hashing the outputs) may have run past a
-    // Ctrl-C: do not put the output in place after the user asked to stop.
-    if (ctx.signal.aborted) throw new FailureError('interrupted')
-    return manifest
+    return writeBuildManifest(dirs, { loaded, host: loaded.config, epoch: inputs.epoch, demo: want.demo, payload, ...(baseIso ? { baseIso } : {}), signal: ctx.signal })
   })
   printSummary(ctx, opts, want, manifest)
   return 0
@@ -141,11 +137,8 @@ async function checkInputs(opts: BuildOpts, loaded: LoadedConfig): Promise<Wante
   const skipped: string[] = []
   const isoBase = opts.iso ? resolve(opts.iso) : c.outputs.iso?.base
   const wantOemdrv = opts.oemdrv ?? c.outputs.oemdrv
-  const wantPxe = opts.pxe || c.outputs.pxe !== undefined
-  const pxeUrl = opts.pxeUrl ?? c.outputs.pxe?.baseUrl
   if (isoBase && !(existsSync(isoBase) && statSync(isoBase).isFile())) problems.push(`base ISO ${isoBase}: no such file`)
-  if (wantPxe && !isoBase) problems.push('--pxe needs the RHEL ISO to take the kernel and initrd from: add --iso BASE.iso')
-  if (wantPxe && !pxeUrl) problems.push('--pxe needs the URL the tree will be served from: add --pxe-url http://HOST:PORT or outputs.pxe.baseUrl')
+  const { wantPxe, pxeUrl } = checkPxe(opts, c, isoBase, problems)
   const wantQcow2 = opts.qcow2 || c.outputs.qcow2 !== undefined
   const baseImage = opts.baseImage ? resolve(opts.baseImage) : c.outputs.qcow2?.baseImage
   if (opts.baseImage && !wantQcow2) problems.push('--base-image is only used with --qcow2')
@@ -176,7 +169,7 @@ async function checkInputs(opts: BuildOpts, loaded: LoadedConfig): Promise<Wante
     // download being resumed): the remastered ISO would mix two versions.
     ...(isoBase ? { isoBase, baseStamp: fileStamp(isoBase) } : {}),
     oemdrv: wantOemdrv && !skipped.some((s) => s.startsWith('oemdrv.iso')),
-    ...(wantPxe ? { pxeUrl } : {}),
+    ...(wantPxe && pxeUrl ? { pxeUrl } : {}),
     qcow2: wantQcow2,
     ...(baseImage ? { baseImage } : {}),
     bundle: opts.bundle || c.outputs.bundle,
@@ -356,7 +349,7 @@ async function tellHowToBoot(b: HostBuild, hints: { qcow2: Qcow2Hints | undefine
     log.info(`qcow2: define the VM with: virsh define ${join(output, 'appliance.xml')} (libvirt domain XML), or:\n  ${hints.qcow2.virtInstall}`)
   }
   if (hints.pxe && b.want.pxeUrl) {
-    log.info(`PXE: serve the tree with: mirror-appliance serve ${join(output, 'pxe')} --port ${new URL(b.want.pxeUrl).port || 80}`)
+    log.info(`PXE: serve the tree with: ${serveCommand(join(output, 'pxe'), b.want.pxeUrl)}`)
     log.info(`GRUB2 (UEFI) snippet, also in pxe/pxe/grub.cfg:\n${hints.pxe.grub}`)
     log.info(`iPXE snippet, also in pxe/pxe/boot.ipxe:\n${hints.pxe.ipxe}`)
     log.info(`pxelinux (BIOS) snippet, also in pxe/pxe/pxelinux.cfg/default:\n${hints.pxe.pxelinux}`)

@@ -19,7 +19,7 @@ import { mkdir, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Ctx } from '../cli.js'
 import type { BuildOpts } from '../commands/build.js'
-import { buildPayload, readBuildInputs, refuseProblems, withBuildOutput, writeBuildManifest } from '../commands/build-stages.js'
+import { buildPayload, checkPxe, readBuildInputs, refuseProblems, serveCommand, withBuildOutput, writeBuildManifest } from '../commands/build-stages.js'
 import { writeSecrets } from '../commands/secrets-out.js'
 import type { LoadedConfig } from '../config/load.js'
 import { findTool } from '../exec.js'
@@ -56,12 +56,10 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
   const c = loaded.config
   const hosts = c.fleet!.hosts
   const problems: string[] = []
-  const wantPxe = opts.pxe || c.outputs.pxe !== undefined
-  const pxeUrl = opts.pxeUrl ?? c.outputs.pxe?.baseUrl
   const isoBase = opts.iso ? resolve(opts.iso) : c.outputs.iso?.base
+  const wantPxe = opts.pxe || c.outputs.pxe !== undefined
   if (isoBase && !wantPxe) problems.push('a fleet is built as one payload.iso plus one OEMDRV per host; --iso (one remastered ISO per host) is not available for fleets (with --pxe, --iso names the installer ISO for the PXE tree)')
-  if (wantPxe && !isoBase) problems.push('--pxe needs the RHEL ISO to take the kernel and initrd from: add --iso BASE.iso')
-  if (wantPxe && !pxeUrl) problems.push('--pxe needs the URL the tree will be served from: add --pxe-url http://HOST:PORT or outputs.pxe.baseUrl')
+  const { pxeUrl } = checkPxe(opts, c, isoBase, problems)
   if (isoBase && !(existsSync(isoBase) && statSync(isoBase).isFile())) problems.push(`base ISO ${isoBase}: no such file`)
   const wantOemdrv = opts.oemdrv !== false
   if (opts.qcow2 || c.outputs.qcow2) problems.push('qcow2 output is not available for fleets')
@@ -129,14 +127,13 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
     }
     if (wantPxe && isoBase && pxeUrl) {
       log.step(`media: PXE tree for ${pxeUrl} (payload once, one entry per MAC; unknown machines boot locally)`)
-      const url = pxeUrl.replace(/\/+$/, '')
       const pxe = await buildFleetPxeTree({
         baseIso: isoBase,
         outDir: join(dir, 'pxe'),
         hosts: fleet.members.map((m) => ({
           hostname: m.host.hostname,
           mac: m.host.mac,
-          ksText: renderKickstart(m.plan, { source: 'url', url: `${url}/repo`, payloadUrl: `${url}/appliance` }),
+          ksText: renderKickstart(m.plan, { source: 'url', url: `${pxeUrl}/repo`, payloadUrl: `${pxeUrl}/appliance` }),
         })),
         payloadDir,
         baseUrl: pxeUrl,
@@ -152,14 +149,14 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
     writeFileSync(join(dir, 'fleet.json'), JSON.stringify({ schema: 'mirror-appliance/fleet/v1', ...(wantOemdrv ? { payload: 'payload.iso', payloadLabel: PAYLOAD_LABEL } : {}), hosts: rows, ...(wantPxe ? { pxe: { baseUrl: pxeUrl, hosts: pxeEntries } } : {}) }, null, 2) + '\n')
 
     // The manifest names the first host's config, as the single-host manifest names its one host.
-    return writeBuildManifest(dirs, { loaded, host: fleet.members[0]!.plan.config, epoch, demo: false, payload })
+    return writeBuildManifest(dirs, { loaded, host: fleet.members[0]!.plan.config, epoch, demo: false, payload, signal: ctx.signal })
   })
 
   if (!ctx.json) {
     log.info('')
     if (wantOemdrv) log.info(`built a fleet of ${hosts.length} into ${opts.output}: payload.iso ${formatBytes(manifest.outputs.find((o) => o.path === 'payload.iso')?.size ?? 0)} (shared), one OEMDRV per host`)
     if (wantPxe) {
-      log.info(`PXE: one tree for the fleet; serve it with: mirror-appliance serve ${join(opts.output, 'pxe')} --port ${new URL(pxeUrl!).port || 80}`)
+      log.info(`PXE: one tree for the fleet; serve it with: ${serveCommand(join(opts.output, 'pxe'), pxeUrl!)}`)
       log.info('  per-MAC entries pxe/pxe/grub.cfg-01-<mac> (UEFI), pxe/pxe/pxelinux.cfg/01-<mac> (BIOS), pxe/pxe/boot.ipxe (iPXE); machines not in the fleet boot their local disk')
     }
     for (const line of table.trimEnd().split('\n')) log.info(`  ${line}`)
