@@ -66,6 +66,24 @@ export async function fileIdentity(path: string): Promise<string | null> {
   }
 }
 
+/** A file's hash together with the identity of the version that was read. */
+export interface PinnedHash extends FileHash {
+  identity: string
+}
+
+/**
+ * Hash a file and say which version of it was read; null if it changed while
+ * it was read. Builds hash each medium right after writing it, while it is
+ * still in the page cache and the next medium is being written; the manifest
+ * uses the result only if the file is still that version.
+ */
+export async function hashPinned(path: string, signal?: AbortSignal): Promise<PinnedHash | null> {
+  const before = await fileIdentity(path)
+  if (!before) return null
+  const h = await hashFile(path, signal)
+  return (await fileIdentity(path)) === before ? { ...h, identity: before } : null
+}
+
 const HEX64 = /^[0-9a-f]{64}$/
 
 /**

@@ -3,7 +3,7 @@
 
 import { readdir, stat, writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
-import { sha256File } from './hash.js'
+import { fileIdentity, sha256File, type PinnedHash } from './hash.js'
 
 export interface ManifestImage {
   role: 'stack' | 'content'
@@ -44,11 +44,24 @@ export async function listFiles(dir: string, skip: Set<string>): Promise<string[
   return out
 }
 
-/** Checksums of the outputs (not of secrets/), then manifest.json and SHA256SUMS. */
-export async function writeManifest(dir: string, m: Omit<BuildManifest, 'outputs'>): Promise<BuildManifest> {
+/**
+ * Checksums of the outputs (not of secrets/), then manifest.json and
+ * SHA256SUMS. `early` holds hashes started when a medium was written (by
+ * relative path); one is used only if the file is still the version hashed.
+ */
+export async function writeManifest(
+  dir: string,
+  m: Omit<BuildManifest, 'outputs'>,
+  early: ReadonlyMap<string, Promise<PinnedHash | null>> = new Map(),
+): Promise<BuildManifest> {
   const files = await listFiles(dir, new Set(['secrets', '.mirror-appliance', 'manifest.json', 'SHA256SUMS']))
   const outputs: BuildManifest['outputs'] = []
-  for (const f of files) outputs.push({ path: f, size: (await stat(join(dir, f))).size, sha256: await sha256File(join(dir, f)) })
+  for (const f of files) {
+    const path = join(dir, f)
+    const pinned = await early.get(f)
+    const sha256 = pinned && pinned.identity === (await fileIdentity(path)) ? pinned.sha256 : await sha256File(path)
+    outputs.push({ path: f, size: (await stat(path)).size, sha256 })
+  }
   const full: BuildManifest = { ...m, outputs }
   await writeFile(join(dir, 'manifest.json'), JSON.stringify(full, null, 2) + '\n', { mode: 0o644 })
   const sums = [...outputs, { path: 'manifest.json', sha256: await sha256File(join(dir, 'manifest.json')), size: 0 }]

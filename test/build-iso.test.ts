@@ -39,6 +39,9 @@ registry:
   const m = JSON.parse(readFileSync(join(dist, 'manifest.json'), 'utf8')) as { baseIso: { volumeId: string; sha256: string } }
   t.equal(m.baseIso.volumeId, 'RHEL-8-10-0-BaseOS-x86_64')
   t.equal(m.baseIso.sha256, spawnSync('sha256sum', [base], { encoding: 'utf8' }).stdout.split(' ')[0])
+  const sums = spawnSync('sha256sum', ['-c', '--strict', 'SHA256SUMS'], { cwd: dist, encoding: 'utf8' })
+  t.equal(sums.status, 0, `SHA256SUMS (media hashed while the next stage ran) checks out: ${sums.stdout}${sums.stderr}`)
+  t.match(sums.stdout, /^appliance\.iso: OK$/m)
   const remembered = readdirSync(join(d, 'cache', 'checksums'))
   t.equal(remembered.length, 1, 'the base ISO checksum is remembered in the image cache for the next build')
   t.equal(readFileSync(join(d, 'cache', 'checksums', remembered[0]!), 'utf8'), m.baseIso.sha256 + '\n')

@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { chmod, mkdir, readdir, rename, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { hashFile, sha256File, sha256FileCached } from '../builder/hash.js'
+import { fileIdentity, hashFile, hashPinned, sha256File, sha256FileCached, type PinnedHash } from '../builder/hash.js'
+import { writeManifest } from '../builder/manifest.js'
 
 const MiB = 1 << 20
 const hex = (b: Buffer) => createHash('sha256').update(b).digest('hex')
@@ -89,4 +90,25 @@ t.test('sha256FileCached: no cache, a broken entry or an unwritable cache still 
   await chmod(join(ro, 'checksums'), 0o555)
   t.same(await sha256FileCached(p, ro), { sha256: want, cached: false }, 'read-only cache')
   t.same((await readdir(join(ro, 'checksums'))).filter((f) => f.includes('.tmp-')), [], 'no temp files left')
+})
+
+t.test('hashes started early: used by the manifest only for the version that was read', async (t) => {
+  const dir = t.testdir({ 'a.iso': 'medium a', 'b.iso': 'medium b', 'c.iso': 'medium c', secrets: { 'ca.key': 'never listed' } })
+  const early = new Map<string, Promise<PinnedHash | null>>()
+  for (const f of ['a.iso', 'b.iso']) early.set(f, hashPinned(join(dir, f)))
+  t.same(await early.get('a.iso'), { sha256: sha256sum(join(dir, 'a.iso')), size: 8, identity: await fileIdentity(join(dir, 'a.iso')) })
+  // a pinned hash is trusted as is (the manifest does not read a.iso again) ...
+  const trusted = 'f'.repeat(64)
+  early.set('a.iso', Promise.resolve({ ...(await early.get('a.iso'))!, sha256: trusted }))
+  // ... unless the file is no longer the version that was hashed
+  await new Promise((r) => setTimeout(r, 10))
+  await writeFile(join(dir, 'b.iso'), 'medium B')
+  const base = { schema: 'mirror-appliance/manifest/v1', builder: { version: '0', node: 'v20' }, config: { file: 'x', digest: 'y' }, host: { hostname: 'h', rhel: '8.10', flavor: 'quay', port: 8443 }, epoch: 0, demo: false, images: [], missingImages: [], tools: {} } as unknown as Parameters<typeof writeManifest>[1]
+  const m = await writeManifest(dir, base, early)
+  const by = Object.fromEntries(m.outputs.map((o) => [o.path, o.sha256]))
+  t.equal(by['a.iso'], trusted, 'the early hash of an unchanged file is used')
+  t.equal(by['b.iso'], sha256sum(join(dir, 'b.iso')), 'a file changed after its early hash is hashed again')
+  t.equal(by['c.iso'], sha256sum(join(dir, 'c.iso')), 'a file without an early hash is hashed')
+  t.notOk('secrets/ca.key' in by, 'secrets are not outputs')
+  t.equal(await hashPinned(join(dir, 'nope')), null, 'a missing file pins nothing')
 })

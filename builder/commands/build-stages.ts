@@ -11,6 +11,7 @@ import type { LoadedConfig } from '../config/load.js'
 import type { Config } from '../config/types.js'
 import { FailureError, UserError } from '../errors.js'
 import { toolVersion } from '../exec.js'
+import { hashPinned, type PinnedHash } from '../hash.js'
 import { writeManifest, type BuildManifest } from '../manifest.js'
 import { writeOutputDir } from '../output.js'
 import { assemblePayload, type AssembleResult } from '../payload/assemble.js'
@@ -21,7 +22,11 @@ import { normalizeBaseUrl } from '../media/pxe.js'
 
 /** Fail once with every problem the checks found, before anything is written. */
 export function refuseProblems(problems: string[]): void {
-  if (problems.length) throw new UserError(problems.join('\n  '), problems.length > 1 ? `${problems.length} problems; nothing was written` : 'nothing was written')
+  if (problems.length)
+    throw new UserError(
+      problems.join('\n  '),
+      problems.length > 1 ? `${problems.length} problems; nothing was written` : 'nothing was written',
+    )
 }
 
 /**
@@ -84,6 +89,21 @@ export interface BuildDirs {
   work: string
   /** The assembled payload, read by every medium */
   payloadDir: string
+  /** Hashes of finished media, started by hashEarly(), for the manifest */
+  early: Map<string, Promise<PinnedHash | null>>
+}
+
+/**
+ * Start hashing a finished output (path relative to dirs.dir) alongside the
+ * next stages, while it is still in the page cache: the manifest would
+ * otherwise read every medium again at the end, from disk once the media
+ * are bigger than the memory. Failures only mean the manifest hashes it.
+ */
+export function hashEarly(dirs: BuildDirs, rel: string, signal: AbortSignal): void {
+  dirs.early.set(
+    rel,
+    hashPinned(join(dirs.dir, rel), signal).catch(() => null),
+  )
 }
 
 /**
@@ -99,7 +119,7 @@ export async function withBuildOutput<T>(output: string, ctx: Ctx, stages: (d: B
     const work = join(dir, '.work')
     await mkdir(join(work, 'tmp'), { recursive: true })
     process.env.TMPDIR = join(work, 'tmp')
-    return stages({ dir, dest, work, payloadDir: join(work, 'payload') })
+    return stages({ dir, dest, work, payloadDir: join(work, 'payload'), early: new Map() })
   })
     .catch((e: unknown) => {
       if (ctx.signal.aborted) throw new FailureError(`interrupted; nothing was written to ${output}`)
@@ -119,7 +139,9 @@ export async function buildPayload(
   o: { config: Config; allowMissing: boolean; configPath?: string; note?: string },
 ): Promise<AssembleResult> {
   const { stack, cacheDir } = inputs
-  ctx.log.step(`payload: ${stack.images.length} stack image(s), ${o.config.content.images.length} content image(s) from ${cacheDir}${o.note ? ` (${o.note})` : ''}`)
+  ctx.log.step(
+    `payload: ${stack.images.length} stack image(s), ${o.config.content.images.length} content image(s) from ${cacheDir}${o.note ? ` (${o.note})` : ''}`,
+  )
   const payload = await assemblePayload({
     cacheDir,
     stack: stack.images,
@@ -149,23 +171,35 @@ async function toolVersions(): Promise<Record<string, string>> {
  */
 export async function writeBuildManifest(
   dirs: BuildDirs,
-  m: { loaded: LoadedConfig; host: Config; epoch: number; demo: boolean; payload: AssembleResult; baseIso?: BuildManifest['baseIso']; signal: AbortSignal },
+  m: {
+    loaded: LoadedConfig
+    host: Config
+    epoch: number
+    demo: boolean
+    payload: AssembleResult
+    baseIso?: BuildManifest['baseIso']
+    signal: AbortSignal
+  },
 ): Promise<BuildManifest> {
   await rm(dirs.work, { recursive: true, force: true })
   const tools = await toolVersions()
   const { host, registry } = m.host
-  const manifest = await writeManifest(dirs.dir, {
-    schema: 'mirror-appliance/manifest/v1',
-    builder: { version: VERSION, node: process.version },
-    config: { file: m.loaded.file, digest: m.loaded.digest },
-    host: { hostname: host.hostname, rhel: host.rhel, flavor: registry.flavor, port: registry.port },
-    epoch: m.epoch,
-    demo: m.demo,
-    images: m.payload.images,
-    missingImages: m.payload.missing,
-    ...(m.baseIso ? { baseIso: m.baseIso } : {}),
-    tools,
-  })
+  const manifest = await writeManifest(
+    dirs.dir,
+    {
+      schema: 'mirror-appliance/manifest/v1',
+      builder: { version: VERSION, node: process.version },
+      config: { file: m.loaded.file, digest: m.loaded.digest },
+      host: { hostname: host.hostname, rhel: host.rhel, flavor: registry.flavor, port: registry.port },
+      epoch: m.epoch,
+      demo: m.demo,
+      images: m.payload.images,
+      missingImages: m.payload.missing,
+      ...(m.baseIso ? { baseIso: m.baseIso } : {}),
+      tools,
+    },
+    dirs.early,
+  )
   // Steps that cannot be aborted (hashing the outputs) may have run past a
   // Ctrl-C: do not put the output in place after the user asked to stop.
   if (m.signal.aborted) throw new FailureError('interrupted')

@@ -23,7 +23,7 @@ import { planAppliance } from '../plan/plan.js'
 import type { Plan } from '../plan/types.js'
 import { renderKickstart } from '../render/kickstart.js'
 import { renderHost, writeTree } from '../render/host.js'
-import { buildPayload, checkPxe, readBuildInputs, refuseProblems, serveCommand, withBuildOutput, writeBuildManifest, type BuildDirs, type BuildInputs } from './build-stages.js'
+import { buildPayload, checkPxe, hashEarly, readBuildInputs, refuseProblems, serveCommand, withBuildOutput, writeBuildManifest, type BuildDirs, type BuildInputs } from './build-stages.js'
 import { writeSecrets } from './secrets-out.js'
 
 export interface BuildOpts {
@@ -207,6 +207,7 @@ async function writeOemdrv(b: HostBuild, plan: Plan): Promise<void> {
   // Its ks.cfg lays down the registry's passwords and keys: private like host/ks.cfg.
   await chmod(outFile, 0o600)
   p.done()
+  hashEarly(b.dirs, 'oemdrv.iso', signal)
 }
 
 /** appliance.iso: the RHEL ISO remastered to install unattended; returns what the manifest says of the base. */
@@ -232,6 +233,7 @@ async function remasterBaseIso(b: HostBuild, plan: Plan, isoBase: string): Promi
   })
   p.done()
   await chmod(outFile, 0o600) // carries the same ks.cfg secrets as oemdrv.iso
+  hashEarly(b.dirs, 'appliance.iso', signal)
   if (r.baseSha256Cached) log.debug(`base ISO sha256 ${r.baseSha256} (remembered from an earlier build of this file version)`)
   for (const w of r.warnings) log.warn(w)
   return { path: isoBase, sha256: r.baseSha256, volumeId: r.volumeId }
@@ -333,6 +335,7 @@ async function qcow2ByInstall(b: HostBuild, plan: Plan, isoBase: string, disk: Q
 async function writeBundle(b: HostBuild, plan: Plan): Promise<void> {
   b.ctx.log.step(`bundle: ${BUNDLE_NAME} (payload, units, mirror-registryctl)`)
   await buildBundle({ plan, payloadDir: b.dirs.payloadDir, outFile: join(b.dirs.dir, BUNDLE_NAME), epoch: b.inputs.epoch, signal: b.ctx.signal })
+  hashEarly(b.dirs, BUNDLE_NAME, b.ctx.signal)
 }
 
 function writeHandoff(b: HostBuild, plan: Plan): void {

@@ -19,7 +19,7 @@ import { mkdir, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Ctx } from '../cli.js'
 import type { BuildOpts } from '../commands/build.js'
-import { buildPayload, checkPxe, readBuildInputs, refuseProblems, serveCommand, withBuildOutput, writeBuildManifest } from '../commands/build-stages.js'
+import { buildPayload, checkPxe, hashEarly, readBuildInputs, refuseProblems, serveCommand, withBuildOutput, writeBuildManifest } from '../commands/build-stages.js'
 import { writeSecrets } from '../commands/secrets-out.js'
 import type { LoadedConfig } from '../config/load.js'
 import { findTool } from '../exec.js'
@@ -101,6 +101,7 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
     if (wantOemdrv) {
       log.step('media: payload.iso (shared)')
       await buildPayloadMedium({ payloadDir, outFile: join(dir, 'payload.iso'), epoch, signal: ctx.signal })
+      hashEarly(dirs, 'payload.iso', ctx.signal)
     }
 
     rows = []
