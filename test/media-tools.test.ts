@@ -4,8 +4,9 @@ import { readFile } from 'node:fs/promises'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  parseImageSectors, parseIsoInfo, parseXorrisoProgress, xorrisoExtractArgs, xorrisoInspectArgs, xorrisoTimestring, xorrisoWriteArgs,
+  PACIFIER_INTERVAL, parseImageSectors, parseIsoInfo, parseXorrisoProgress, xorrisoExtractArgs, xorrisoInspectArgs, xorrisoPacifierInterval, xorrisoTimestring, xorrisoWriteArgs,
 } from '../builder/tools/xorriso.js'
+import { run } from '../builder/exec.js'
 import { mcopyArgs, mdirArgs, mtypeArgs } from '../builder/tools/mtools.js'
 import { qemuArgs, qemuEscape } from '../builder/tools/qemu.js'
 import { checkBaseIso } from '../builder/media/iso.js'
@@ -33,9 +34,16 @@ t.test('xorrisoWriteArgs', async (t) => {
       [...head.slice(2), '-outdev', 'o', '-volid', 'X', '-joliet', 'on', '-rockridge', 'on', '-compliance', 'iso_9660_level=2', ...owners, ...pinned]],
   ]
   for (const [name, o, argv] of cases) t.same(xorrisoWriteArgs(o), argv, name)
+  t.same(xorrisoWriteArgs({ outFile: 'o', volumeId: 'X', epoch: 1700000000, pacifierInterval: 0.1 }).slice(0, 4), ['-pkt_output', 'on', '-pacifier', 'interval=0.1'])
   t.throws(() => xorrisoWriteArgs({ outFile: 'o', epoch: 1 }), /volumeId/)
   t.same(xorrisoExtractArgs('i.iso', [['/a', 'x'], ['/b', 'y']]), ['-abort_on', 'FAILURE', '-osirrox', 'on', '-indev', 'i.iso', '-extract', '/a', 'x', '-extract', '/b', 'y'])
   t.same(xorrisoInspectArgs('i.iso').slice(0, 4), ['-abort_on', 'FAILURE', '-indev', 'i.iso'])
+})
+
+t.test('this xorriso takes -pacifier interval= (checked once, by asking it)', async (t) => {
+  t.equal(await xorrisoPacifierInterval(), PACIFIER_INTERVAL, "Debian 12's xorriso 1.5.4 accepts it")
+  const wrong = await run('xorriso', ['-abort_on', 'FAILURE', '-return_with', 'SORRY', '32', '-pacifier', 'nonsense=1', '-version'], { nothrow: true })
+  t.equal(wrong.code, 32, 'and an unknown pacifier code is refused the way the probe expects')
 })
 
 t.test('progress lines from a real xorriso write', async (t) => {

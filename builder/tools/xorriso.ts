@@ -37,6 +37,14 @@ export interface XorrisoWriteOptions {
   isoLevel?: 1 | 2 | 3
   /** Emit machine-readable packet output (I:/R: prefixes) for progress parsing. Default true. */
   pktOutput?: boolean
+  /**
+   * Seconds between xorriso's progress checks (`-pacifier interval=`). Its
+   * write loop looks for the end of the write only at these checks, by
+   * default once a second on the clock's second boundary, so every write
+   * took up to a second longer than the work (0.4 s on average on a 1 GiB
+   * ISO here). Only for an xorriso that takes it: see xorrisoPacifierInterval().
+   */
+  pacifierInterval?: number
 }
 
 /** The 16-digit GMT timestring -volume_date uuid wants: YYYYMMDDhhmmsscc. */
@@ -50,6 +58,7 @@ export function xorrisoWriteArgs(o: XorrisoWriteOptions): string[] {
   if (!o.indev && !o.volumeId) throw new Error('xorrisoWriteArgs: a new ISO needs a volumeId')
   const a: string[] = []
   if (o.pktOutput !== false) a.push('-pkt_output', 'on')
+  if (o.pacifierInterval !== undefined) a.push('-pacifier', `interval=${o.pacifierInterval}`)
   // Stop at the first real error instead of writing a damaged image.
   a.push('-abort_on', 'FAILURE', '-return_with', 'SORRY', '32')
   if (o.indev) a.push('-indev', o.indev)
@@ -113,6 +122,26 @@ export interface XorrisoRunOptions {
   onLine?: (line: string) => void
 }
 
+/** How often the writer checks its progress, when this xorriso lets us choose. */
+export const PACIFIER_INTERVAL = 0.1
+let pacifierProbe: Promise<number | undefined> | undefined
+
+/**
+ * PACIFIER_INTERVAL if this xorriso takes `-pacifier interval=` (1.5.4 does;
+ * older ones answer SORRY to an unknown pacifier code), else undefined.
+ * Asked once per process.
+ */
+export function xorrisoPacifierInterval(): Promise<number | undefined> {
+  pacifierProbe ??= run('xorriso', ['-abort_on', 'FAILURE', '-return_with', 'SORRY', '32', '-pacifier', `interval=${PACIFIER_INTERVAL}`, '-version'], {
+    nothrow: true,
+    why: 'to write ISO images',
+  }).then(
+    (r) => (r.code === 0 ? PACIFIER_INTERVAL : undefined),
+    () => undefined,
+  )
+  return pacifierProbe
+}
+
 /** Write an ISO. Throws ToolError with the pasteable command on failure. */
 export async function xorrisoWrite(o: XorrisoWriteOptions, ro: XorrisoRunOptions = {}): Promise<{ sectors: number | null; output: string }> {
   let buf = ''
@@ -129,7 +158,8 @@ export async function xorrisoWrite(o: XorrisoWriteOptions, ro: XorrisoRunOptions
       if (p) ro.onProgress?.(p)
     }
   }
-  const r = await run('xorriso', xorrisoWriteArgs(o), {
+  const pacifierInterval = o.pacifierInterval ?? (await xorrisoPacifierInterval())
+  const r = await run('xorriso', xorrisoWriteArgs({ ...o, ...(pacifierInterval !== undefined ? { pacifierInterval } : {}) }), {
     env: xorrisoEnv(o.epoch),
     signal: ro.signal,
     onStdout: onText,
