@@ -16,7 +16,8 @@
 //    its descendants, sampled every 20 ms), and output size against input.
 //
 // Env: BENCH_SIZES=1 (only 1 GiB) or BENCH_SIZES=1,4; BENCH_REPS (rounds of
-// each ISO step, default 5); BENCH_N (render runs, default 20);
+// each ISO step, default 5); BENCH_SETTLE_MS (pause before each ISO step,
+// default 4000); BENCH_N (render runs, default 20);
 // BENCH_PAYLOAD_GIB (default 2, 0 to skip); BENCH_DIR (work dir, default the
 // system temp dir).
 import { spawnSync } from 'node:child_process'
@@ -113,12 +114,18 @@ async function benchIso(work: string, gib: number, ks: string, reps: number): Pr
   writeFileSync(ksFile, ks)
   spawnSync('cat', [input], { stdio: ['ignore', 'ignore', 'ignore'] }) // the input is in the page cache for every run
   const child = fileURLToPath(new URL('./child.ts', import.meta.url))
+  const settleMs = Number(process.env.BENCH_SETTLE_MS ?? 4000)
 
   // A VM's page cache and disk are noisy (the same bare xorriso run took 5.2
   // to 13.9 s on the 2-core machine this was written on, its system time
   // varying threefold), so every step runs `reps` times, interleaved, each
   // after a sync so that no run pays for the previous run's write-back.
   // Medians are compared, and the best runs (noise only ever adds time).
+  // Each step also waits BENCH_SETTLE_MS (default 4000) first: on this VM a
+  // write that starts right after another step freed 4 GiB reuses memory the
+  // host still backs and ran up to 1.8x faster (6.1 s against 11.2 s for the
+  // same bare xorriso after a pause), so without the pause whichever step
+  // came first after a delete looked fastest.
   const bare = newRuns()
   const first = newRuns()
   const again = newRuns()
@@ -129,41 +136,51 @@ async function benchIso(work: string, gib: number, ks: string, reps: number): Pr
   let buildBytes = 0
   const step = async (runs: Runs, p: () => Proc, after: () => void): Promise<string> => {
     spawnSync('sync')
+    await new Promise((r) => setTimeout(r, settleMs))
     const r = await timed(p())
     runs.secs.push(r.secs)
     runs.peakMiB.push(r.peakMiB)
     after()
     return r.stdout
   }
+  const out = join(work, `out-${gib}g.iso`)
+  // Three units; each round starts with a different one, so that no step is
+  // always the one that runs after a given other step.
+  const units: Array<(round: number) => Promise<void>> = [
+    async () => {
+      await step(bare, () => spawnWatched('xorriso', bareRemasterArgs(input, out, ksFile)), () => rmSync(out, { force: true }))
+    },
+    async (i) => {
+      const hashCache = join(work, `hash-cache-${i}`)
+      const remaster = () => spawnWatched(process.execPath, ['--import', 'tsx', child, 'remaster', input, out, ksFile, hashCache])
+      const firstOut = await step(first, remaster, () => {
+        oursBytes = statSync(out).size
+        rmSync(out, { force: true })
+      })
+      if ((JSON.parse(firstOut) as { baseSha256Cached: boolean }).baseSha256Cached) throw new Error('bench: the first remaster found a cached hash')
+      const againOut = await step(again, remaster, () => rmSync(out, { force: true }))
+      const r = JSON.parse(againOut) as { baseSha256Cached: boolean; ms: number }
+      if (!r.baseSha256Cached) throw new Error('bench: the rebuild did not find the cached hash')
+      inProcessMs.push(r.ms)
+      rmSync(hashCache, { recursive: true, force: true })
+    },
+    async (i) => {
+      const cache = join(work, `cache-${i}`)
+      const buildOut = join(work, `build-${gib}g`)
+      const cli = () =>
+        spawnCli(['build', '-o', buildOut, '--iso', input, '--no-oemdrv', '-q'], {
+          env: { SOURCE_DATE_EPOCH: '1700000000', MIRROR_APPLIANCE_CACHE: cache },
+        })
+      await step(build, cli, () => {
+        buildBytes = statSync(join(buildOut, 'appliance.iso')).size
+      })
+      await step(rebuild, cli, () => rmSync(buildOut, { recursive: true, force: true }))
+      rmSync(cache, { recursive: true, force: true })
+    },
+  ]
   for (let i = 0; i < reps; i++) {
     process.stderr.write(`  ${label}: round ${i + 1} of ${reps}\n`)
-    const out = join(work, `out-${gib}g.iso`)
-    await step(bare, () => spawnWatched('xorriso', bareRemasterArgs(input, out, ksFile)), () => rmSync(out, { force: true }))
-
-    const hashCache = join(work, `hash-cache-${i}`)
-    const remaster = () => spawnWatched(process.execPath, ['--import', 'tsx', child, 'remaster', input, out, ksFile, hashCache])
-    const firstOut = await step(first, remaster, () => {
-      oursBytes = statSync(out).size
-      rmSync(out, { force: true })
-    })
-    if ((JSON.parse(firstOut) as { baseSha256Cached: boolean }).baseSha256Cached) throw new Error('bench: the first remaster found a cached hash')
-    const againOut = await step(again, remaster, () => rmSync(out, { force: true }))
-    const r = JSON.parse(againOut) as { baseSha256Cached: boolean; ms: number }
-    if (!r.baseSha256Cached) throw new Error('bench: the rebuild did not find the cached hash')
-    inProcessMs.push(r.ms)
-    rmSync(hashCache, { recursive: true, force: true })
-
-    const cache = join(work, `cache-${i}`)
-    const buildOut = join(work, `build-${gib}g`)
-    const cli = () =>
-      spawnCli(['build', '-o', buildOut, '--iso', input, '--no-oemdrv', '-q'], {
-        env: { SOURCE_DATE_EPOCH: '1700000000', MIRROR_APPLIANCE_CACHE: cache },
-      })
-    await step(build, cli, () => {
-      buildBytes = statSync(join(buildOut, 'appliance.iso')).size
-    })
-    await step(rebuild, cli, () => rmSync(buildOut, { recursive: true, force: true }))
-    rmSync(cache, { recursive: true, force: true })
+    for (let u = 0; u < units.length; u++) await units[(i + u) % units.length]!(i)
   }
   rmSync(input, { force: true })
 
