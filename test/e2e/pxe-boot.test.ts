@@ -14,28 +14,16 @@
 // a marker to COM1 and ends QEMU through isa-debug-exit. Boots run two at a
 // time.
 import t, { type Test } from 'tap'
-import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { run } from '../../builder/exec.js'
-import { prepareOvmfVars, qemuArgs, qemuEscape, type Firmware } from '../../builder/tools/qemu.js'
-import { CLI, runCli } from '../helpers/cli.js'
 import { fixtureIso } from '../helpers/fixture-iso.js'
 import { freePort } from '../helpers/net.js'
+import { buildAndServe as buildAndServeWith, IPXE_ROM, line, netboot as netbootIn, type Boot, type NetBoot } from '../helpers/netboot.js'
 import { limiter } from '../helpers/proc.js'
 
-/**
- * QEMU's iPXE for virtio-net (ipxe-qemu): legacy BIOS and EFI images in one
- * ROM. QEMU loads it by default; naming it with romfile= would not do: QEMU
- * patches the PCI ids of its default ROM only, and SeaBIOS skips a ROM whose
- * device id (0x1041, modern virtio) is not the NIC's (0x1000, transitional).
- */
-const IPXE_ROM = '/usr/lib/ipxe/qemu/efi-virtio.rom'
 const FLEET = fileURLToPath(new URL('../fixtures/fleet-3/appliance.yaml', import.meta.url))
-const BOOT_TIMEOUT_MS = 240_000
 const MARKER = 'LOCAL-DISK-BOOTED'
 /** What the boot sector writes to isa-debug-exit; QEMU then exits with (value << 1) | 1. */
 const DISK_EXIT = 0x21
@@ -75,51 +63,9 @@ function localDisk(file: string): void {
   writeFileSync(file, disk)
 }
 
-interface Boot {
-  log: string
-  ms: number
-  code: number | null
-}
-
-interface NetBoot {
-  name: string
-  firmware: Firmware
-  /** The URL DHCP hands to iPXE */
-  bootfile: string
-  mac: string
-  /** Raw disk after the NIC in the boot order */
-  disk?: string
-}
-
 const pool = limiter(2)
 const qemus = new AbortController()
 t.teardown(() => qemus.abort())
-
-/** QEMU with one virtio NIC first in the boot order (iPXE, QEMU's default ROM) on slirp, whose DHCP names bootfile. */
-async function netboot(b: NetBoot): Promise<Boot> {
-  const serialLog = join(dir, `${b.name}.serial.log`)
-  const ovmfVars = join(dir, `${b.name}.vars.fd`)
-  if (b.firmware === 'uefi') await prepareOvmfVars(ovmfVars)
-  const a = qemuArgs({ firmware: b.firmware, ovmfVars, drives: [], serialLog, memoryMb: 256 })
-  const nic = a.indexOf('-nic')
-  if (nic < 0 || a[nic + 1] !== 'none') throw new Error(`qemuArgs changed: no '-nic none' in ${a.join(' ')}`)
-  a.splice(nic, 2,
-    '-netdev', `user,id=n0,bootfile=${qemuEscape(b.bootfile)}`,
-    '-device', `virtio-net-pci,netdev=n0,mac=${b.mac},bootindex=0`,
-    '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04',
-  )
-  if (b.disk) a.push('-drive', `if=none,id=disk0,format=raw,file=${qemuEscape(b.disk)}`, '-device', 'virtio-blk-pci,drive=disk0,bootindex=1')
-  const start = Date.now()
-  const r = await run('qemu-system-x86_64', a, { timeoutMs: BOOT_TIMEOUT_MS, signal: qemus.signal, nothrow: true, why: 'to network-boot the PXE tree' })
-  const log = (await readFile(serialLog, 'latin1').catch(() => '')).replace(/\x1b\[[0-9;?=]*[A-Za-z]|\x1bc/g, '')
-  return { log, ms: Date.now() - start, code: r.code }
-}
-
-/** The report line that carries tag; firmware output may precede it on the same line. */
-function line(log: string, tag: string): string | undefined {
-  const l = log.split(/\r?\n/).find((x) => x.includes(tag))
-  return l?.slice(l.indexOf(tag)).trimEnd()
-}
 
 /** Text files of the tree (kickstarts and boot entries; not repo/ or the payload), relative paths. */
 function treeTexts(tree: string): string[] {
@@ -156,24 +102,8 @@ async function checkUrls(t: Test, tree: string, url: string): Promise<void> {
   }
 }
 
-/** Build through the CLI, then run the `serve` command its summary prints (on 127.0.0.1) until the test ends. */
-async function buildAndServe(t: Test, args: string[]): Promise<{ tree: string; url: string }> {
-  const r = await runCli(args, { env })
-  if (r.code !== 0) throw new Error(`build failed (${r.code}): ${r.stderr}`)
-  const hint = /serve (?:the tree|it) with: mirror-appliance serve (\S+) --port (\d+)/.exec(r.stdout + r.stderr)
-  if (!hint) throw new Error(`the build did not say how to serve the tree:\n${r.stdout}${r.stderr}`)
-  const [, tree, port] = hint
-  const child = spawn(process.execPath, [CLI, 'serve', tree!, '--port', port!, '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => {
-    child.kill('SIGKILL')
-  })
-  let out = ''
-  child.stdout.on('data', (d) => (out += d))
-  child.stderr.on('data', (d) => (out += d))
-  for (let i = 0; i < 200 && !out.includes('serving') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50))
-  if (!out.includes('serving')) throw new Error(`serve did not start: ${out}`)
-  return { tree: tree!, url: `http://10.0.2.2:${port}` }
-}
+const netboot = (b: NetBoot): Promise<Boot> => netbootIn(b, { dir, signal: qemus.signal })
+const buildAndServe = (t: Test, args: string[]) => buildAndServeWith(t, args, env)
 
 t.test('PXE trees network-boot under QEMU (iPXE over HTTP)', async (t) => {
   if (!existsSync(IPXE_ROM)) {
