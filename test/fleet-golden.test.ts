@@ -8,31 +8,22 @@
 //   UPDATE_GOLDEN=1 npx tap test/fleet-golden.test.ts
 import t, { type Test } from 'tap'
 import { X509Certificate } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ConfigError } from '../builder/config/diagnostics.js'
 import { loadConfig, loadConfigText } from '../builder/config/load.js'
 import { PAYLOAD_LABEL } from '../builder/fleet/build.js'
 import { fleetTable, planFleet } from '../builder/fleet/plan.js'
 import { renderKickstart } from '../builder/render/kickstart.js'
+import { golden as checkGolden } from './helpers/golden.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/fleet-3/', import.meta.url))
-const update = process.env.UPDATE_GOLDEN === '1'
 const EPOCH = 1_700_000_000
 const loaded = loadConfig(join(FIXTURE, 'appliance.yaml'))
 const fleet = planFleet(loaded, { epoch: EPOCH, seed: 'golden' })
 
-function golden(t: Test, rel: string, text: string) {
-  const p = join(FIXTURE, 'expected', rel)
-  if (update) {
-    mkdirSync(dirname(p), { recursive: true })
-    writeFileSync(p, text)
-    return
-  }
-  t.ok(existsSync(p), `${rel} golden exists (UPDATE_GOLDEN=1 to create)`)
-  if (existsSync(p)) t.equal(text, readFileSync(p, 'utf8'), rel)
-}
+const golden = (t: Test, rel: string, text: string) => checkGolden(t, join(FIXTURE, 'expected', rel), text, rel)
 
 t.test('per-host golden files', async (t) => {
   t.equal(fleet.members.length, 3)

@@ -9,10 +9,10 @@
 //   UPDATE_GOLDEN=1 npx tap test/fleet-pxe.test.ts
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../builder/config/load.js'
 import { planFleet } from '../builder/fleet/plan.js'
@@ -21,9 +21,9 @@ import { serveDir } from '../builder/media/serve.js'
 import { renderKickstart } from '../builder/render/kickstart.js'
 import { runCli } from './helpers/cli.js'
 import { fixtureIso } from './helpers/fixture-iso.js'
+import { golden as checkGolden } from './helpers/golden.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/fleet-3/', import.meta.url))
-const update = process.env.UPDATE_GOLDEN === '1'
 const URL_ = 'http://192.0.2.1:8080'
 const EPOCH = 1_700_000_000
 const loaded = loadConfig(join(FIXTURE, 'appliance.yaml'))
@@ -31,16 +31,7 @@ const fleet = planFleet(loaded, { epoch: EPOCH, seed: 'pxe-golden' })
 const HOSTS = fleet.members.map((m) => ({ hostname: m.host.hostname, mac: m.host.mac }))
 const ks = (i: number) => renderKickstart(fleet.members[i]!.plan, { source: 'url', url: `${URL_}/repo`, payloadUrl: `${URL_}/appliance` })
 
-function golden(t: Test, rel: string, text: string) {
-  const p = join(FIXTURE, 'expected-pxe', rel)
-  if (update) {
-    mkdirSync(dirname(p), { recursive: true })
-    writeFileSync(p, text)
-    return
-  }
-  t.ok(existsSync(p), `${rel} golden exists (UPDATE_GOLDEN=1 to create)`)
-  if (existsSync(p)) t.equal(text, readFileSync(p, 'utf8'), rel)
-}
+const golden = (t: Test, rel: string, text: string) => checkGolden(t, join(FIXTURE, 'expected-pxe', rel), text, rel)
 
 const { files, hosts } = fleetPxeFiles({ baseUrl: URL_ + '/', repo: true, title: 'Red Hat Enterprise Linux 8', hosts: HOSTS })
 

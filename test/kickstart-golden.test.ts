@@ -6,7 +6,7 @@
 //
 // Refresh the expected files after a reviewed change:
 //   UPDATE_GOLDEN=1 npx tap test/kickstart-golden.test.ts
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -16,6 +16,7 @@ import { renderIgnition } from '../builder/render/ignition.js'
 import { renderKickstart, type KickstartOptions } from '../builder/render/kickstart.js'
 import { shq } from '../builder/quote.js'
 import { ksStructure, lintBash, loadFixture, postSections, shlexSplit } from './hostspec-fixture.js'
+import { golden } from './helpers/golden.js'
 
 const FIXTURES = new URL('./fixtures/', import.meta.url).pathname
 const CASES: { name: string; ks: KickstartOptions }[] = [
@@ -23,7 +24,6 @@ const CASES: { name: string; ks: KickstartOptions }[] = [
   { name: 'ks-static-uefi-fips', ks: { source: 'oemdrv' } },
   { name: 'ks-bios-custom', ks: { source: 'url', url: 'http://192.0.2.5:8080/rhel-8.10', finish: 'poweroff' } },
 ]
-const update = process.env.UPDATE_GOLDEN === '1'
 const tmp = mkdtempSync(join(tmpdir(), 'ks-golden-'))
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }))
 
@@ -39,15 +39,7 @@ for (const c of CASES) {
       'appliance.ign': renderIgnition(plan),
     }
     const dir = join(FIXTURES, c.name, 'expected')
-    for (const [file, text] of Object.entries(outputs)) {
-      const path = join(dir, file)
-      if (update) {
-        mkdirSync(dir, { recursive: true })
-        writeFileSync(path, text)
-      }
-      t.ok(existsSync(path), `${file} golden exists (UPDATE_GOLDEN=1 to create)`)
-      if (existsSync(path)) t.equal(text, readFileSync(path, 'utf8'), `${file} matches ${c.name}/expected/${file}`)
-    }
+    for (const [file, text] of Object.entries(outputs)) golden(t, join(dir, file), text, `${c.name}/expected/${file}`)
 
     const ks = outputs['ks.cfg']!
     const s = ksStructure(ks)

@@ -1,20 +1,17 @@
 // Golden pairs: the RHEL 8.10 menus from the fixture and what the remaster makes of them.
 // Refresh after a reviewed change: UPDATE_GOLDEN=1 npx tap test/media-bootcfg.test.ts
 import t, { type Test } from 'tap'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { majorFromVolumeId, patchGrubCfg, patchIsolinuxCfg, udevEscape, ksArg } from '../builder/media/bootcfg.js'
+import { golden as checkGolden } from './helpers/golden.js'
 
 const DIR = join(dirname(fileURLToPath(import.meta.url)), 'helpers', 'fixture-iso')
 const VOLID = 'RHEL-8-10-0-BaseOS-x86_64'
 const EDIT = { volumeId: VOLID, ksPath: '/ks.cfg' }
 
-async function golden(t: Test, name: string, actual: string): Promise<void> {
-  const f = join(DIR, 'expected', name)
-  if (process.env.UPDATE_GOLDEN) await writeFile(f, actual)
-  t.equal(actual, await readFile(f, 'utf8'), `matches expected/${name}`)
-}
+const golden = (t: Test, name: string, actual: string) => checkGolden(t, join(DIR, 'expected', name), actual, `expected/${name}`)
 
 t.test('udevEscape follows udev\'s whitelist', async (t) => {
   const cases: Array<[string, string]> = [
@@ -29,7 +26,7 @@ t.test('udevEscape follows udev\'s whitelist', async (t) => {
 
 t.test('isolinux.cfg: inst.ks on install entries, plain install default, 5 s', async (t) => {
   const r = patchIsolinuxCfg(await readFile(join(DIR, 'isolinux.cfg'), 'utf8'), EDIT)
-  await golden(t, 'isolinux.cfg.result', r.text)
+  golden(t, 'isolinux.cfg.result', r.text)
   t.equal(r.defaultEntry, 'linux')
   t.equal(r.patchedEntries, 3, 'linux, check and basic graphics; not rescue')
   t.match(r.text, /^timeout 50$/m)
@@ -41,7 +38,7 @@ t.test('isolinux.cfg: inst.ks on install entries, plain install default, 5 s', a
 
 t.test('grub.cfg: inst.ks on install entries, entry 0 default, 5 s, search label', async (t) => {
   const r = patchGrubCfg(await readFile(join(DIR, 'grub.cfg'), 'utf8'), EDIT)
-  await golden(t, 'grub.cfg.result', r.text)
+  golden(t, 'grub.cfg.result', r.text)
   t.equal(r.defaultEntry, '0')
   t.equal(r.patchedEntries, 3)
   t.match(r.text, /^set default="0"$/m)

@@ -4,14 +4,13 @@
 // listed but not stored. Refresh after a reviewed change:
 //   UPDATE_GOLDEN=1 npx tap test/registry-golden.test.ts
 import t from 'tap'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../builder/config/load.js'
 import { planAppliance } from '../builder/plan/plan.js'
+import { golden } from './helpers/golden.js'
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url))
-const update = process.env.UPDATE_GOLDEN === '1'
 
 for (const name of ['registry-quay', 'registry-quay-rhel88', 'registry-distribution-rhel86']) {
   t.test(name, async (t) => {
@@ -29,15 +28,6 @@ for (const name of ['registry-quay', 'registry-quay-rhel88', 'registry-distribut
       if (f.secret || /\.(crt|cert|key)$/.test(f.path)) continue
       outputs.push([`rootfs${f.path}`, String(f.contents)])
     }
-    for (const [rel, text] of outputs) {
-      const p = join(expected, rel)
-      if (update) {
-        mkdirSync(dirname(p), { recursive: true })
-        writeFileSync(p, text)
-        continue
-      }
-      t.ok(existsSync(p), `${rel} golden exists (UPDATE_GOLDEN=1 to create)`)
-      if (existsSync(p)) t.equal(text, readFileSync(p, 'utf8'), rel)
-    }
+    for (const [rel, text] of outputs) golden(t, join(expected, rel), text, rel)
   })
 }
