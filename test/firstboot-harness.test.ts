@@ -201,7 +201,8 @@ const injections: Injection[] = [
     mend: (r) => renameSync(join(r, 'motd.bak'), join(r, 'usr/local/share/mirror-appliance/motd')),
   },
 ]
-const STEPS = injections.map((i) => i.step)
+// resolve-self runs on every boot and is never recorded; the rest are.
+const STEPS = injections.map((i) => i.step).filter((s) => s !== 'resolve-self')
 
 for (const inj of injections) {
   t.test(`quay: failure at ${inj.step}, then the next boot resumes there`, async (t) => {
@@ -237,6 +238,28 @@ for (const inj of injections) {
     t.match(readFileSync(join(h.root, 'etc/motd.d/mirror-appliance'), 'utf8'), /^mirror-appliance registry/, 'ready message replaces the failure')
   })
 }
+
+t.test('a lost /etc/hosts line is put back on the next boot, though later steps are recorded (power cut during load-images)', async (t) => {
+  const h = harness(t, 'quay', 0)
+  const first = h.run('finish', { FAKE_FAIL: '^skopeo copy .*containers-storage:' })
+  t.not(first.status, 0)
+  t.match(readFileSync(join(h.root, 'etc/hosts'), 'utf8'), /registry\.lab\.example/, 'the first boot added the name')
+  t.ok(existsSync(join(h.root, FB_STATE, 'verify-payload.done')), 'a later step is recorded')
+  t.notOk(existsSync(join(h.root, FB_STATE, 'resolve-self.done')), 'resolve-self leaves no record to outlive its effect')
+  // the power cut lost the unflushed line
+  writeFileSync(join(h.root, 'etc/hosts'), '127.0.0.1 localhost\n')
+  const again = h.run('finish')
+  t.equal(again.status, 0, again.out)
+  t.match(readFileSync(join(h.root, 'etc/hosts'), 'utf8'), /^127\.0\.0\.1 registry\.lab\.example registry$/m, 'put back')
+})
+
+t.test('health and login checks pin the registry name to loopback: they do not depend on name resolution', async (t) => {
+  const h = harness(t, 'distribution', 0)
+  t.equal(h.run('finish').status, 0)
+  const curls = h.calls().filter((c) => c.startsWith('curl '))
+  t.ok(curls.length >= 2)
+  for (const c of curls) t.match(c, / --resolve registry\.lab\.example:8443:127\.0\.0\.1 /, c)
+})
 
 t.test('Quay already initialized (power cut after the API call): resume checks the login instead', async (t) => {
   const h = harness(t, 'quay', 0)
