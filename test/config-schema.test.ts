@@ -26,6 +26,8 @@ import type {
   PasswordInput,
   RhelMinor,
   Size,
+  StackImageInput,
+  StackRole,
   StorageInput,
   TlsInput,
   UserInput,
@@ -120,6 +122,12 @@ function full(password: PasswordInput): DeepRequired<ConfigInput> {
         secretKeyFile: 's3-secret-key',
         caFile: 'rgw-ca.crt',
       },
+      // Every role, though one flavor uses only some: the schema allows each (rules.ts checks the flavor).
+      images: {
+        quay: { ref: 'registry.redhat.io/quay/quay-rhel8:v3.12.1', digest: 'sha256:' + 'b'.repeat(64) },
+        redis: { ref: 'registry.redhat.io/rhel8/redis-6:1', digest: 'sha256:' + 'c'.repeat(64) },
+        registry: { ref: 'registry.lab.example.com/ops/registry:2.8.3', digest: 'sha256:' + 'd'.repeat(64) },
+      },
     },
     content: {
       architecture: 'all',
@@ -164,6 +172,9 @@ const REQUIRED: Record<string, Members<string>> = {
   '': { apiVersion: true } satisfies Members<RequiredKeys<ConfigInput>>,
   'host.users[]': { name: true } satisfies Members<RequiredKeys<UserInput>>,
   'content.images[]': { ref: true } satisfies Members<RequiredKeys<ImageInput>>,
+  'registry.images.quay': { ref: true, digest: true } satisfies Members<RequiredKeys<StackImageInput>>,
+  'registry.images.redis': { ref: true, digest: true } satisfies Members<RequiredKeys<StackImageInput>>,
+  'registry.images.registry': { ref: true, digest: true } satisfies Members<RequiredKeys<StackImageInput>>,
   'content.archives[]': { path: true } satisfies Members<RequiredKeys<ArchiveInput>>,
   'outputs.iso': { base: true } satisfies Members<RequiredKeys<NonNullable<OutputsInput['iso']>>>,
   'outputs.pxe': { baseUrl: true } satisfies Members<RequiredKeys<NonNullable<OutputsInput['pxe']>>>,
@@ -264,4 +275,12 @@ t.test('the walk would notice a one-sided field', async (t) => {
   }
   t.ok(f.paths.has('registry.replicas'))
   t.notOk(facts.paths.has('registry.replicas'))
+})
+
+t.test('registry.images roles: schema, StackRole and the flavors\' lock roles are one set', async (t) => {
+  const { STACK_ROLES } = await import('../builder/payload/lock.js')
+  const ROLES = { quay: true, redis: true, registry: true } satisfies Members<StackRole>
+  const inSchema = Object.keys(schema.definitions!.registry!.properties!.images!.properties ?? {}).sort()
+  t.strictSame(inSchema, Object.keys(ROLES).sort())
+  t.strictSame(Object.values(STACK_ROLES).flat().sort(), Object.keys(ROLES).sort())
 })

@@ -10,6 +10,7 @@ import { loadConfigText } from '../builder/config/load.js'
 import type { Config } from '../builder/config/types.js'
 import { sha512crypt } from '../builder/plan/crypt.js'
 import type { HostSpec, Plan } from '../builder/plan/types.js'
+import { resolveStack } from '../builder/payload/lock.js'
 
 export function sampleHostSpec(config: Config): HostSpec {
   const port = config.registry.port
@@ -91,6 +92,7 @@ export function planFor(config: Config, digest: string, host: HostSpec = sampleH
       notAfter: new Date(0),
     },
     host,
+    stack: resolveStack(config),
   }
 }
 

@@ -5,7 +5,7 @@
 // the body is the template templates/bundle/mirror-registryctl.hbs.
 
 import { VERSION } from '../cli.js'
-import { loadStackLock, pinnedRef } from '../payload/lock.js'
+import { pinnedRef } from '../payload/lock.js'
 import type { HostFile, Plan } from '../plan/types.js'
 import { networkServiceName, podmanNetworkName } from '../registry/containers.js'
 import { NETWORK } from '../registry/hostspec.js'
@@ -93,7 +93,8 @@ export function ctlData(plan: Plan): CtlData {
     firewallPorts: host.firewallPorts,
     healthPath: quay ? '/health/instance' : '/v2/',
     healthCode: quay ? 200 : 401,
-    stackRefs: loadStackLock(config.registry.flavor).images.map(pinnedRef),
+    // The plan's resolved stack: the same images the host spec's units name.
+    stackRefs: plan.stack.map(pinnedRef),
     initUser: config.registry.initUser.name,
     initEmail: config.registry.initUser.email,
     certFiles,

@@ -16,7 +16,7 @@ import { writeManifest, type BuildManifest } from '../manifest.js'
 import { writeOutputDir } from '../output.js'
 import { assemblePayload, type AssembleResult } from '../payload/assemble.js'
 import { defaultCacheDir } from '../payload/cli.js'
-import { loadStackLock, type StackLock } from '../payload/lock.js'
+import { resolveStack, type StackImage } from '../payload/lock.js'
 import { buildEpoch } from '../plan/plan.js'
 import { normalizeBaseUrl } from '../media/pxe.js'
 
@@ -72,11 +72,12 @@ export function serveCommand(treeDir: string, pxeUrl: string): string {
 export interface BuildInputs {
   epoch: number
   cacheDir: string
-  stack: StackLock
+  /** The stack images (resolveStack: the lock with the config's registry.images), for the payload and the plan */
+  stack: StackImage[]
 }
 
 export function readBuildInputs(opts: { cache?: string }, c: Config): BuildInputs {
-  return { epoch: buildEpoch(), cacheDir: opts.cache ? resolve(opts.cache) : defaultCacheDir(), stack: loadStackLock(c.registry.flavor) }
+  return { epoch: buildEpoch(), cacheDir: opts.cache ? resolve(opts.cache) : defaultCacheDir(), stack: resolveStack(c) }
 }
 
 /** Where a build writes: the transaction's temp directory and the scratch inside it. */
@@ -140,11 +141,11 @@ export async function buildPayload(
 ): Promise<AssembleResult> {
   const { stack, cacheDir } = inputs
   ctx.log.step(
-    `payload: ${stack.images.length} stack image(s), ${o.config.content.images.length} content image(s) from ${cacheDir}${o.note ? ` (${o.note})` : ''}`,
+    `payload: ${stack.length} stack image(s), ${o.config.content.images.length} content image(s) from ${cacheDir}${o.note ? ` (${o.note})` : ''}`,
   )
   const payload = await assemblePayload({
     cacheDir,
-    stack: stack.images,
+    stack,
     content: o.config.content.images,
     outDir: dirs.payloadDir,
     allowMissing: o.allowMissing,

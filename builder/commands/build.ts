@@ -180,7 +180,7 @@ async function checkInputs(opts: BuildOpts, loaded: LoadedConfig): Promise<Wante
 /** secrets (reused from the destination's secrets/), PKI and host spec; secrets/ written. */
 function planHost(b: HostBuild): Plan {
   b.ctx.log.step('plan: secrets, PKI, host spec')
-  const { plan, stored } = planAppliance(b.loaded, { epoch: b.inputs.epoch, ...(b.opts.seed !== undefined ? { seed: b.opts.seed } : {}), secretsDir: join(b.dirs.dest, 'secrets') })
+  const { plan, stored } = planAppliance(b.loaded, { epoch: b.inputs.epoch, stack: b.inputs.stack, ...(b.opts.seed !== undefined ? { seed: b.opts.seed } : {}), secretsDir: join(b.dirs.dest, 'secrets') })
   writeSecrets(join(b.dirs.dir, 'secrets'), plan, stored)
   return plan
 }

@@ -189,7 +189,7 @@ export function loadConfigText(
   const locate = (path: FieldPath, key = false) => place(offsetOf(doc, path, key))
   const ruleDiagnostics = (found: RuleResult[]): Diagnostic[] =>
     found.map((r) => {
-      const p = locate(r.path, false)
+      const p = locate(r.path, r.atKey ?? false)
       return { file, line: p.line, col: p.col, path: r.path, message: r.message, source: p.source, severity: r.severity }
     })
   if (!validateSchema(input)) {
@@ -209,6 +209,24 @@ export function loadConfigText(
   const errors = all.filter((d) => d.severity === 'error')
   if (errors.length) throw new ConfigError(sortByPlace(all))
   return { config, input: typed, file, text, digest, warnings: all.filter((d) => d.severity === 'warning') }
+}
+
+/**
+ * A diagnostic at a field of an already loaded config, for checks made after
+ * loading (e.g. validate's look into the image cache): the same
+ * file:line:col and source line the loader's own diagnostics have.
+ */
+export function diagnosticAt(
+  loaded: Pick<LoadedConfig, 'file' | 'text'>,
+  path: FieldPath,
+  message: string,
+  opts: { severity?: 'error' | 'warning'; atKey?: boolean } = {},
+): Diagnostic {
+  const lines = loaded.text.split(/\r?\n/)
+  const lc = new LineCounter()
+  const doc = parseDocument(loaded.text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false, strict: true })
+  const { line, col } = lc.linePos(offsetOf(doc, path, opts.atKey ?? false))
+  return { file: loaded.file, line, col, path, message, source: lines[line - 1], severity: opts.severity ?? 'error' }
 }
 
 /**

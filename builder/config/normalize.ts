@@ -137,6 +137,16 @@ export function normalizeConfig(input: ConfigInput, opts: { baseDir: string }): 
         extraSANs: tls.extraSANs ?? [],
       },
       ...(r.storage?.type === 's3' ? { storage: normalizeStorage(r.storage, hostname, abs) } : {}),
+      ...(r.images && Object.keys(r.images).length
+        ? {
+            images: Object.fromEntries(
+              (['quay', 'redis', 'registry'] as const).flatMap((role) => {
+                const i = r.images?.[role]
+                return i ? [[role, { ref: i.ref, digest: i.digest }]] : []
+              }),
+            ),
+          }
+        : {}),
     },
     content: {
       architecture: c.architecture ?? DEFAULTS.architecture,

@@ -3,12 +3,15 @@
 
 import type { FieldPath } from './diagnostics.js'
 import { checkDiskLayout } from '../render/disk.js'
+import { STACK_ROLES } from '../payload/lock.js'
 import type { Config, ConfigInput } from './types.js'
 
 export interface RuleResult {
   path: FieldPath
   message: string
   severity: 'error' | 'warning'
+  /** Point at the key of the last path element rather than at its value */
+  atKey?: boolean
 }
 
 type Rule = (input: ConfigInput, config: Config) => RuleResult[]
@@ -142,6 +145,24 @@ const images: Rule = (input, config) => {
   return out
 }
 
+// registry.images.<role>: only the roles the flavor's stack has (the schema
+// checks each entry's ref and digest).
+const stackImages: Rule = (input, config) => {
+  const images = input.registry?.images
+  if (!images) return []
+  const flavor = config.registry.flavor
+  const roles = STACK_ROLES[flavor]
+  return Object.keys(images)
+    .filter((r) => !(roles as readonly string[]).includes(r))
+    .map((r) => ({
+      ...error(
+        ['registry', 'images', r],
+        `flavor ${flavor}${input.registry?.flavor ? '' : ' (the default)'} has no "${r}" image; its stack images are: ${roles.join(', ')}`,
+      ),
+      atKey: true,
+    }))
+}
+
 const podman: Rule = (_input, config) => {
   const [, minor] = config.host.rhel.split('.').map(Number) as [number, number]
   return minor < 8
@@ -149,7 +170,7 @@ const podman: Rule = (_input, config) => {
     : []
 }
 
-const RULES: Rule[] = [network, disk, users, tls, storage, fleet, images, podman]
+const RULES: Rule[] = [network, disk, users, tls, storage, fleet, images, stackImages, podman]
 
 export function checkRules(input: ConfigInput, config: Config): RuleResult[] {
   return RULES.flatMap((r) => r(input, config))

@@ -84,6 +84,17 @@ export interface StorageInput {
   caFile?: string
 }
 
+/** Role of an image in the registry stack: quay and redis (flavor quay), registry (flavor distribution). */
+export type StackRole = 'quay' | 'redis' | 'registry'
+
+/** A stack image the site chooses instead of the lock's, pinned by its digest (an index digest for multi-arch images). */
+export interface StackImageInput {
+  /** Repository with optional tag, e.g. registry.redhat.io/quay/quay-rhel8:v3.12.1 */
+  ref: string
+  /** sha256:… the image (or its index) has */
+  digest: string
+}
+
 export interface RegistryInput {
   flavor?: Flavor
   port?: number
@@ -91,6 +102,8 @@ export interface RegistryInput {
   initUser?: { name?: string; password?: string; email?: string }
   tls?: TlsInput
   storage?: StorageInput
+  /** Stack images that replace the lock's (images/<flavor>.lock.json), by role */
+  images?: { [R in StackRole]?: StackImageInput }
 }
 
 export interface ImageInput {
@@ -245,6 +258,8 @@ export interface Registry {
   tls: Tls
   /** Object storage for image data; absent: the host's disk (registry.dataDir) */
   storage?: S3Storage
+  /** Stack images the config names instead of the lock's, by role; absent: all from the lock (see resolveStack) */
+  images?: { [R in StackRole]?: { ref: string; digest: string } }
 }
 
 export interface Image {

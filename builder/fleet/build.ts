@@ -79,7 +79,7 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
     const { dir, dest, payloadDir } = dirs
 
     log.step('plan: one CA, secrets and a server certificate per host')
-    const fleet = planFleet(loaded, { epoch, ...(opts.seed !== undefined ? { seed: opts.seed } : {}), secretsDir: join(dest, 'secrets') })
+    const fleet = planFleet(loaded, { epoch, stack: inputs.stack, ...(opts.seed !== undefined ? { seed: opts.seed } : {}), secretsDir: join(dest, 'secrets') })
     const secretsDir = join(dir, 'secrets')
     await mkdir(secretsDir, { recursive: true, mode: 0o700 })
     writeFileSync(join(secretsDir, FLEET_CA_FILE), JSON.stringify({ version: 1, ...fleet.ca }, null, 2) + '\n', { mode: 0o600 })

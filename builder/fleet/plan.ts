@@ -21,6 +21,7 @@ import { seededRng, systemRng, type Rng } from '../plan/random.js'
 import { planSecrets, readStoredSecrets, type StoredSecrets } from '../plan/secrets.js'
 import type { Plan } from '../plan/types.js'
 import { registryHostSpec } from '../registry/hostspec.js'
+import { resolveStack, type StackImage } from '../payload/lock.js'
 import { readStorageCredentials, type StorageCredentials } from '../registry/storage.js'
 
 export const FLEET_CA_FILE = 'fleet-ca.json'
@@ -87,7 +88,7 @@ function readFleetCa(secretsDir: string | undefined): { caCertPem: string; caKey
   }
 }
 
-export function planFleet(loaded: LoadedConfig, options: { epoch: number; seed?: string; secretsDir?: string }): FleetPlan {
+export function planFleet(loaded: LoadedConfig, options: { epoch: number; seed?: string; secretsDir?: string; stack?: StackImage[] }): FleetPlan {
   const config = loaded.config
   const hosts = config.fleet?.hosts
   if (!hosts?.length) throw new Error('planFleet: the config has no fleet.hosts')
@@ -97,6 +98,8 @@ export function planFleet(loaded: LoadedConfig, options: { epoch: number; seed?:
   // Keys are read once for the whole fleet.
   const creds: StorageCredentials | undefined = config.registry.storage ? readStorageCredentials(config.registry.storage) : undefined
   const configs = hosts.map((h) => fleetHostConfig(config, h, prefixGiven))
+  // One stack for every host (the lock with the config's registry.images), resolved once.
+  const stack = options.stack ?? resolveStack(config)
 
   let ca = readFleetCa(options.secretsDir)
   if (!ca) {
@@ -112,8 +115,8 @@ export function planFleet(loaded: LoadedConfig, options: { epoch: number; seed?:
     delete stored.caCertPem
     delete stored.caKeyPem
     const pki = planPki({ config: hostConfig, rng, epoch: options.epoch, configDir, existing: ca })
-    const host = registryHostSpec({ config: hostConfig, secrets, pki, ...(creds ? { storageCredentials: creds } : {}) })
-    const plan = finishPlan(loaded, hostConfig, options, { secrets, pki, host })
+    const host = registryHostSpec({ config: hostConfig, secrets, pki, stack, ...(creds ? { storageCredentials: creds } : {}) })
+    const plan = finishPlan(loaded, hostConfig, options, { secrets, pki, host, stack })
     return { host: h, plan, stored }
   })
   return { ca, members }

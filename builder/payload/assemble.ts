@@ -14,7 +14,7 @@ import { digestHex, hashFile, sha256Bytes } from './digest.js'
 import type { StackImage } from './lock.js'
 import { withDirLock } from './lockfile.js'
 import { contentOciName, tsvField, type ContentImageRef } from './names.js'
-import { imagePlatforms, MEDIA, OciLayout, REF_NAME, SOURCE_REF, VerifyError, type Descriptor } from './oci.js'
+import { imagePlatforms, MEDIA, OciLayout, REF_NAME, SOURCE_DIGEST, SOURCE_REF, VerifyError, type Descriptor } from './oci.js'
 import { parseRef } from './ref.js'
 
 export interface AssembleProgress {
@@ -57,20 +57,59 @@ export interface AssembleResult {
   copied: number
 }
 
-interface Wanted {
+interface Wanted extends CacheWant {
+  target: string
+  tag?: string
+  /** A stack image the config names (registry.images.<role>) */
+  override?: boolean
+}
+
+/** What an image is looked up by in the cache. */
+export interface CacheWant {
   role: 'stack' | 'content'
+  /** The name the payload gives it (stack/<role>, content/…) */
   ociName: string
   ref: string
   digest?: string
-  target: string
-  tag?: string
+}
+
+/**
+ * The cache entry holding an image, or undefined. Looked for under its
+ * payload name (what `images fetch` writes), then under its ref (what
+ * `images import --name REF` writes, or the source a fetch recorded); a stack
+ * image, always pinned, is also found by its digest under any name. An entry
+ * counts only when its digest is the one wanted (or, for a one-architecture
+ * fetch of an index, the index digest it was fetched for).
+ */
+export function findInCache(entries: Descriptor[], w: CacheWant): Descriptor | undefined {
+  const digestOk = (e: Descriptor) => !w.digest || e.digest === w.digest || e.annotations?.[SOURCE_DIGEST] === w.digest
+  const named = (e: Descriptor) => e.annotations?.[REF_NAME] === w.ociName
+  const byRef = (e: Descriptor) => e.annotations?.[REF_NAME] === w.ref || e.annotations?.[SOURCE_REF] === w.ref
+  return (
+    entries.find((e) => named(e) && digestOk(e)) ??
+    entries.find((e) => byRef(e) && digestOk(e)) ??
+    (w.role === 'stack' && w.digest ? entries.find((e) => e.digest === w.digest || e.annotations?.[SOURCE_DIGEST] === w.digest) : undefined)
+  )
+}
+
+/** The images of `wanted` that the cache at cacheDir does not hold (all of them when there is no cache). */
+export async function missingFromCache(cacheDir: string, wanted: CacheWant[]): Promise<CacheWant[]> {
+  const exists = !!(await stat(join(cacheDir, 'oci-layout')).catch(() => null))
+  if (!exists) return wanted
+  const entries = await (await OciLayout.open(cacheDir, { create: false })).entries()
+  return wanted.filter((w) => !findInCache(entries, w))
+}
+
+/** The command that puts an image the config names into the cache from an archive of it. */
+export function importCommand(ref: string, cacheDir: string): string {
+  return `mirror-appliance images import ARCHIVE --name ${ref} --cache ${cacheDir}`
 }
 
 export async function assemblePayload(opts: AssembleOptions): Promise<AssembleResult> {
   const wanted: Wanted[] = [
     ...opts.stack.map((s): Wanted => {
       const p = parseRef(s.ref)
-      return { role: 'stack', ociName: s.ociName, ref: s.ref, digest: s.digest, target: p.repo, tag: p.tag }
+      return { role: 'stack', ociName: s.ociName, ref: s.ref, digest: s.digest, target: p.repo, tag: p.tag, ...(s.override ? { override: true } : {}) }
     }),
     ...opts.content.map((c): Wanted => ({ role: 'content', ociName: contentOciName(c), ref: c.ref, digest: c.digest ?? parseRef(c.ref).digest, target: c.target, tag: parseRef(c.ref).tag })),
   ]
@@ -83,18 +122,19 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
     const missing: Wanted[] = []
     const entries = cache ? await cache.entries() : []
     for (const w of wanted) {
-      const entry =
-        entries.find((e) => e.annotations?.[REF_NAME] === w.ociName) ??
-        (w.role === 'content' ? entries.find((e) => e.annotations?.[REF_NAME] === w.ref || e.annotations?.[SOURCE_REF] === w.ref) : undefined)
-      const digestOk = entry && (!w.digest || entry.digest === w.digest || entry.annotations?.['io.mirror-appliance.source.digest'] === w.digest)
-      if (entry && digestOk) found.push({ w, entry })
+      const entry = findInCache(entries, w)
+      if (entry) found.push({ w, entry })
       else missing.push(w)
     }
     if (missing.length && !opts.allowMissing) {
-      const list = missing.map((m) => `  ${m.role} image ${m.ociName} (${m.ref}${m.digest ? '@' + m.digest : ''})`).join('\n')
+      const list = missing
+        .map((m) => `  ${m.role} image ${m.ociName} (${m.ref}${m.digest ? '@' + m.digest : ''})${m.override ? `, named by the config's registry.images.${m.ociName.replace(/^stack\//, '')}` : ''}`)
+        .join('\n')
+      const overrides = missing.filter((m) => m.override).map((m) => m.ref)
       throw new UserError(
         `${missing.length} image(s) are not in the image cache ${opts.cacheDir}:\n${list}`,
         `fetch them on a connected machine: mirror-appliance images fetch${opts.configPath ? ` -c ${opts.configPath}` : ''} --cache ${opts.cacheDir}` +
+          (overrides.length ? `, or import the stack image${overrides.length > 1 ? 's' : ''} the config names from an archive: ${overrides.map((r) => importCommand(r, opts.cacheDir)).join('; ')}` : '') +
           ' (or build with --allow-missing for a dry run)',
       )
     }

@@ -9,7 +9,7 @@ import { UserError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { fetchImages, type FetchImage } from './fetch.js'
 import { importArchives, type ArchiveFormat } from './import.js'
-import { loadStackLock } from './lock.js'
+import { resolveStack } from './lock.js'
 import { withDirLock } from './lockfile.js'
 import { contentOciName } from './names.js'
 import { imagePlatforms, imageSize, OciLayout, REF_NAME, SOURCE_REF, VerifyError } from './oci.js'
@@ -41,9 +41,10 @@ export const IMAGES_HELP: Record<string, string> = {
   fetch: `Usage: mirror-appliance images fetch [-c appliance.yaml] [--cache DIR] [--authfile F] [--arch A]
 
 Copies the stack images of the configured registry flavor (pinned in
-images/<flavor>.lock.json) and the config's content images into the cache,
-on a connected machine. Resumable: run it again after an interruption and
-only what is missing is copied. Every digest is checked.
+images/<flavor>.lock.json, or the config's own registry.images.<role>) and
+the config's content images into the cache, on a connected machine.
+Resumable: run it again after an interruption and only what is missing is
+copied. Every digest is checked.
 
   -c, --config FILE  appliance.yaml (default: the demo config)
   --authfile FILE    registry credentials (default $REGISTRY_AUTH_FILE); a
@@ -59,7 +60,13 @@ oci-archive, an OCI layout directory, or oc-mirror v2 mirror_*.tar archives
 links out, devices and digests that do not match are refused.
 
   --format F   auto (default), docker-archive, oci-archive, oci-dir, oc-mirror
-  --name NAME  name for the image when the archive carries none${COMMON}`,
+  --name NAME  name for the image when the archive carries none
+
+An image the config names as a stack image (registry.images.<role>: {ref,
+digest}) is found by its ref or its digest: import it with --name REF, e.g.
+  mirror-appliance images import registry.oci.tar --name registry.example.com/ops/registry:2.8.3
+An archive holding an image index (several platforms) keeps the index
+digest, the digest the config names.${COMMON}`,
   list: `Usage: mirror-appliance images list [--cache DIR] [--json]
 
 Lists the images in the cache: name, digest, size, platforms, source.${COMMON}`,
@@ -139,7 +146,7 @@ async function fetchCmd(args: string[], ctx: ImagesCtx, out: (s: string) => void
   const configPath = (v.config as string | undefined) ?? ctx.configPath
   const loaded = loadConfig(configPath)
   const c = loaded.config
-  const images: FetchImage[] = loadStackLock(c.registry.flavor).images.map((s) => ({ ref: s.ref, digest: s.digest, ociName: s.ociName, verified: s.verified }))
+  const images: FetchImage[] = resolveStack(c).map((s) => ({ ref: s.ref, digest: s.digest, ociName: s.ociName, verified: s.verified }))
   if (!v['stack-only']) for (const i of c.content.images) images.push({ ref: i.ref, digest: i.digest, ociName: contentOciName(i) })
   const arch = (v.arch as string | undefined) ?? c.content.architecture
   const tls = v['tls-verify'] === undefined ? undefined : v['tls-verify'] !== 'false'

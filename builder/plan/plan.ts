@@ -12,6 +12,7 @@ import { seededRng, systemRng } from './random.js'
 import { planSecrets, readStoredSecrets, type StoredSecrets } from './secrets.js'
 import type { BuildOptions, Plan } from './types.js'
 import { registryctlHostFile } from '../bundle/ctl.js'
+import { resolveStack, type StackImage } from '../payload/lock.js'
 
 export interface PlanResult {
   plan: Plan
@@ -27,7 +28,12 @@ export function buildEpoch(env: NodeJS.ProcessEnv = process.env): number {
   return Number(v)
 }
 
-export function planAppliance(loaded: LoadedConfig, options: BuildOptions & { secretsDir?: string }): PlanResult {
+/**
+ * `stack`: the resolved stack images when the caller has them already (a
+ * build resolves them once, for the payload and the plan); default
+ * resolveStack(config).
+ */
+export function planAppliance(loaded: LoadedConfig, options: BuildOptions & { secretsDir?: string; stack?: StackImage[] }): PlanResult {
   const rng = options.seed !== undefined ? seededRng(options.seed) : systemRng
   const previous = options.secretsDir ? readStoredSecrets(options.secretsDir) : undefined
   const { secrets, stored } = planSecrets(loaded.config, rng, previous)
@@ -43,8 +49,9 @@ export function planAppliance(loaded: LoadedConfig, options: BuildOptions & { se
     stored.caCertPem = pki.caCertPem
     stored.caKeyPem = pki.caKeyPem
   }
-  const host = registryHostSpec({ config: loaded.config, secrets, pki })
-  return { plan: finishPlan(loaded, loaded.config, options, { secrets, pki, host }), stored }
+  const stack = options.stack ?? resolveStack(loaded.config)
+  const host = registryHostSpec({ config: loaded.config, secrets, pki, stack })
+  return { plan: finishPlan(loaded, loaded.config, options, { secrets, pki, host, stack }), stored }
 }
 
 /**
@@ -52,7 +59,7 @@ export function planAppliance(loaded: LoadedConfig, options: BuildOptions & { se
  * same fields, and mirror-registryctl for day 2 on every appliance, computed
  * from the finished host spec.
  */
-export function finishPlan(loaded: LoadedConfig, config: Config, options: BuildOptions, parts: Pick<Plan, 'secrets' | 'pki' | 'host'>): Plan {
+export function finishPlan(loaded: LoadedConfig, config: Config, options: BuildOptions, parts: Pick<Plan, 'secrets' | 'pki' | 'host' | 'stack'>): Plan {
   const plan: Plan = {
     config,
     configPath: loaded.file === DEFAULT_CONFIG_NAME ? DEFAULT_CONFIG_NAME : resolve(loaded.file),

@@ -2,6 +2,7 @@
 // text is rendered: secrets, PKI material, and the host spec.
 
 import type { Config } from '../config/types.js'
+import type { StackImage } from '../payload/lock.js'
 
 /** One file the installed host gets. Rendered into kickstart %post, Butane and Ignition alike. */
 export interface HostFile {
@@ -92,4 +93,6 @@ export interface Plan {
   secrets: Secrets
   pki: Pki
   host: HostSpec
+  /** The stack images the host spec names (resolveStack: the lock with the config's registry.images) */
+  stack: StackImage[]
 }

@@ -5,7 +5,7 @@
 
 import { createHmac } from 'node:crypto'
 import type { Config } from '../config/types.js'
-import { loadStackLock, pinnedRef, type StackImage } from '../payload/lock.js'
+import { pinnedRef, resolveStack, type StackImage } from '../payload/lock.js'
 import type { HostDir, HostFile, HostSpec, Pki, Secrets } from '../plan/types.js'
 import { renderTemplate } from '../render/templates.js'
 import {
@@ -35,7 +35,7 @@ export interface RegistryHostSpecInput {
   config: Config
   secrets: Secrets
   pki: Pki
-  /** Stack images; default: the committed lock for the flavor */
+  /** Stack images; default: resolveStack(config), the lock with the config's registry.images */
   stack?: StackImage[]
   /** Object-store keys; default: read from the files config.registry.storage names */
   storageCredentials?: StorageCredentials
@@ -219,7 +219,7 @@ function distribution(config: Config, secrets: Secrets, pki: Pki, stack: StackIm
 
 export function registryHostSpec(input: RegistryHostSpecInput): HostSpec {
   const { config, secrets, pki } = input
-  const stack = input.stack ?? loadStackLock(config.registry.flavor).images
+  const stack = input.stack ?? resolveStack(config)
   const storage = config.registry.storage
   const creds = storage ? (input.storageCredentials ?? readStorageCredentials(storage)) : undefined
   const f =
