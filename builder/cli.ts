@@ -190,6 +190,102 @@ Options:
         ctx,
       ),
   },
+  vm: {
+    summary: 'boot a build in QEMU to try the appliance before burning it',
+    usage: 'mirror-appliance vm DIR [--install] [--port N] [--ssh-port N] [--wait [--timeout S]] [--stop] [--print]',
+    help: `Boots what "build -o DIR" wrote in QEMU: DIR/appliance.qcow2 (and
+appliance-data.qcow2 when the build wrote one), always on a persistent overlay
+DIR/vm/appliance.qcow2, so the built disk stays pristine while the VM's state
+(first boot done, pushed images) survives from one run to the next. --fresh
+throws the VM's disks away and starts from the build again.
+
+With --install the VM installs first, from DIR/appliance.iso (build --iso) or
+from a stock RHEL ISO given with --iso plus DIR/oemdrv.iso (build --oemdrv),
+onto a blank sparse DIR/vm/install.qcow2, then boots the installed disk.
+
+Networking is QEMU's user mode: the registry port (from manifest.json) is
+forwarded to 127.0.0.1:PORT and SSH to 127.0.0.1:SSHPORT (free ports unless
+given). No display: the serial console goes to DIR/vm/console.log. KVM is used
+only when a tiny probe guest really runs under it, else software emulation
+(said once; a boot then takes minutes). MIRROR_APPLIANCE_ACCEL=kvm|tcg forces
+one.
+
+Without --wait QEMU runs in the foreground, the console shown, until the guest
+powers off or Ctrl-C (which stops it). With --wait QEMU runs detached and the
+command returns once the registry answers HTTPS through its own certificate
+(trusting only DIR/secrets/ca.crt, checked against the registry's host name),
+printing the URL, the CA file, the credentials file and the SSH command; if
+QEMU stops first or the time runs out it fails (exit 1) with the console's
+last lines, and leaves nothing running. Stop a detached VM with --stop.
+
+Options:
+      --install         install from the installer medium first, then boot
+      --iso FILE        with --install: the stock RHEL ISO, used with DIR/oemdrv.iso
+      --disk-size GiB   with --install: size of the blank disk (default 64, sparse)
+      --fresh           start over: discard the VM's disks in DIR/vm/
+  -p, --port N          host port for the registry on 127.0.0.1 (default: a free one)
+      --ssh-port N      host port for SSH on 127.0.0.1 (default: a free one)
+      --wait            run detached; return once the registry answers
+      --timeout S       seconds for --wait (default 1800) or for --stop's power-off (default 60)
+      --stop            stop the detached VM: ACPI power-off, killed after --timeout
+      --memory MiB      guest RAM (default 4096)
+      --cpus N          guest CPUs (default 2)
+      --uefi            boot with OVMF (UEFI) instead of SeaBIOS
+      --log FILE        serial console log (default DIR/vm/console.log)
+  -n, --print           print the QEMU command line(s) and run nothing
+      --kernel FILE     boot this kernel directly (debugging, guests without a boot loader)
+      --initrd FILE     with --kernel: its initrd
+      --append TEXT     with --kernel: its command line
+
+With --json (and --wait) one JSON document: url, port, sshPort, caFile,
+credentialsFile, pid, log, accel, hostname, pidFile, ssh.`,
+    options: {
+      install: { type: 'boolean' },
+      iso: { type: 'string' },
+      'disk-size': { type: 'string' },
+      fresh: { type: 'boolean' },
+      port: { type: 'string', short: 'p' },
+      'ssh-port': { type: 'string' },
+      wait: { type: 'boolean' },
+      timeout: { type: 'string' },
+      stop: { type: 'boolean' },
+      memory: { type: 'string' },
+      cpus: { type: 'string' },
+      uefi: { type: 'boolean' },
+      log: { type: 'string' },
+      print: { type: 'boolean', short: 'n' },
+      kernel: { type: 'string' },
+      initrd: { type: 'string' },
+      append: { type: 'string' },
+    },
+    allowPositionals: true,
+    run: async (v, p, ctx) => {
+      if (p.length > 1) throw new UserError(`vm: one DIR only, got ${p.length} arguments (${p.join(' ')})`)
+      return (await import('./commands/vm.js')).vm(
+        {
+          dir: req(p[0], 'DIR (the output directory of "mirror-appliance build")'),
+          install: !!v.install,
+          iso: str(v.iso),
+          fresh: !!v.fresh,
+          port: str(v.port),
+          sshPort: str(v['ssh-port']),
+          wait: !!v.wait,
+          timeout: str(v.timeout),
+          memory: str(v.memory),
+          cpus: str(v.cpus),
+          uefi: !!v.uefi,
+          log: str(v.log),
+          print: !!v.print,
+          stop: !!v.stop,
+          diskSize: str(v['disk-size']),
+          kernel: str(v.kernel),
+          initrd: str(v.initrd),
+          append: str(v.append),
+        },
+        ctx,
+      )
+    },
+  },
   doctor: {
     summary: 'report the host tools present and the outputs they enable',
     usage: 'mirror-appliance doctor',
