@@ -212,11 +212,13 @@ one.
 
 Without --wait QEMU runs in the foreground, the console shown, until the guest
 powers off or Ctrl-C (which stops it). With --wait QEMU runs detached and the
-command returns once the registry answers HTTPS through its own certificate
-(trusting only DIR/secrets/ca.crt, checked against the registry's host name),
-printing the URL, the CA file, the credentials file and the SSH command; if
-QEMU stops first or the time runs out it fails (exit 1) with the console's
-last lines, and leaves nothing running. Stop a detached VM with --stop.
+command returns once the registry is ready: it answers HTTPS through its own
+certificate (trusting only DIR/secrets/ca.crt, checked against the registry's
+host name) and serves every content image of the build by digest to the init
+user (first boot has pushed them). It prints the URL, the CA file, the
+credentials file and the SSH command. If QEMU stops first, first boot reports
+a failure on the console, or the time runs out, it fails (exit 1) with the
+console's last lines, and leaves nothing running. Stop a detached VM with --stop.
 
 Options:
       --install         install from the installer medium first, then boot
@@ -225,7 +227,7 @@ Options:
       --fresh           start over: discard the VM's disks in DIR/vm/
   -p, --port N          host port for the registry on 127.0.0.1 (default: a free one)
       --ssh-port N      host port for SSH on 127.0.0.1 (default: a free one)
-      --wait            run detached; return once the registry answers
+      --wait            run detached; return once the registry is ready
       --timeout S       seconds for --wait (default 1800) or for --stop's power-off (default 60)
       --stop            stop the detached VM: ACPI power-off, killed after --timeout
       --memory MiB      guest RAM (default 4096)

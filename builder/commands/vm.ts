@@ -242,11 +242,13 @@ async function foregroundLocked(o: VmCliOpts, p: import('../media/vm.js').VmPlan
           ca: readFileSync(p.build.caFile, 'utf8'),
           flavor: p.build.flavor,
         },
+        ...m.readiness(p),
         timeoutMs: 7 * 24 * 3600 * 1000,
         intervalMs: 5000,
         signal: watch.signal,
       })
         .then((r) => {
+          if (!r.ok && r.reason === 'failed') log.warn(`${r.lastError}; see ${p.paths.consoleLog}`)
           if (r.ok)
             log.step(
               `the registry answers at ${registryUrl(p.build.hostname, p.port)} (CA ${p.build.caFile}, credentials ${p.build.credentialsFile ?? 'none'})`,

@@ -23,7 +23,7 @@ import type { BuildManifest } from '../manifest.js'
 import { kvmProbeArgs, kvmProbeBios } from './qcow2-install.js'
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, qemuEscape, type Firmware } from '../tools/qemu.js'
 import { createImage, createOverlay, gib, imageInfo } from '../tools/qemu-img.js'
-import { registryUrl, sleep, waitForRegistry, type ProbeResult } from './vm-wait.js'
+import { registryUrl, sleep, waitForRegistry, type ContentImage, type ProbeResult, type WaitOptions } from './vm-wait.js'
 
 export const QEMU = 'qemu-system-x86_64'
 export const SYSTEM_DISK = 'appliance.qcow2'
@@ -152,6 +152,35 @@ export interface BuiltAppliance {
   systemDiskSha256?: string
   caFile?: string
   credentialsFile?: string
+  /** Content images the registry must serve once first boot has pushed them (manifest.json) */
+  content: ContentImage[]
+  /** base64 user:password of the init user, from openshift/pull-secret.json */
+  auth?: string
+}
+
+/** The init user's credentials for the registry from the pull secret the build wrote (auths["host:port"].auth). */
+function readAuth(dir: string, hostname: string, port: number): string | undefined {
+  try {
+    const j = JSON.parse(readFileSync(join(dir, 'openshift/pull-secret.json'), 'utf8')) as { auths?: Record<string, { auth?: string }> }
+    return j.auths?.[`${hostname}:${port}`]?.auth
+  } catch {
+    return undefined
+  }
+}
+
+/** Text first boot prints on the console when a step fails (templates/firstboot/firstboot.sh.hbs on_error). */
+const FIRSTBOOT_FAILED = /mirror-appliance first boot: FAILED at step '([^']+)'/
+
+/** A first-boot failure on the console log, as a sentence; undefined when there is none. */
+export function firstBootFailure(consoleLog: string): string | undefined {
+  let text: string
+  try {
+    text = readFileSync(consoleLog, 'utf8')
+  } catch {
+    return undefined
+  }
+  const m = FIRSTBOOT_FAILED.exec(text)
+  return m ? `first boot failed at step '${m[1]}' (the console says so)` : undefined
 }
 
 const BUILD_HINT = 'build one first: mirror-appliance build -o DIR --qcow2 --base-image rhel-8.10-x86_64-kvm.qcow2'
@@ -196,6 +225,13 @@ export function readBuild(dirArg: string): BuiltAppliance {
     systemDiskSha256: m.outputs.find((o) => o.path === SYSTEM_DISK)?.sha256,
     caFile: firstFile('secrets/ca.crt', 'openshift/ca.crt'),
     credentialsFile: firstFile('secrets/credentials.txt'),
+    content: (Array.isArray(m.images) ? m.images : [])
+      .filter((i) => i.role === 'content' && !(i as { missing?: boolean }).missing && i.target && /^sha256:[a-f0-9]{64}$/.test(i.digest))
+      .map((i) => ({ repo: i.target, digest: i.digest })),
+    ...(() => {
+      const auth = readAuth(dir, m.host.hostname, m.host.port)
+      return auth ? { auth } : {}
+    })(),
   }
 }
 
@@ -886,6 +922,20 @@ export async function startVm(dir: string, o: StartVmOptions = {}): Promise<Star
   }
 }
 
+/**
+ * What "ready" means for a build: the registry answers through its own
+ * certificate AND serves every content image of the payload by digest to
+ * the init user (first boot has pushed them); a first-boot failure on the
+ * console ends the wait at once.
+ */
+export function readiness(p: VmPlan): Pick<WaitOptions, 'content' | 'failed'> {
+  const log = p.paths.consoleLog
+  return {
+    ...(p.build.auth && p.build.content.length ? { content: { auth: p.build.auth, images: p.build.content } } : {}),
+    failed: () => firstBootFailure(log),
+  }
+}
+
 async function startLocked(
   p: VmPlan,
   o: StartVmOptions,
@@ -919,6 +969,7 @@ async function startLocked(
         ca: readFileSync(p.build.caFile!, 'utf8'),
         flavor: p.build.flavor,
       },
+      ...readiness(p),
       timeoutMs: Math.max(1000, timeoutMs - (Date.now() - t0)),
       ...(o.signal ? { signal: o.signal } : {}),
       alive: () => isVmProcess(vm.pid, p.paths),
@@ -929,6 +980,8 @@ async function startLocked(
       say('info', `the registry answered after ${Math.round(r.seconds)} s`)
       return vm
     }
+    if (r.reason === 'failed')
+      throw new FailureError(`${r.lastError}; ${formatTail(p.paths.consoleLog)}`, 'see the whole console in ' + p.paths.consoleLog)
     if (r.reason === 'exited') {
       throw new FailureError(
         `QEMU stopped before the registry answered (after ${Math.round(r.seconds)} s); ${formatTail(p.paths.consoleLog)}`,
