@@ -20,7 +20,7 @@ import {
 import { createServer, type Server } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { firstBootFailure, qemuVmArgs, isVmProcess, vmPaths, type VmArgsOptions } from '../builder/media/vm.js'
+import { firstBootFailure, firstBootRunning, qemuVmArgs, isVmProcess, vmPaths, type VmArgsOptions } from '../builder/media/vm.js'
 import { parseBearerChallenge, probeContent, probeRegistry, waitForRegistry, type RegistryTarget } from '../builder/media/vm-wait.js'
 import { runCli } from './helpers/cli.js'
 import { spawnCli, waitFor } from './helpers/proc.js'
@@ -438,6 +438,32 @@ t.test('firstBootFailure reads the console for first boot\'s failure line', asyn
   t.equal(firstBootFailure(log), undefined)
   writeFileSync(log, "mirror-appliance first boot: step load-images\nmirror-appliance first boot: FAILED at step 'load-images' (exit 1).\n", { flag: 'a' })
   t.equal(firstBootFailure(log), "first boot failed at step 'load-images' (the console says so)")
+})
+
+t.test('firstBootRunning: first boot printed a step in this boot and has not said it is done', async (t) => {
+  const d = mkdtempSync(join(root, 'console-run-'))
+  const log = join(d, 'console.log')
+  writeFileSync(log, '[  OK  ] Started registry.service.\n')
+  t.equal(firstBootRunning(log), undefined, 'a reboot: first boot does not run, nothing to wait for')
+  writeFileSync(log, 'mirror-appliance first boot: step push-content\nmirror-appliance first boot: step motd\n', { flag: 'a' })
+  t.equal(firstBootRunning(log), 'first boot is still running (step motd)')
+  writeFileSync(log, 'mirror-appliance first boot: done: the registry https://r:8443 is ready; credentials in /root/mirror-appliance\n', { flag: 'a' })
+  t.equal(firstBootRunning(log), undefined, 'done')
+})
+
+t.test('waitForRegistry: pending holds a ready registry back until it clears', async (t) => {
+  const d = mkdtempSync(join(root, 'pki-pending-'))
+  const a = userCa(d, HOST)
+  const port = await freePort()
+  const server: Server = createServer({ key: readFileSync(a.key), cert: readFileSync(a.cert) }, (_req, res) => void res.writeHead(401).end())
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const target: RegistryTarget = { address: '127.0.0.1', port, hostname: HOST, ca: readFileSync(a.ca, 'utf8'), flavor: 'distribution' }
+  const held = await waitForRegistry({ target, timeoutMs: 1000, intervalMs: 200, pending: () => 'first boot is still running (step motd)' })
+  t.ok(!held.ok && held.reason === 'timeout' && held.lastError === 'first boot is still running (step motd)', 'not ready while pending')
+  let n = 0
+  const later = await waitForRegistry({ target, timeoutMs: 10_000, intervalMs: 200, pending: () => (++n < 3 ? 'running' : undefined) })
+  t.ok(later.ok, 'ready once pending clears')
 })
 
 // ---- real QEMU -------------------------------------------------------------------

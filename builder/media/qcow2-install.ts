@@ -5,6 +5,7 @@
 // proves it), else software emulation, said loudly: an install then takes
 // hours instead of minutes.
 
+import { followFile } from './follow.js'
 import { open, readFile, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { FailureError, UserError } from '../errors.js'
@@ -117,31 +118,16 @@ export async function buildQcow2ByInstall(o: Qcow2InstallOptions): Promise<Qcow2
     if (accel === 'kvm') args.splice(args.indexOf('-accel'), 2, '-accel', 'kvm', '-cpu', 'host')
 
     const started = Date.now()
-    let offset = 0
-    let partial = ''
     const tail: string[] = []
-    const pump = async () => {
-      const fh = await open(serialLog, 'r')
-      try {
-        const buf = Buffer.alloc(65536)
-        for (;;) {
-          const { bytesRead } = await fh.read(buf, 0, buf.length, offset)
-          if (bytesRead === 0) break
-          offset += bytesRead
-          partial += buf.subarray(0, bytesRead).toString('utf8')
-          const lines = partial.split(/\r?\n/)
-          partial = lines.pop()!
-          for (const l of lines) {
-            tail.push(l)
-            if (tail.length > 20) tail.shift()
-            o.onSerialLine?.(l)
-          }
-        }
-      } finally {
-        await fh.close()
-      }
-    }
-    const timer = setInterval(() => void pump().catch(() => {}), 500)
+    const follow = followFile(
+      serialLog,
+      (l) => {
+        tail.push(l)
+        if (tail.length > 20) tail.shift()
+        o.onSerialLine?.(l)
+      },
+      500,
+    )
     // Our own timer: QEMU exits 0 on SIGTERM, so the exit code cannot tell a timeout from a power-off.
     const stop = new AbortController()
     let timedOut = false
@@ -157,9 +143,7 @@ export async function buildQcow2ByInstall(o: Qcow2InstallOptions): Promise<Qcow2
     } finally {
       clearTimeout(deadline)
       o.signal?.removeEventListener('abort', onAbort)
-      clearInterval(timer)
-      await pump()
-      if (partial) o.onSerialLine?.(partial)
+      await follow.stop()
     }
     const seconds = (Date.now() - started) / 1000
     throwIfAborted(o.signal)

@@ -195,6 +195,8 @@ export interface WaitOptions {
   content?: { auth: string; images: ContentImage[] }
   /** Checked between attempts: a message ends the wait as failed (first boot reported a failure) */
   failed?: () => string | undefined
+  /** Checked once the registry is ready: a message means "not yet" (first boot is still finishing) */
+  pending?: () => string | undefined
   timeoutMs: number
   /** Pause between attempts (default 2000 ms) */
   intervalMs?: number
@@ -232,8 +234,10 @@ export async function waitForRegistry(o: WaitOptions): Promise<WaitResult> {
     if (o.alive && !o.alive()) return { ok: false, reason: 'exited', lastError, seconds: seconds() }
     const failure = o.failed?.()
     if (failure) return { ok: false, reason: 'failed', lastError: failure, seconds: seconds() }
-    const r = await probeReady(o, Math.max(1000, Math.min(5000, deadline - Date.now())))
+    let r = await probeReady(o, Math.max(1000, Math.min(5000, deadline - Date.now())))
     if (o.signal?.aborted) throw o.signal.reason
+    const pending = r.ok ? o.pending?.() : undefined
+    if (pending) r = { ok: false, status: r.status!, error: pending }
     if (r.ok) return { ok: true, status: r.status!, seconds: seconds() }
     if (r.error !== lastError) o.onAttempt?.(r)
     lastError = r.error

@@ -23,6 +23,8 @@ import type { BuildManifest } from '../manifest.js'
 import { kvmProbeArgs, kvmProbeBios } from './qcow2-install.js'
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, qemuEscape, type Firmware } from '../tools/qemu.js'
 import { createImage, createOverlay, gib, imageInfo } from '../tools/qemu-img.js'
+import { followFile } from './follow.js'
+import { processAlive } from '../payload/lockfile.js'
 import { registryUrl, sleep, waitForRegistry, type ContentImage, type ProbeResult, type WaitOptions } from './vm-wait.js'
 
 export const QEMU = 'qemu-system-x86_64'
@@ -171,16 +173,30 @@ function readAuth(dir: string, hostname: string, port: number): string | undefin
 /** Text first boot prints on the console when a step fails (templates/firstboot/firstboot.sh.hbs on_error). */
 const FIRSTBOOT_FAILED = /mirror-appliance first boot: FAILED at step '([^']+)'/
 
-/** A first-boot failure on the console log, as a sentence; undefined when there is none. */
-export function firstBootFailure(consoleLog: string): string | undefined {
-  let text: string
+/** Lines first boot prints when it runs a step and when it has finished (the console log is new for each boot). */
+const FIRSTBOOT_STEP = /mirror-appliance first boot: step /
+const FIRSTBOOT_FINISHED = /mirror-appliance first boot: done: /
+
+function readConsole(consoleLog: string): string | undefined {
   try {
-    text = readFileSync(consoleLog, 'utf8')
+    return readFileSync(consoleLog, 'utf8')
   } catch {
     return undefined
   }
-  const m = FIRSTBOOT_FAILED.exec(text)
+}
+
+/** A first-boot failure on the console log, as a sentence; undefined when there is none. */
+export function firstBootFailure(consoleLog: string): string | undefined {
+  const m = FIRSTBOOT_FAILED.exec(readConsole(consoleLog) ?? '')
   return m ? `first boot failed at step '${m[1]}' (the console says so)` : undefined
+}
+
+/** While first boot runs in this boot (it printed a step) and has not said it is done: what it is doing. */
+export function firstBootRunning(consoleLog: string): string | undefined {
+  const text = readConsole(consoleLog) ?? ''
+  if (!FIRSTBOOT_STEP.test(text) || FIRSTBOOT_FINISHED.test(text)) return undefined
+  const steps = [...text.matchAll(/mirror-appliance first boot: step (\S+)/g)]
+  return `first boot is still running (step ${steps[steps.length - 1]![1]})`
 }
 
 const BUILD_HINT = 'build one first: mirror-appliance build -o DIR --qcow2 --base-image rhel-8.10-x86_64-kvm.qcow2'
@@ -335,15 +351,6 @@ export function acquireStartLock(paths: VmPaths, dir: string): () => void {
     }
   }
   throw new UserError(`cannot lock ${lock}`)
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 function refuseIfRunning(paths: VmPaths, dir: string): void {
@@ -745,42 +752,7 @@ export async function runForeground(p: VmPlan, signal?: AbortSignal): Promise<Ru
   }
 }
 
-/** Follow a growing file line by line until stop() (the serial console to the terminal). */
-export function followFile(file: string, onLine: (line: string) => void, intervalMs = 300): { stop(): Promise<void> } {
-  let offset = 0
-  let partial = ''
-  let busy: Promise<void> = Promise.resolve()
-  const pump = async () => {
-    const fh = await open(file, 'r').catch(() => null)
-    if (!fh) return
-    try {
-      const buf = Buffer.alloc(65536)
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, offset)
-        if (bytesRead === 0) break
-        offset += bytesRead
-        partial += buf.subarray(0, bytesRead).toString('utf8')
-        const lines = partial.split(/\r?\n/)
-        partial = lines.pop()!
-        for (const l of lines) onLine(l.replace(/\r/g, ''))
-      }
-    } finally {
-      await fh.close()
-    }
-  }
-  const timer = setInterval(() => {
-    busy = busy.then(pump).catch(() => {})
-  }, intervalMs)
-  return {
-    async stop() {
-      clearInterval(timer)
-      await busy
-      await pump().catch(() => {})
-      if (partial) onLine(partial)
-      partial = ''
-    },
-  }
-}
+export { followFile }
 
 // ---- stopping ----------------------------------------------------------------
 
@@ -925,14 +897,16 @@ export async function startVm(dir: string, o: StartVmOptions = {}): Promise<Star
 /**
  * What "ready" means for a build: the registry answers through its own
  * certificate AND serves every content image of the payload by digest to
- * the init user (first boot has pushed them); a first-boot failure on the
- * console ends the wait at once.
+ * the init user (first boot has pushed them), and first boot, if it ran in
+ * this boot, has said it is done; a first-boot failure on the console ends
+ * the wait at once.
  */
-export function readiness(p: VmPlan): Pick<WaitOptions, 'content' | 'failed'> {
+export function readiness(p: VmPlan): Pick<WaitOptions, 'content' | 'failed' | 'pending'> {
   const log = p.paths.consoleLog
   return {
     ...(p.build.auth && p.build.content.length ? { content: { auth: p.build.auth, images: p.build.content } } : {}),
     failed: () => firstBootFailure(log),
+    pending: () => firstBootRunning(log),
   }
 }
 

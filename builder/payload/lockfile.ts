@@ -15,7 +15,8 @@ export interface LockOptions {
   signal?: AbortSignal
 }
 
-function alive(pid: number): boolean {
+/** True while a process with this pid exists (EPERM: it exists, owned by someone else). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
@@ -43,7 +44,7 @@ export async function withDirLock<T>(dir: string, fn: () => Promise<T>, opts: Lo
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
     }
     const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim())
-    if (!Number.isInteger(owner) || owner <= 0 || !alive(owner)) {
+    if (!Number.isInteger(owner) || owner <= 0 || !processAlive(owner)) {
       // Stale lock (owner died, or an empty file from a crash between open and write).
       await unlink(path).catch(() => {})
       continue
