@@ -161,6 +161,18 @@ export async function stopVm(a: Appliance): Promise<void> {
   await runCli(['vm', a.dist, '--stop'])
 }
 
+/** ssh and scp options for a throwaway guest: no host key records, never a prompt. */
+export const SSH_OPTS = [
+  '-o',
+  'StrictHostKeyChecking=no',
+  '-o',
+  'UserKnownHostsFile=/dev/null',
+  '-o',
+  'BatchMode=yes',
+  '-o',
+  'LogLevel=ERROR',
+]
+
 /** A command in the guest as root, over SSH with the config's user key (sudo with the user's password). */
 export function guest(a: Appliance, vm: VmInfo, command: string): { code: number | null; out: string; err: string } {
   const r = spawnSync(
@@ -170,16 +182,9 @@ export function guest(a: Appliance, vm: VmInfo, command: string): { code: number
       a.key,
       '-p',
       String(vm.sshPort),
-      '-o',
-      'StrictHostKeyChecking=no',
-      '-o',
-      'UserKnownHostsFile=/dev/null',
-      '-o',
-      'BatchMode=yes',
+      ...SSH_OPTS,
       '-o',
       'ConnectTimeout=30',
-      '-o',
-      'LogLevel=ERROR',
       'admin@127.0.0.1',
       `sudo -S -p '' sh -c ${shq(command)}`,
     ],
