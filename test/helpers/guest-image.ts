@@ -14,11 +14,16 @@
 // The qcow2 builder can inspect it (inspect-os), grow it (part-resize +
 // resize2fs) and lay files in it like in the real image.
 //
+// guestRootTarball() is the tree before any disk (cached too), and
+// guestImageFromRoot() writes variants of it (the kickstart route's root)
+// with the same disk builder.
+//
 // Cached in testCacheDir() under a key over every input we control; built to
 // a temp name and renamed; an exclusive lock directory (holding the builder's
 // pid) makes parallel test processes wait for one build instead of each
 // starting their own.
 
+import { processAlive } from '../../builder/payload/lockfile.js'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises'
@@ -181,15 +186,6 @@ async function removeTree(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true })
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
 // ---- the build ----
 
 /** Package → version from the tree's dpkg status file. */
@@ -260,27 +256,47 @@ async function customize(root: string): Promise<{ kernel: string; initrd: string
   return { kernel, initrd }
 }
 
-/** Build the guest image at outFile (not cached, no lock), telling log how long each part took. */
-async function buildGuestImage(outFile: string, log: (line: string) => void): Promise<void> {
-  const work = await mkdtemp(join(dirname(outFile), `.guest-image-work-${process.pid}-`))
+/** A work directory beside the cache, which removeStaleWork clears if this process dies. */
+const workDir = (dir: string) => mkdtemp(join(dir, `.guest-image-work-${process.pid}-`))
+const secs = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(0)} s`
+
+/** debootstrap + customize, packed as a tarball at outFile (numeric owners, xattrs). */
+async function buildRootTarball(outFile: string, log: (line: string) => void): Promise<void> {
+  const work = await workDir(dirname(outFile))
   try {
     const root = join(work, 'root')
-    let t0 = Date.now()
+    const t0 = Date.now()
     await run(
       'debootstrap',
       [`--variant=minbase`, `--include=${PACKAGES.join(',')}`, '--components=main', SUITE, root, MIRROR],
       { why: 'to build the Debian guest that stands in for the RHEL 8 KVM image', timeoutMs: 45 * 60_000, env: { DEBIAN_FRONTEND: 'noninteractive' } },
     )
-    log(`debootstrap ${SUITE}: ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+    log(`debootstrap ${SUITE}: ${secs(t0)}`)
     if (mountsUnder(root).length) throw new Error(`debootstrap left mounts in ${root}: ${mountsUnder(root).join(', ')}`)
     const { kernel } = await customize(root)
-    const tarball = join(work, 'root.tar')
-    await run('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '-C', root, '-cf', tarball, '.'], { why: 'to pack the guest tree' })
-    await removeTree(root)
+    log(`kernel ${kernel}`)
+    await packTree(root, join(work, 'root.tar'))
+    await rename(join(work, 'root.tar'), outFile)
+  } finally {
+    await removeTree(work)
+  }
+}
 
-    t0 = Date.now()
+async function packTree(root: string, tarball: string): Promise<void> {
+  await run('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '-C', root, '-cf', tarball, '.'], { why: 'to pack the guest tree' })
+}
+
+/**
+ * The disk: a new qcow2 of sizeBytes, msdos label, one ext4 partition from
+ * 1 MiB holding the tarball, extlinux and syslinux's MBR; ONE guestfish
+ * session. Written to outFile by rename.
+ */
+async function writeGuestDisk(tarball: string, outFile: string, sizeBytes: number, log: (line: string) => void): Promise<void> {
+  const work = await workDir(dirname(outFile))
+  try {
+    const t0 = Date.now()
     const img = join(work, 'guest.qcow2')
-    await createImage(img, 'qcow2', IMAGE_BYTES)
+    await createImage(img, 'qcow2', sizeBytes)
     const gf = await GuestfishSession.start({ drives: [{ file: img, format: 'qcow2' }], workDir: work, timeoutMs: 30 * 60_000 })
     try {
       await gf.batch([
@@ -303,7 +319,7 @@ async function buildGuestImage(outFile: string, log: (line: string) => void): Pr
       await gf.kill()
       throw e
     }
-    log(`guestfish (ext4, tar-in, extlinux, kernel ${kernel}): ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+    log(`guestfish (ext4 ${(sizeBytes / 1024 ** 3).toFixed(0)} GiB, tar-in, extlinux): ${secs(t0)}`)
     await rename(img, outFile)
   } finally {
     await removeTree(work)
@@ -314,7 +330,7 @@ async function buildGuestImage(outFile: string, log: (line: string) => void): Pr
 async function removeStaleWork(dir: string): Promise<void> {
   for (const n of await readdir(dir)) {
     const m = /^\.guest-image-work-(\d+)-/.exec(n)
-    if (m && !alive(Number(m[1]))) await removeTree(join(dir, n))
+    if (m && !processAlive(Number(m[1]))) await removeTree(join(dir, n))
   }
 }
 
@@ -332,7 +348,7 @@ async function lock(lockDir: string, done: () => boolean, timeoutMs: number): Pr
     if (done()) return false
     const pid = Number(await readFile(join(lockDir, 'pid'), 'utf8').catch(() => '0'))
     const age = Date.now() - ((await stat(lockDir).catch(() => null))?.mtimeMs ?? Date.now())
-    if ((pid && !alive(pid)) || (!pid && age > 60_000)) {
+    if ((pid && !processAlive(pid)) || (!pid && age > 60_000)) {
       // Renamed first: only one waiter can take a stale lock away.
       const gone = `${lockDir}.stale-${randomBytes(4).toString('hex')}`
       if (await rename(lockDir, gone).then(() => true, () => false)) await rm(gone, { recursive: true, force: true })
@@ -343,36 +359,107 @@ async function lock(lockDir: string, done: () => boolean, timeoutMs: number): Pr
   }
 }
 
-let pending: Promise<string> | undefined
+/**
+ * file from the cache, or built by build(file) (which must write it by
+ * rename) under an exclusive lock; what build logs goes to file.txt.
+ */
+async function cached(file: string, build: (file: string, log: (line: string) => void) => Promise<void>): Promise<string> {
+  await mkdir(dirname(file), { recursive: true })
+  if (existsSync(file)) return file
+  const lockDir = `${file}.lock`
+  if (!(await lock(lockDir, () => existsSync(file), 90 * 60_000))) return file
+  try {
+    if (!existsSync(file)) {
+      await removeStaleWork(dirname(file))
+      const t0 = Date.now()
+      const notes: string[] = []
+      await build(file, (l) => notes.push(l))
+      // For people looking at the cache: what this file is and how long it took.
+      notes.push(`total: ${secs(t0)}`)
+      await writeFile(`${file}.txt`, `${GUEST_NOTE}\nbuilt ${new Date().toISOString()}\n${notes.join('\n')}\n`)
+    }
+  } finally {
+    await rm(lockDir, { recursive: true, force: true })
+  }
+  return file
+}
+
+/** Memoize a promise for this process; forget it when it fails, so the next call tries again. */
+function once(make: () => Promise<string>): () => Promise<string> {
+  let pending: Promise<string> | undefined
+  return () => {
+    pending ??= make()
+    pending.catch(() => (pending = undefined))
+    return pending
+  }
+}
+
+/**
+ * The guest's root file system as a tarball (numeric owners, xattrs), cached
+ * like the image: debootstrap plus every edit above, before any disk exists.
+ */
+export const guestRootTarball = once(() =>
+  cached(join(testCacheDir(), `guest-trixie-${cacheKey()}.root.tar`), (file, log) => buildRootTarball(file, log)),
+)
 
 /**
  * Path of the cached guest qcow2, building it first if needed (5 minutes or
  * so). Read-only for callers: boot an overlay (qemu-img create -b), or pass
  * it as --base-image, which is only ever read.
  */
-export async function guestImage(): Promise<string> {
-  pending ??= (async () => {
-    const dir = testCacheDir()
-    await mkdir(dir, { recursive: true })
-    const file = join(dir, `guest-trixie-${cacheKey()}.qcow2`)
-    if (existsSync(file)) return file
-    const lockDir = `${file}.lock`
-    if (!(await lock(lockDir, () => existsSync(file), 90 * 60_000))) return file
+export const guestImage = once(async () => {
+  const tarball = await guestRootTarball()
+  return cached(join(testCacheDir(), `guest-trixie-${cacheKey()}.qcow2`), (file, log) => writeGuestDisk(tarball, file, IMAGE_BYTES, log))
+})
+
+export interface RootVariant {
+  /** Names the variant in the cache file name: guest-trixie-NAME-KEY.qcow2 */
+  name: string
+  /** Every input of transform that the code does not show (e.g. a kickstart's sha256): part of the cache key */
+  keyParts: string[]
+  /** Edits the extracted guest root (run as root on this machine) */
+  transform: (root: string, log: (line: string) => void) => Promise<void>
+  /** Virtual size of the disk (default: the base guest's 3 GiB) */
+  sizeBytes?: number
+  /** Variant images of this name kept in the cache, newest first (default 2) */
+  keep?: number
+}
+
+/**
+ * A variant of the guest image: the cached root tarball extracted, edited by
+ * transform, and written by the same disk builder as the guest image. Cached
+ * under a key over the guest's own key and keyParts; returns the qcow2 and
+ * the notes of its build (what transform logged; from the cache when it was
+ * not built now). Older images of the same name beyond `keep` are removed.
+ */
+export async function guestImageFromRoot(v: RootVariant): Promise<{ file: string; notes: string }> {
+  if (!/^[a-z0-9-]+$/.test(v.name)) throw new Error(`variant name ${v.name}: lower-case letters, digits and dashes only`)
+  const key = createHash('sha256').update(JSON.stringify([cacheKey(), v.name, v.sizeBytes ?? IMAGE_BYTES, v.keyParts])).digest('hex').slice(0, 16)
+  const dir = testCacheDir()
+  const tarball = await guestRootTarball()
+  const file = await cached(join(dir, `guest-trixie-${v.name}-${key}.qcow2`), async (out, log) => {
+    const work = await workDir(dir)
     try {
-      if (!existsSync(file)) {
-        await removeStaleWork(dir)
-        const t0 = Date.now()
-        const notes: string[] = []
-        await buildGuestImage(file, (l) => notes.push(l))
-        // For people looking at the cache: what this file is and how long it took.
-        notes.push(`total: ${((Date.now() - t0) / 1000).toFixed(0)} s`)
-        await writeFile(`${file}.txt`, `${GUEST_NOTE}\nbuilt ${new Date().toISOString()}\n${notes.join('\n')}\n`)
-      }
+      const root = join(work, 'root')
+      await mkdir(root)
+      let t0 = Date.now()
+      await run('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '-C', root, '-xpf', tarball], { why: 'to unpack the guest tree' })
+      log(`unpacked the guest root: ${secs(t0)}`)
+      t0 = Date.now()
+      await v.transform(root, log)
+      log(`${v.name}: ${secs(t0)}`)
+      if (mountsUnder(root).length) throw new Error(`the ${v.name} transform left mounts in ${root}: ${mountsUnder(root).join(', ')}`)
+      await packTree(root, join(work, 'root.tar'))
+      await removeTree(root)
+      await writeGuestDisk(join(work, 'root.tar'), out, v.sizeBytes ?? IMAGE_BYTES, log)
     } finally {
-      await rm(lockDir, { recursive: true, force: true })
+      await removeTree(work)
     }
-    return file
-  })()
-  pending.catch(() => (pending = undefined))
-  return pending
+  })
+  const mine = new RegExp(`^guest-trixie-${v.name}-[0-9a-f]{16}\\.qcow2$`)
+  const others = (await readdir(dir)).filter((n) => mine.test(n) && join(dir, n) !== file && !existsSync(join(dir, `${n}.lock`)))
+  const byAge = await Promise.all(others.map(async (n) => ({ n, t: (await stat(join(dir, n))).mtimeMs })))
+  for (const { n } of byAge.sort((a, b) => b.t - a.t).slice(Math.max(0, (v.keep ?? 2) - 1)))
+    for (const f of [n, `${n}.txt`]) await rm(join(dir, f), { force: true })
+  return { file, notes: await readFile(`${file}.txt`, 'utf8').catch(() => '') }
 }
