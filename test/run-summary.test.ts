@@ -1,0 +1,77 @@
+// test/run.js, the command behind `npm test`: its summary line counts
+// passed, failed and skipped tests, it lists each skip with its reason, and
+// under CI=true a skip that test/ci-allowed-skips.json does not allow fails
+// the run (CI installs every tool the tests need).
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const FIXTURE = 'test/fixtures/run-summary/needs-tool.ts'
+
+/** The environment of a shell, without this tap run's own variables (they would make the inner tap a child of this one). */
+const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TAP|_TAPJS|NODE_OPTIONS$)/.test(k)))
+
+function runSuite(env: Record<string, string>): { code: number | null; out: string } {
+  const r = spawnSync(process.execPath, ['test/run.js', FIXTURE], { cwd: ROOT, encoding: 'utf8', env: { ...baseEnv, CI: '', ...env } })
+  return { code: r.status, out: r.stdout }
+}
+const lastLine = (out: string) => out.trimEnd().split('\n').pop()
+
+// PATH without the tool: the system's directories only (frobnicate exists nowhere).
+const plainPath = '/usr/local/bin:/usr/bin:/bin'
+const withTool = mkdtempSync(join(tmpdir(), 'run-summary-'))
+writeFileSync(join(withTool, 'frobnicate'), '#!/bin/sh\nexit 0\n')
+chmodSync(join(withTool, 'frobnicate'), 0o755)
+
+t.test('the tool present: nothing skipped', async (t) => {
+  const r = runSuite({ PATH: `${withTool}:${plainPath}` })
+  t.equal(r.code, 0)
+  t.equal(lastLine(r.out), 'tests: 2 passed, 0 failed, 0 skipped')
+  t.notMatch(r.out, /^skipped \(/m)
+})
+
+t.test('the tool hidden from PATH: the skip is counted and listed with its reason', async (t) => {
+  const r = runSuite({ PATH: plainPath })
+  t.equal(r.code, 0, 'a skip is not a failure outside CI')
+  t.equal(lastLine(r.out), 'tests: 1 passed, 0 failed, 1 skipped')
+  t.match(r.out, /^skipped \(1\):\n {2}test\/fixtures\/run-summary\/needs-tool\.ts > converts with frobnicate: frobnicate is not installed$/m)
+})
+
+t.test('under CI=true the same skip fails the run', async (t) => {
+  const r = runSuite({ PATH: plainPath, CI: 'true' })
+  t.equal(r.code, 1)
+  t.match(r.out, /not allowed to skip in CI/)
+  t.match(r.out, /converts with frobnicate: frobnicate is not installed/)
+  t.equal(lastLine(r.out), 'tests: 1 passed, 1 failed, 0 skipped')
+})
+
+t.test('the skips allowed in CI each say why', async (t) => {
+  const allowed = JSON.parse(readFileSync(join(ROOT, 'test/ci-allowed-skips.json'), 'utf8')) as { test: string; reason: string }[]
+  t.ok(Array.isArray(allowed))
+  for (const a of allowed) {
+    t.type(a.test, 'string')
+    t.doesNotThrow(() => new RegExp(a.test), `${a.test} is a regular expression`)
+    t.ok(typeof a.reason === 'string' && a.reason.length > 10, `${a.test}: has a reason`)
+  }
+})
+
+t.test('UPDATE_GOLDEN=1 rewrites the goldens and is never a passing run', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'golden-update-'))
+  writeFileSync(join(dir, 'a.txt'), 'old text\n')
+  writeFileSync(join(dir, 'b.txt'), 'same text\n')
+  const r = spawnSync(process.execPath, ['test/run.js', 'test/fixtures/run-summary/golden-update.ts'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...baseEnv, CI: '', UPDATE_GOLDEN: '1', GOLDEN_DIR: dir },
+  })
+  t.equal(r.status, 1, 'exit non-zero')
+  t.equal(readFileSync(join(dir, 'a.txt'), 'utf8'), 'new text\n', 'the changed golden is rewritten')
+  t.match(r.stdout, /UPDATE_GOLDEN=1: rewrote a /)
+  t.match(r.stdout, /UPDATE_GOLDEN=1: unchanged b /)
+  t.match(r.stdout + r.stderr, /1 golden file\(s\) rewritten, 1 unchanged; not a test run/)
+  t.equal(lastLine(r.stdout), 'tests: 0 passed, 2 failed, 0 skipped')
+})
