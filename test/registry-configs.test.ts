@@ -120,7 +120,10 @@ t.test('distribution: config.yml and a bcrypt htpasswd Apache\'s htpasswd verifi
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   writeFileSync(join(dir, 'htpasswd'), ht.contents)
   t.equal(spawnSync('htpasswd', ['-vb', join(dir, 'htpasswd'), 'init', p.secrets.initPassword]).status, 0, 'right password verifies')
-  t.not(spawnSync('htpasswd', ['-vb', join(dir, 'htpasswd'), 'init', 'wrong']).status, 0, 'wrong password does not')
+  // htpasswd ran (a missing tool would give status null) and refused: exit 3, "password verification failed"
+  const wrongPw = spawnSync('htpasswd', ['-vb', join(dir, 'htpasswd'), 'init', 'wrong'], { encoding: 'utf8' })
+  t.equal(wrongPw.status, 3, 'wrong password does not verify')
+  t.match(wrongPw.stderr, /password verification failed/)
   t.equal(String(fileAt(p, '/var/lib/mirror-registry/registry/certs/server.crt').contents), p.pki.serverChainPem)
   t.equal(fileAt(p, '/var/lib/mirror-registry/registry/certs/server.key').mode, 0o600)
 })

@@ -80,13 +80,16 @@ t.test('our registry config serves TLS with our cert and htpasswd auth', async (
 
   // refusals
   const wrong = skopeo(['copy', '--dest-cert-dir', caDir, '--dest-creds', 'init:wrong-password', src, `docker://${addr}/ocp/evil:1`])
-  t.not(wrong.status, 0, 'wrong password refused')
+  // Each refusal: skopeo ran (status 1, not null for a tool that did not run) and says why.
+  t.equal(wrong.status, 1, 'wrong password refused')
   t.match(wrong.stderr, /unauthorized|authentication required|401/i)
   const nobody = skopeo(['copy', '--dest-cert-dir', caDir, src, `docker://${addr}/ocp/evil:2`])
-  t.not(nobody.status, 0, 'anonymous push refused')
+  t.equal(nobody.status, 1, 'anonymous push refused')
+  t.match(nobody.stderr, /unauthorized|authentication required|401/i)
   const anonPull = skopeo(['inspect', '--raw', '--cert-dir', caDir, dest])
-  t.not(anonPull.status, 0, 'anonymous pull refused')
+  t.equal(anonPull.status, 1, 'anonymous pull refused')
+  t.match(anonPull.stderr, /unauthorized|authentication required|401/i)
   const untrusted = skopeo(['inspect', '--raw', '--cert-dir', otherDir, '--creds', creds, dest])
-  t.not(untrusted.status, 0, 'a foreign CA does not trust our registry')
+  t.equal(untrusted.status, 1, 'a foreign CA does not trust our registry')
   t.match(untrusted.stderr, /x509|certificate/i)
 })
