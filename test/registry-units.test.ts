@@ -2,6 +2,7 @@
 // written must be one the target podman's quadlet knows (podman 4.4 drops a
 // whole unit for one unknown key), and what the key table lacks must still
 // reach podman through PodmanArgs=.
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { loadConfigText } from '../builder/config/load.js'
 import type { RhelMinor } from '../builder/config/types.js'
@@ -124,8 +125,10 @@ t.test('key table: what DESIGN.md states about podman 4.4 / 4.6 / 4.9', async (t
 
 // Where the reference this table was made from is present (the project's
 // shared notes), check every line of it against the table.
-const REF = '/work/shared/reference/quadlet-keys-by-podman-version.txt'
-t.test('key table agrees with the reference list', { skip: existsSync(REF) ? false : 'reference file not present' }, async (t) => {
+// The list of quadlet keys per podman version, read from podman's source tags,
+// kept in the project's shared folder beside the repository (CI has it too).
+const REF = fileURLToPath(new URL('../../shared/reference/quadlet-keys-by-podman-version.txt', import.meta.url))
+t.test('key table agrees with the reference list', { skip: existsSync(REF) ? false : `${REF} is not present` }, async (t) => {
   const lines = readFileSync(REF, 'utf8').split('\n')
   for (const line of lines) {
     const m = /^\.(container|volume|network|kube)\s+([A-Za-z0-9]+)\s+(\d+\.\d+\.\d+)$/.exec(line.trim())
