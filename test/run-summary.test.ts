@@ -38,7 +38,10 @@ t.test('the tool hidden from PATH: the skip is counted and listed with its reaso
   const r = runSuite({ PATH: plainPath })
   t.equal(r.code, 0, 'a skip is not a failure outside CI')
   t.equal(lastLine(r.out), 'tests: 1 passed, 0 failed, 1 skipped')
-  t.match(r.out, /^skipped \(1\):\n {2}test\/fixtures\/run-summary\/needs-tool\.ts > converts with frobnicate: frobnicate is not installed$/m)
+  t.match(
+    r.out,
+    /^skipped \(1\):\n {2}test\/fixtures\/run-summary\/needs-tool\.ts > converts with frobnicate: frobnicate is not installed$/m,
+  )
 })
 
 t.test('under CI=true the same skip fails the run', async (t) => {

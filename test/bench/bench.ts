@@ -12,14 +12,17 @@
 //    a first build (the input's sha256 is read too) and a rebuild (it is
 //    remembered in the cache), in interleaved rounds compared by median;
 //  - payload assembly against `cp -r` (test/bench/payload.ts);
+//  - boot to ready of the appliance under QEMU, first boot against a reboot
+//    of the same VM (test/bench/boot.ts);
 //  - peak RSS of each run's whole process tree (VmRSS of the process and all
 //    its descendants, sampled every 20 ms), and output size against input.
 //
 // Env: BENCH_SIZES=1 (only 1 GiB) or BENCH_SIZES=1,4; BENCH_REPS (rounds of
 // each ISO step, default 5); BENCH_SETTLE_MS (pause before each ISO step,
 // default 4000); BENCH_N (render runs, default 20);
-// BENCH_PAYLOAD_GIB (default 2, 0 to skip); BENCH_DIR (work dir, default the
-// system temp dir).
+// BENCH_PAYLOAD_GIB (default 2, 0 to skip); BENCH_BOOT=0 skips the boot to
+// ready of the appliance under QEMU (test/bench/boot.ts); BENCH_DIR (work
+// dir, default the system temp dir).
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -33,6 +36,7 @@ import { writeSecrets } from '../../builder/commands/secrets-out.js'
 import { spawnCli, spawnWatched, type Proc } from '../helpers/proc.js'
 import { bareRemasterArgs, paddedFixtureIso } from './iso.js'
 import type { BenchRow } from './payload.js'
+import { benchBoot } from './boot.js'
 
 const GiB = 1024 ** 3
 const rows: BenchRow[] = []
@@ -248,6 +252,7 @@ try {
   const reps = Math.max(1, Number(process.env.BENCH_REPS ?? 5))
   for (const gib of sizes) await benchIso(work, gib, ks, reps)
   await benchPayloadChild()
+  if (process.env.BENCH_BOOT !== '0') await benchBoot((r) => row(r.name, r.value, r.unit, r.note))
 } finally {
   rmSync(work, { recursive: true, force: true })
 }
