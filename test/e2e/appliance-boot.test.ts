@@ -31,6 +31,10 @@ import {
   stopVm,
 } from '../helpers/appliance-vm.js'
 
+// The file runs longer than tap's default per-file limit (package.json): a
+// first guest build, four boots and a bundle build under software emulation.
+t.setTimeout(90 * 60_000)
+
 t.test(`appliance boot, distribution flavor, on a Debian trixie guest standing in for RHEL 8`, { timeout: 4 * 3600_000 }, async (t) => {
   const a = await buildAppliance(t)
 
