@@ -23,13 +23,20 @@ function octal(n: number, width: number): string {
   return n.toString(8).padStart(width - 1, '0') + '\0'
 }
 
-export function tarHeader(e: TarEntry, size: number): Buffer {
+/** Header fields the fixtures leave at their defaults (mtime 1700000000, no owner names). */
+export interface TarHeaderOptions {
+  mtime?: number
+  /** uname and gname */
+  owner?: string
+}
+
+export function tarHeader(e: TarEntry, size: number, opts: TarHeaderOptions = {}): Buffer {
   const h = Buffer.alloc(512)
   let name = e.name
   if (Buffer.byteLength(name) > 100) {
-    // ustar: the directory part goes in the 155-byte prefix field
-    const cut = name.lastIndexOf('/', name.length - 1 - 0)
-    const at = name.slice(0, cut).length <= 155 && name.length - cut - 1 <= 100 ? cut : -1
+    // ustar: the directory part goes in the 155-byte prefix field (a directory's own trailing slash stays with its name)
+    const cut = name.lastIndexOf('/', name.length - 2)
+    const at = cut >= 0 && name.slice(0, cut).length <= 155 && name.length - cut - 1 <= 100 ? cut : -1
     if (at < 0) throw new Error(`name too long for ustar: ${name}`)
     h.write(name.slice(0, at), 345, 'utf8')
     name = name.slice(at + 1)
@@ -39,12 +46,16 @@ export function tarHeader(e: TarEntry, size: number): Buffer {
   h.write(octal(0, 8), 108)
   h.write(octal(0, 8), 116)
   h.write(octal(size, 12), 124)
-  h.write(octal(1700000000, 12), 136)
+  h.write(octal(opts.mtime ?? 1700000000, 12), 136)
   h.write('        ', 148)
   h.write(e.type ?? '0', 156)
   if (e.linkname) h.write(e.linkname.slice(0, 100), 157)
   h.write('ustar\0', 257)
   h.write('00', 263)
+  if (opts.owner) {
+    h.write(opts.owner, 265)
+    h.write(opts.owner, 297)
+  }
   let sum = 0
   for (const b of h) sum += b
   h.write(octal(sum, 7) + ' ', 148)

@@ -35,10 +35,11 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { FIXTURE_EPOCH, testCacheDir } from './fixture-iso.js'
+import { tarHeader } from './oci-fixtures.js'
 
 export const STANDIN_BINARY = '/usr/bin/docker-registry'
 /** Bump when the recipe below changes in a way the inputs do not show. */
-const RECIPE = 'standin-registry/3'
+const RECIPE = 'standin-registry/4'
 
 /** The real image's /etc/docker/registry/config.yml (distribution/distribution cmd/registry/config-docker.yml). */
 export const STANDIN_CONFIG_YML = `version: 0.1
@@ -94,36 +95,11 @@ interface Entry {
   target?: string
 }
 
-function octal(n: number, width: number): string {
-  return n.toString(8).padStart(width - 1, '0') + '\0'
-}
-
+/** The ustar header of an entry: fixed mtime, root-owned, like the files of a real image layer. */
 function header(e: Entry, size: number): Buffer {
-  const h = Buffer.alloc(512)
-  let name = e.type === 'dir' ? `${e.name}/` : e.name
-  if (Buffer.byteLength(name) > 100) {
-    const cut = name.lastIndexOf('/', name.length - 2)
-    if (cut < 0 || cut > 155 || name.length - cut - 1 > 100) throw new Error(`name too long for ustar: ${name}`)
-    h.write(name.slice(0, cut), 345, 'utf8')
-    name = name.slice(cut + 1)
-  }
-  h.write(name, 0, 'utf8')
-  h.write(octal(e.mode, 8), 100)
-  h.write(octal(0, 8), 108)
-  h.write(octal(0, 8), 116)
-  h.write(octal(size, 12), 124)
-  h.write(octal(FIXTURE_EPOCH, 12), 136)
-  h.write('        ', 148)
-  h.write(e.type === 'dir' ? '5' : e.type === 'symlink' ? '2' : '0', 156)
-  if (e.target) h.write(e.target, 157, 'utf8')
-  h.write('ustar\0', 257)
-  h.write('00', 263)
-  h.write('root', 265)
-  h.write('root', 297)
-  let sum = 0
-  for (const b of h) sum += b
-  h.write(octal(sum, 7) + ' ', 148)
-  return h
+  const type = e.type === 'dir' ? '5' : e.type === 'symlink' ? '2' : '0'
+  const name = e.type === 'dir' ? `${e.name}/` : e.name
+  return tarHeader({ name, type, mode: e.mode, ...(e.target ? { linkname: e.target } : {}) }, size, { mtime: FIXTURE_EPOCH, owner: 'root' })
 }
 
 /** A tar of the entries sorted by name, with every parent directory listed. */
