@@ -1,6 +1,6 @@
 // The command line contract: help, exit codes, init, validate, render.
 import t from 'tap'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runCli } from './helpers/cli.js'
@@ -84,6 +84,7 @@ t.test('render writes ks.cfg, Butane, Ignition, rootfs and 0600 secrets; same se
   const d = tmp()
   const env = { SOURCE_DATE_EPOCH: '1700000000' }
   const a = await runCli(['render', '-o', join(d, 'a'), '--seed', 'test'], { env })
+  t.match(a.stderr, /--seed: secrets are derived from the seed .*tests and demos only/, 'render --seed warns')
   t.equal(a.code, 0, a.stderr)
   const b = await runCli(['render', '-o', join(d, 'b'), '--seed', 'test'], { env })
   t.equal(b.code, 0, b.stderr)
@@ -117,4 +118,15 @@ t.test('render refuses to replace a directory it did not write, and leaves it al
   t.match(r.stderr, /was not written by mirror-appliance; refusing to replace it/)
   t.same(readdirSync(out), ['precious.txt'])
   t.same(readdirSync(d), ['out'], 'no temp or lock files left beside it')
+})
+
+t.test('build --seed warns as loudly as render --seed: predictable secrets', async (t) => {
+  const d = mkdtempSync(join(tmpdir(), 'ma-seed-'))
+  t.teardown(() => rmSync(d, { recursive: true, force: true }))
+  const r = await runCli(['build', '-o', join(d, 'dist'), '--seed', 'demo', '--allow-missing'], { env: { MIRROR_APPLIANCE_CACHE: join(d, 'cache') } })
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stderr, /warning: --seed: secrets are derived from the seed .*tests and demos only/)
+  const plain = await runCli(['build', '-o', join(d, 'dist2'), '--allow-missing'], { env: { MIRROR_APPLIANCE_CACHE: join(d, 'cache') } })
+  t.equal(plain.code, 0, plain.stderr)
+  t.notMatch(plain.stderr, /--seed/, 'no warning without --seed')
 })

@@ -4,6 +4,7 @@
 // manifest, all inside a temp directory renamed into place at the end.
 // The stages a fleet build shares are in build-stages.ts.
 
+import { SEED_WARNING } from './render.js'
 import { existsSync, statSync } from 'node:fs'
 import { chmod, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
@@ -84,6 +85,7 @@ interface Qcow2Hints {
 export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
   const loaded = loadConfig(opts.config)
   for (const w of loaded.warnings) ctx.log.warn(formatDiagnostic(w))
+  if (opts.seed !== undefined) ctx.log.warn(SEED_WARNING)
   if (loaded.config.fleet) return buildFleetCommand(opts, ctx, loaded)
 
   const want = await checkInputs(opts, loaded)

@@ -8,10 +8,13 @@ import { renderHost, writeTree } from '../render/host.js'
 import { writeSecrets } from './secrets-out.js'
 
 /** render -o DIR: the generated text files only, no media. */
+/** Said by every command that takes --seed: predictable secrets must always be loud. */
+export const SEED_WARNING = '--seed: secrets are derived from the seed and anyone who knows it can recompute them; use this for tests and demos only'
+
 export async function render(opts: { config?: string; output: string; seed?: string }, ctx: Ctx): Promise<number> {
   const loaded = loadConfig(opts.config)
   for (const w of loaded.warnings) ctx.log.warn(formatDiagnostic(w))
-  if (opts.seed !== undefined) ctx.log.warn('--seed: secrets are derived from the seed; use this for tests and demos only')
+  if (opts.seed !== undefined) ctx.log.warn(SEED_WARNING)
   const files = await writeOutputDir(opts.output, async ({ dir, dest }) => {
     const { plan, stored } = planAppliance(loaded, { epoch: buildEpoch(), ...(opts.seed !== undefined ? { seed: opts.seed } : {}), secretsDir: join(dest, 'secrets') })
     const tree = renderHost(plan)
