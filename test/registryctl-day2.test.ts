@@ -245,6 +245,8 @@ t.test('shellcheck: the script is clean for every flavor and unit style', async 
   t.equal(h.status, 0)
   t.match(h.stdout, /^ *mirror-registryctl install \[--quayHostname H\] \[--quayRoot DIR\]/m, 'help is the header comment')
   t.notMatch(h.stdout, /set -Eeuo/)
+  t.notMatch(h.stdout, /MA_ROOT|scratch tree|destroy\(\)/, 'no test plumbing in the administrator\'s help')
+  t.match(h.stdout, /mirror-registryctl restore FILE \[--yes\]\s*$/, 'the help ends with the last command')
 })
 
 t.test('usage errors exit 2', async (t) => {
