@@ -78,3 +78,17 @@ t.test('UPDATE_GOLDEN=1 rewrites the goldens and is never a passing run', async 
   t.match(r.stdout + r.stderr, /1 golden file\(s\) rewritten, 1 unchanged; not a test run/)
   t.equal(lastLine(r.stdout), 'tests: 0 passed, 2 failed, 0 skipped')
 })
+
+t.test('a failure is listed above the summary with its path and the start of its diagnostic (CI shows only the tail)', async (t) => {
+  const r = spawnSync(process.execPath, ['test/run.js', 'test/fixtures/run-summary/fails.ts'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...baseEnv, CI: '' },
+  })
+  t.equal(r.status, 1)
+  const tail = r.stdout.slice(r.stdout.lastIndexOf('\nfailed ('))
+  t.match(tail, /^\nfailed \(1\):\n {2}test\/fixtures\/run-summary\/fails\.ts > outer > inner > arithmetic holds\n/, 'only the innermost failure, not its subtest and file')
+  t.match(tail, /^ {8}-5\n {8}\+4$/m, 'the diff is shown')
+  t.notMatch(tail, /source: \|/, 'not the source excerpt')
+  t.equal(lastLine(r.stdout), 'tests: 2 passed, 1 failed, 0 skipped')
+})

@@ -2,7 +2,8 @@
 // `npm test`: runs every tap test (the type check is one of them, in
 // test/typecheck.test.ts) and ends with the plain summary line CI reads:
 // "tests: N passed, N failed, N skipped", N being tap's own counts, after a
-// list of every skipped test with its reason.
+// list of every skipped test with its reason and of every failed test with
+// the start of its diagnostic (CI shows only the tail of the output).
 //
 // Under CI=true a skip is a failure unless test/ci-allowed-skips.json allows
 // it, with its reason: CI installs every tool the tests need, so a test that
@@ -20,10 +21,32 @@ const child = spawn(process.execPath, ['node_modules/tap/dist/esm/run.mjs', ...a
 
 // Skipped tests, as "FILE: SUBTEST > … > NAME", and their reasons, read from the TAP stream.
 const skips = []
+// Failed tests, innermost only, with the first lines of tap's YAML diagnostic.
+const failures = []
+let diag = null // { indent, lines } while reading the diagnostic of the last failure
 const names = [] // Subtest names by indent level
 let buf = ''
 let tail = ''
 function readLine(line) {
+  if (diag) {
+    if (line.startsWith(diag.indent) && line.trim() !== '...') {
+      if (diag.lines.length < 200) diag.lines.push(line.slice(diag.indent.length))
+      return
+    }
+    diag = null
+  }
+  const f = /^( *)not ok \d+ - (.*?)(?: # (?:time=.*|TODO.*))?$/.exec(line)
+  if (f) {
+    const path = [...names.slice(0, f[1].length / 4), f[2]]
+    const last = failures[failures.length - 1]
+    // A failure inside a subtest fails the subtest and its file too: keep the innermost.
+    const isParent = last && path.length < last.path.length && path.every((p, i) => p === last.path[i])
+    if (!isParent) {
+      failures.push({ path, lines: [] })
+      diag = { indent: f[1] + '  ', lines: failures[failures.length - 1].lines }
+    }
+    return
+  }
   const m = /^( *)# Subtest: (.*)$/.exec(line)
   if (m) {
     names.length = m[1].length / 4
@@ -36,6 +59,25 @@ function readLine(line) {
     skips.push({ test: path.join(' > '), reason: s[3] || '(no reason given)' })
   }
 }
+/** tap's YAML diagnostic without the parts a reader has elsewhere (the source excerpt, the `at` object), stack cut to 3 lines, 30 lines at most. */
+function briefDiagnostic(lines) {
+  const out = []
+  let key = ''
+  let inKey = 0
+  for (const l of lines) {
+    if (l.trim() === '---') continue
+    const top = /^(\w[\w-]*):/.exec(l)
+    if (top) {
+      key = top[1]
+      inKey = 0
+    } else inKey++
+    if (key === 'source' || key === 'at') continue
+    if (key === 'stack' && inKey > 3) continue
+    out.push(l)
+  }
+  return out.length > 30 ? [...out.slice(0, 30), `… (${out.length - 30} more lines in the test's output above)`] : out
+}
+
 child.stdout.on('data', (d) => {
   process.stdout.write(d)
   tail = (tail + d.toString()).slice(-20000)
@@ -62,6 +104,13 @@ child.on('close', (code) => {
   if (skips.length) {
     console.log(`\nskipped (${skips.length}):`)
     for (const s of skips) console.log(`  ${s.test}: ${s.reason}`)
+  }
+  if (failures.length) {
+    console.log(`\nfailed (${failures.length}):`)
+    for (const f of failures) {
+      console.log(`  ${f.path.join(' > ')}`)
+      for (const l of briefDiagnostic(f.lines)) console.log(`      ${l}`)
+    }
   }
   let exit = code ?? 1
   if (process.env.CI === 'true') {
