@@ -48,6 +48,13 @@ import {
 
 const CI = process.env.CI === 'true'
 
+// Longer than tap's per-file limit (package.json, 600 s): the guest image is
+// shared with test/e2e/appliance-boot.test.ts, and when both files start
+// together on a fresh machine this one waits for the other to build it (its
+// lock in test/helpers/guest-image.ts) before its own build and boot under
+// software emulation: on a slow machine all of it can take more than 600 s.
+t.setTimeout(60 * 60_000)
+
 async function missingPrerequisite(): Promise<string | null> {
   for (const tool of ['debootstrap', 'guestfish', 'qemu-system-x86_64', 'qemu-img', 'xorriso', 'unshare', 'chroot', 'ssh', 'skopeo']) {
     if (!(await findTool(tool))) return `${tool} is not installed`
