@@ -27,8 +27,15 @@ const CASES: { name: string; ks: KickstartOptions }[] = [
 const tmp = mkdtempSync(join(tmpdir(), 'ks-golden-'))
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }))
 
-/** pykickstart's ksvalidator, when a checkout is given (not packaged for Debian; see README). */
+/**
+ * pykickstart's ksvalidator, run when PYKICKSTART_DIR names a pykickstart
+ * checkout. Debian 12 has no pykickstart package, so CI (and most machines
+ * here) skip it, recorded as a skip with this reason and allowed in CI by
+ * test/ci-allowed-skips.json; ksStructure and shlexSplit above still read
+ * every kickstart the way pykickstart does.
+ */
 const PYKICKSTART = process.env.PYKICKSTART_DIR
+const NO_PYKICKSTART = 'PYKICKSTART_DIR is not set: pykickstart (ksvalidator) is not packaged for Debian 12; set PYKICKSTART_DIR to a pykickstart checkout to run it'
 
 for (const c of CASES) {
   t.test(c.name, async (t) => {
@@ -80,14 +87,15 @@ for (const c of CASES) {
     const v = await run('ignition-validate', [ign], { nothrow: true, why: 'to validate Ignition JSON' })
     t.equal(v.code, 0, `ignition-validate accepts appliance.ign ${v.stdout}${v.stderr}`)
 
-    if (PYKICKSTART) {
+    t.test('ksvalidator -v RHEL8 accepts ks.cfg', { skip: PYKICKSTART ? false : NO_PYKICKSTART }, async (t) => {
       const ksFile = join(tmp, `${c.name}.ks.cfg`)
       writeFileSync(ksFile, ks)
-      const r = await run('python3', [join(PYKICKSTART, 'tools/ksvalidator.py'), '-v', 'RHEL8', ksFile], {
-        env: { PYTHONPATH: PYKICKSTART },
+      const r = await run('python3', [join(PYKICKSTART!, 'tools/ksvalidator.py'), '-v', 'RHEL8', ksFile], {
+        env: { PYTHONPATH: PYKICKSTART! },
         nothrow: true,
+        why: 'to validate the kickstart with pykickstart',
       })
       t.equal(r.code, 0, `ksvalidator -v RHEL8 accepts it\n${r.stdout}${r.stderr}`)
-    }
+    })
   })
 }

@@ -4,7 +4,7 @@
 // the run (CI installs every tool the tests need).
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -91,4 +91,31 @@ t.test('a failure is listed above the summary with its path and the start of its
   t.match(tail, /^ {8}-5\n {8}\+4$/m, 'the diff is shown')
   t.notMatch(tail, /source: \|/, 'not the source excerpt')
   t.equal(lastLine(r.stdout), 'tests: 2 passed, 1 failed, 0 skipped')
+})
+
+t.test('without PYKICKSTART_DIR the ksvalidator check is a recorded skip with its reason, allowed in CI', async (t) => {
+  const env: Record<string, string> = { ...baseEnv, CI: 'true' }
+  delete env.PYKICKSTART_DIR
+  const r = spawnSync(process.execPath, ['test/run.js', 'test/kickstart-golden.test.ts'], { cwd: ROOT, encoding: 'utf8', env })
+  const listed = r.stdout.match(/^ {2}test\/kickstart-golden\.test\.ts > ks-[a-z0-9-]+ > ksvalidator -v RHEL8 accepts ks\.cfg: .*$/gm) ?? []
+  t.equal(listed.length, 3, 'one skip per kickstart fixture, listed')
+  for (const l of listed) t.match(l, /: PYKICKSTART_DIR is not set: pykickstart \(ksvalidator\) is not packaged for Debian 12/, 'with its reason')
+  t.notMatch(r.stdout, /not allowed to skip in CI/, 'test/ci-allowed-skips.json allows it')
+  // The golden comparisons in that file decide pass or fail; the skips stay counted as skips.
+  t.match(lastLine(r.stdout), /^tests: \d+ passed, \d+ failed, 3 skipped$/)
+})
+
+t.test('the quadlet key reference list missing: a skip locally, a failure under CI=true', async (t) => {
+  const empty = mkdtempSync(join(tmpdir(), 'no-reference-'))
+  t.teardown(() => rmSync(empty, { recursive: true, force: true }))
+  const env = { ...baseEnv, REFERENCE_DIR: empty }
+  const r = spawnSync(process.execPath, ['test/run.js', 'test/registry-units.test.ts'], { cwd: ROOT, encoding: 'utf8', env: { ...env, CI: 'true' } })
+  t.equal(r.status, 1, 'CI fails')
+  t.match(
+    r.stdout,
+    /^ {2}test\/registry-units\.test\.ts > key table agrees with the reference list > \S+\/quadlet-keys-by-podman-version\.txt is not present .*CI must check the table against it/m,
+    'the failure is listed, saying what is missing',
+  )
+  t.notMatch(r.stdout, /^skipped \(/m, 'not a skip')
+  t.match(lastLine(r.stdout), /^tests: \d+ passed, 1 failed, 0 skipped$/)
 })

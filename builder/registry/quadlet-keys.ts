@@ -3,8 +3,9 @@
 // (silently, at boot), so the renderer asks this table before it writes a key.
 //
 // Source: the supported*Keys maps in pkg/systemd/quadlet/quadlet.go at podman
-// tags v4.4.1 .. v5.5.0, as summarised in shared/reference/
-// quadlet-keys-by-podman-version.txt. Only versions RHEL 8 ships matter here
+// tags v4.4.1 .. v5.5.0, as summarised in the project's reference list
+// test/fixtures/reference/quadlet-keys-by-podman-version.txt
+// (test/registry-units.test.ts checks this table against it). Only versions RHEL 8 ships matter here
 // (RHEL 8 never gets podman 5), but the table goes on to 5.5 so a key added
 // later is known to be "too new" rather than unknown.
 
