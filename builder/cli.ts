@@ -4,24 +4,10 @@
 // world's failures (exit 1) and from our bugs (stack trace + report hint).
 
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { UserError, FailureError } from './errors.js'
 import { ConfigError, formatDiagnostic } from './config/diagnostics.js'
 import { createLogger, logOptionsFromEnv, type Logger } from './log.js'
-
-export const VERSION = (
-  JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string }
-).version
-
-export interface Ctx {
-  log: Logger
-  json: boolean
-  /** Aborted on SIGINT/SIGTERM */
-  signal: AbortSignal
-  /** Print the command's result (JSON mode: one document on stdout) */
-  out: (text: string) => void
-}
+import { VERSION, type Ctx } from './context.js'
 
 interface Command {
   summary: string
@@ -57,11 +43,26 @@ const commands: Record<string, Command> = {
     help: `Writes a commented example config (the embedded default) to a file.
 Never overwrites an existing file unless --force is given.
 
+Beside it goes mirror-appliance.schema.json, the schema of this version (always
+replaced), which the config's first line points editors at (see "schema").
+
 Options:
   -o, --output FILE  where to write (default: appliance.yaml)
       --force        overwrite an existing file`,
     options: { output: { type: 'string', short: 'o' }, force: { type: 'boolean' } },
     run: async (v, _p, ctx) => (await import('./commands/init.js')).init({ output: str(v.output) ?? 'appliance.yaml', force: !!v.force }, ctx),
+  },
+  schema: {
+    summary: 'print the JSON schema of the config format, for editors',
+    usage: 'mirror-appliance schema',
+    help: `Prints the JSON schema (draft-07) of the config format this version reads:
+the same schema "validate" checks with. "init" writes it beside the config as
+mirror-appliance.schema.json, which the config's first line
+  # yaml-language-server: $schema=./mirror-appliance.schema.json
+points editors at. After upgrading mirror-appliance, refresh that copy:
+  mirror-appliance schema > mirror-appliance.schema.json`,
+    options: {},
+    run: async (_v, _p, ctx) => (await import('./commands/schema.js')).schema(ctx),
   },
   validate: {
     summary: 'check a config file and report every problem',
@@ -174,19 +175,27 @@ their checksums. With --json the manifest itself.`,
   },
   serve: {
     summary: 'serve a PXE/HTTP install tree',
-    usage: 'mirror-appliance serve DIR [--port N] [--host ADDR] [--prefix /PATH]',
-    help: `Serves DIR (a pxe/ tree from "build --pxe") over HTTP, with range requests.
+    usage: 'mirror-appliance serve DIR [--port N] [--bind ADDR] [--prefix /PATH]',
+    help: `Serves DIR (a pxe/ tree from "build --pxe") over plain HTTP, with range
+requests, until Ctrl-C. Every request is logged to stderr: time, client
+address, method and path, status, bytes.
+
+The tree's ks.cfg carries the registry's TLS key and passwords: anyone who can
+fetch it has them. Listen on the install network only (--bind), and stop serve
+as soon as the hosts are installed.
 
 Options:
   -p, --port N       port (default 8080)
-      --host ADDR    address to listen on (default 0.0.0.0)
+      --bind ADDR    the address to listen on: this machine's address on the
+                     install network (default 0.0.0.0, every address)
+      --host ADDR    older name of --bind
       --prefix /PATH serve the tree under this URL path, for a --pxe-url that
                      has one (http://host:8080/pxe → --prefix /pxe)`,
-    options: { port: { type: 'string', short: 'p' }, host: { type: 'string' }, prefix: { type: 'string' } },
+    options: { port: { type: 'string', short: 'p' }, bind: { type: 'string' }, host: { type: 'string' }, prefix: { type: 'string' } },
     allowPositionals: true,
     run: async (v, p, ctx) =>
       (await import('./commands/serve.js')).serve(
-        { dir: req(p[0], 'DIR'), port: port(v.port), host: str(v.host) ?? '0.0.0.0', ...(str(v.prefix) !== undefined ? { prefix: str(v.prefix)! } : {}) },
+        { dir: req(p[0], 'DIR'), port: port(v.port), bind: bindAddress(v.bind, v.host), ...(str(v.prefix) !== undefined ? { prefix: str(v.prefix)! } : {}) },
         ctx,
       ),
   },
@@ -302,6 +311,13 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 function req(v: unknown, what: string): string {
   if (typeof v !== 'string' || v === '') throw new UserError(`missing ${what}`)
   return v
+}
+/** --bind, or its older name --host; both only when they agree. Default: every address, as serve always did. */
+function bindAddress(bind: unknown, host: unknown): string {
+  const b = str(bind)
+  const h = str(host)
+  if (b !== undefined && h !== undefined && b !== h) throw new UserError(`--bind ${b} and --host ${h} disagree: --host is the older name of --bind, give one`)
+  return b ?? h ?? '0.0.0.0'
 }
 function port(v: unknown): number {
   if (v === undefined) return 8080

@@ -2,7 +2,7 @@
 // RHEL-shaped base ISO, --pxe; then `serve` hands the tree out over HTTP.
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CLI, runCli } from './helpers/cli.js'
@@ -38,6 +38,7 @@ registry:
   for (const f of ['appliance.iso', 'oemdrv.iso', 'pxe/ks.cfg', 'pxe/images/pxeboot/vmlinuz', 'manifest.json']) t.ok(existsSync(join(dist, f)), f)
   const m = JSON.parse(readFileSync(join(dist, 'manifest.json'), 'utf8')) as { baseIso: { volumeId: string; sha256: string } }
   t.equal(m.baseIso.volumeId, 'RHEL-8-10-0-BaseOS-x86_64')
+  t.equal(statSync(join(dist, 'pxe/ks.cfg')).mode & 0o777, 0o600, "the PXE kickstart (the registry's keys) is the serving user's only")
   t.equal(m.baseIso.sha256, spawnSync('sha256sum', [base], { encoding: 'utf8' }).stdout.split(' ')[0])
   const sums = spawnSync('sha256sum', ['-c', '--strict', 'SHA256SUMS'], { cwd: dist, encoding: 'utf8' })
   t.equal(sums.status, 0, `SHA256SUMS (media hashed while the next stage ran) checks out: ${sums.stdout}${sums.stderr}`)
@@ -91,9 +92,10 @@ t.test('--pxe-url with a path and a trailing slash: clean URLs, and the printed 
   t.match(ks, new RegExp(`^url --url="?http://127\\.0\\.0\\.1:${port}/sites/lab1/repo"?$`, 'm'), 'repo URL without a double slash')
   t.notMatch(ks, /lab1\/\//, 'no double slash anywhere')
   const cmd = /serve the tree with: mirror-appliance (serve .*)$/m.exec(r.stdout + r.stderr)?.[1]
-  t.equal(cmd, `serve ${join(d, 'dist', 'pxe')} --port ${port} --prefix /sites/lab1`, 'the hint carries the port and the path')
+  t.equal(cmd, `serve ${join(d, 'dist', 'pxe')} --bind 127.0.0.1 --port ${port} --prefix /sites/lab1`, 'the hint carries the address to bind (the URL names one), the port and the path')
 
-  const child = spawn(process.execPath, [CLI, ...cmd!.split(' '), '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  // the printed line as it is: it binds to the URL's address itself
+  const child = spawn(process.execPath, [CLI, ...cmd!.split(' ')], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => {
     child.kill('SIGKILL')
   })

@@ -2,7 +2,11 @@
 import t from 'tap'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Ajv } from 'ajv'
+import { parse as parseYaml } from 'yaml'
+import { SCHEMA_PATH } from '../builder/config/load.js'
 import { runCli } from './helpers/cli.js'
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ma-cli-'))
@@ -11,13 +15,13 @@ const mode = (p: string) => statSync(p).mode & 0o777
 t.test('--help lists every command and exits 0; no command exits 2', async (t) => {
   const r = await runCli(['--help'])
   t.equal(r.code, 0)
-  for (const c of ['init', 'validate', 'render', 'build', 'images', 'inspect', 'serve', 'doctor']) t.match(r.stdout, new RegExp(`^  ${c} `, 'm'), c)
+  for (const c of ['init', 'schema', 'validate', 'render', 'build', 'images', 'inspect', 'serve', 'doctor']) t.match(r.stdout, new RegExp(`^  ${c} `, 'm'), c)
   const none = await runCli([])
   t.equal(none.code, 2)
 })
 
 t.test('each command has --help', async (t) => {
-  for (const c of ['init', 'validate', 'render', 'build', 'inspect', 'serve', 'doctor', 'images']) {
+  for (const c of ['init', 'schema', 'validate', 'render', 'build', 'inspect', 'serve', 'doctor', 'images']) {
     const r = await runCli([c, '--help'])
     t.equal(r.code, 0, `${c} --help: ${r.stderr}`)
     t.match(r.stdout, /^Usage: mirror-appliance /, c)
@@ -56,6 +60,61 @@ t.test('init writes the commented example, never overwrites without --force', as
   const v = await runCli(['validate', '-c', f])
   t.equal(v.code, 0, v.stderr)
   t.match(v.stderr, /valid \(quay registry on mirror\.example\.internal:8443/)
+})
+
+/**
+ * The schema file an editor opens for a YAML file, found the way
+ * yaml-language-server does (redhat-developer/yaml-language-server at
+ * 009d981720af, src/languageservice/services/modelineUtil.ts and
+ * yamlSchemaService.ts getSchemaForResource): the first comment line matching
+ * /^#\s+(?:yaml-language-server\s*:|\$schema:)/, its /\$schema(?:=|:\s*)(\S+)/,
+ * and a value that is not file: or http(s) resolved against the YAML file's
+ * own directory. Returns a URL for the http(s) case (which no file here backs).
+ */
+function editorSchemaPath(yamlText: string, yamlPath: string): string | undefined {
+  const modeline = yamlText.split('\n').find((l) => /^#\s+(?:yaml-language-server\s*:|\$schema:)/.test(l))
+  const value = modeline?.match(/\$schema(?:=|:\s*)(\S+)/)?.[1]
+  if (value === undefined || value.startsWith('http')) return value
+  if (value.startsWith('file:')) return fileURLToPath(value)
+  return resolve(dirname(yamlPath), value)
+}
+
+t.test('schema prints the shipped schema; init writes it where the config\'s $schema line points editors', async (t) => {
+  const s = await runCli(['schema'])
+  t.equal(s.code, 0, s.stderr)
+  t.equal(s.stdout, readFileSync(SCHEMA_PATH, 'utf8'), 'byte for byte the schema validate compiles')
+  t.equal((JSON.parse(s.stdout) as { $schema: string }).$schema, 'http://json-schema.org/draft-07/schema#')
+  const extra = await runCli(['schema', 'more'])
+  t.equal(extra.code, 2, 'no positional arguments')
+
+  const d = join(tmp(), 'site')
+  mkdirSync(d)
+  const f = join(d, 'registry.yaml')
+  const r = await runCli(['init', '-o', f])
+  t.equal(r.code, 0, r.stderr)
+  t.same(readdirSync(d).sort(), ['mirror-appliance.schema.json', 'registry.yaml'], 'the config and its schema, no temp file')
+  const text = readFileSync(f, 'utf8')
+  const opened = editorSchemaPath(text, f)
+  t.equal(opened, join(d, 'mirror-appliance.schema.json'), 'the $schema line resolves to the file beside the config')
+  t.ok(opened && existsSync(opened), 'a file the editor can open, offline')
+  t.equal(readFileSync(opened!, 'utf8'), s.stdout, 'and it is this version\'s schema')
+  // What the editor then reports: the example config as written satisfies the schema it points at.
+  const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false })
+  const check = ajv.compile(JSON.parse(readFileSync(opened!, 'utf8')) as object)
+  t.ok(check(parseYaml(text)), `the example config is valid against it: ${ajv.errorsText(check.errors)}`)
+
+  // An older copy is replaced by this version's; a refused init writes nothing.
+  writeFileSync(opened!, '{"old": true}\n')
+  t.equal((await runCli(['init', '-o', f, '--force'])).code, 0)
+  t.equal(readFileSync(opened!, 'utf8'), s.stdout, 'the schema beside it is refreshed')
+  const fresh = join(tmp(), 'fresh')
+  mkdirSync(fresh)
+  writeFileSync(join(fresh, 'appliance.yaml'), 'mine\n')
+  t.equal((await runCli(['init', '-o', join(fresh, 'appliance.yaml')])).code, 2)
+  t.same(readdirSync(fresh), ['appliance.yaml'], 'refused: no schema, no temp file left')
+  const nowhere = await runCli(['init', '-o', join(fresh, 'no/such/dir/appliance.yaml')])
+  t.equal(nowhere.code, 2)
+  t.match(nowhere.stderr, /appliance\.yaml: cannot write into .*no\/such\/dir \(ENOENT\)/)
 })
 
 t.test('validate: bad config exits 2 with file:line:col; --json gives the diagnostics', async (t) => {

@@ -29,6 +29,9 @@ const MINIMAL: Config = {
     root: { kind: 'generate' },
     users: [],
     disk: { device: 'vda', minSizeGiB: 64, firmware: 'auto', layout: { rootGiB: 20, swapGiB: 4, varGiB: 0, registryDataGiB: 'rest' } },
+    // RHEL 8 ships PermitRootLogin yes; no user has a key here, so passwords stay allowed
+    ssh: { permitRootLogin: 'prohibit-password', passwordAuthentication: true },
+    firewall: { keepServices: [] },
   },
   registry: {
     flavor: 'quay',
@@ -191,7 +194,8 @@ t.test('the embedded default config (the demo) loads with no errors and no warni
   t.strictSame(r.warnings, [])
   const text = readFileSync(EXAMPLE_PATH, 'utf8')
   const first = text.split('\n')[0]!
-  t.match(first, /^# yaml-language-server: \$schema=\S+\/builder\/config\/schema\.json$/, 'editors find the schema')
+  // A path relative to the config, where init writes the schema (test/cli.test.ts follows it as an editor does).
+  t.equal(first, '# yaml-language-server: $schema=./mirror-appliance.schema.json', 'editors find the schema beside the config')
   // "the values below are the defaults unless marked example": the default
   // config is the minimal one plus exactly the fields marked example.
   const marked = text.split('\n').filter((l) => /#\s*example\s*$/.test(l))
@@ -213,4 +217,18 @@ t.test('YAML details users run into', async (t) => {
   t.same(load(alias).config.registry.tls.extraSANs, ['192.0.2.1'])
   // Flow style is the same config.
   t.same(load('{apiVersion: mirror-appliance/v1, host: {disk: {device: vda}}}').config, MINIMAL)
+})
+
+t.test('host.ssh: password logins off by default once a user has a key; the config overrides; a warning when nobody could log in', async (t) => {
+  const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl a@b'
+  const withKey = `${HEAD}  users:\n    - name: admin\n      sshKeys: ["${key}"]\n`
+  t.same(load(withKey).config.host.ssh, { permitRootLogin: 'prohibit-password', passwordAuthentication: false })
+  t.same(load(`${withKey}  ssh: {passwordAuthentication: true, permitRootLogin: "no"}\n`).config.host.ssh, { permitRootLogin: 'no', passwordAuthentication: true })
+  const noKey = load(`${HEAD}  ssh:\n    passwordAuthentication: false\n`)
+  t.same(noKey.config.host.ssh.passwordAuthentication, false, 'honoured')
+  t.same(
+    noKey.warnings.map((w) => [w.line, w.path.join('.'), w.message]),
+    [[6, 'host.ssh.passwordAuthentication', 'false, and no user in host.users has sshKeys: nobody can log in over SSH (console only)']],
+  )
+  t.same(load(`${HEAD}  firewall: {keepServices: [cockpit]}\n`).config.host.firewall, { keepServices: ['cockpit'] })
 })

@@ -1,4 +1,7 @@
-// schema.json and types.ts describe the same format (STYLE.md rule 7).
+// schema.json and types.ts describe the same format. The schema is committed
+// and shipped because editors (yaml-language-server's $schema line in the
+// example config) and `validate` check user configs with it, while the code
+// reads them through types.ts: the two must never drift apart.
 //
 // tsc checks the TypeScript side: FULL below must set every field ConfigInput
 // has (DeepRequired) and no other (object literal excess-property check), the
@@ -24,7 +27,9 @@ import type {
   NetworkInput,
   OutputsInput,
   PasswordInput,
+  PermitRootLogin,
   RhelMinor,
+  RhelZoneService,
   Size,
   StackImageInput,
   StackRole,
@@ -98,6 +103,8 @@ function full(password: PasswordInput): DeepRequired<ConfigInput> {
         firmware: 'uefi',
         layout: { rootGiB: 30, swapGiB: 4, varGiB: 10, registryDataGiB: 'rest' },
       },
+      ssh: { permitRootLogin: 'no', passwordAuthentication: true },
+      firewall: { keepServices: ['cockpit', 'dhcpv6-client'] },
     },
     registry: {
       flavor: 'distribution',
@@ -156,6 +163,8 @@ const ENUMS: Record<string, Members<string>> = {
   'host.rhel': { '8.4': true, '8.5': true, '8.6': true, '8.7': true, '8.8': true, '8.9': true, '8.10': true } satisfies Members<RhelMinor>,
   'host.network.mode': { dhcp: true, static: true } satisfies Members<NonNullable<NetworkInput['mode']>>,
   'host.disk.firmware': { auto: true, bios: true, uefi: true } satisfies Members<NonNullable<DiskInput['firmware']>>,
+  'host.ssh.permitRootLogin': { 'prohibit-password': true, no: true, yes: true } satisfies Members<PermitRootLogin>,
+  'host.firewall.keepServices[]': { cockpit: true, 'dhcpv6-client': true } satisfies Members<RhelZoneService>,
   'registry.flavor': { quay: true, distribution: true } satisfies Members<Flavor>,
   'registry.tls.mode': { generate: true, provided: true } satisfies Members<NonNullable<TlsInput['mode']>>,
   'registry.storage.type': { local: true, s3: true } satisfies Members<NonNullable<StorageInput['type']>>,

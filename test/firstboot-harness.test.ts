@@ -5,30 +5,32 @@
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync, renameSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync, renameSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadConfigText } from '../builder/config/load.js'
 import { planAppliance } from '../builder/plan/plan.js'
 import type { HostSpec } from '../builder/plan/types.js'
+import { openshiftHandoff, type HandoffFile } from '../builder/openshift.js'
 
 const FAKE = fileURLToPath(new URL('./helpers/fakebin/fake', import.meta.url))
 const TOOLS = ['podman', 'skopeo', 'systemctl', 'curl', 'update-ca-trust', 'restorecon', 'getent']
 const REGISTRY = 'registry.lab.example:8443'
 const sha = (s: string) => createHash('sha256').update(s).digest('hex')
 
-const specs: Record<string, { host: HostSpec; stackRefs: string[] }> = {}
+const specs: Record<string, { host: HostSpec; stackRefs: string[]; handoff: HandoffFile[] }> = {}
 function spec(flavor: string) {
   if (!specs[flavor]) {
     const loaded = loadConfigText(`apiVersion: mirror-appliance/v1
 host: { hostname: registry.lab.example, disk: { device: vda } }
 registry: { flavor: ${flavor}, port: 8443 }
 `, 'fb.yaml', { baseDir: '/tmp' })
-    const host = planAppliance(loaded, { epoch: 1_700_000_000, seed: 'firstboot' }).plan.host
+    const { plan } = planAppliance(loaded, { epoch: 1_700_000_000, seed: 'firstboot' })
+    const host = plan.host
     const script = String(host.files.find((f) => f.path.endsWith('/firstboot'))!.contents)
     const stackRefs = [...script.matchAll(/'([a-z0-9./-]+@sha256:[a-f0-9]{64})'/g)].map((m) => m[1]!)
-    specs[flavor] = { host, stackRefs }
+    specs[flavor] = { host, stackRefs, handoff: openshiftHandoff(plan) }
   }
   return specs[flavor]!
 }
@@ -49,7 +51,7 @@ function harness(t: Test, flavor: string, contentCount = 2): Harness {
   const log = join(base, 'calls.log')
   mkdirSync(bin)
   for (const tool of TOOLS) symlinkSync(FAKE, join(bin, tool))
-  const { host, stackRefs } = spec(flavor)
+  const { host, stackRefs, handoff } = spec(flavor)
   for (const d of host.dirs) { mkdirSync(join(root, d.path), { recursive: true }); chmodSync(join(root, d.path), d.mode) }
   for (const f of host.files) {
     mkdirSync(dirname(join(root, f.path)), { recursive: true })
@@ -80,7 +82,11 @@ function harness(t: Test, flavor: string, contentCount = 2): Harness {
   }
   const final = rows
   writeFileSync(join(payload, 'images.tsv'), final.map((r) => r.join('\t')).join('\n') + '\n')
-  const sums = ['images.tsv', 'oci/index.json'].map((p) => `${sha(readFileSync(join(payload, p), 'utf8'))}  ${p}`)
+  // the OpenShift hand-off a build puts into the payload for this host
+  mkdirSync(join(payload, 'openshift/registry.lab.example'), { recursive: true })
+  for (const f of handoff) writeFileSync(join(payload, 'openshift/registry.lab.example', f.name), f.contents, { mode: f.mode })
+  const listed = ['images.tsv', 'oci/index.json', ...handoff.map((f) => `openshift/registry.lab.example/${f.name}`)]
+  const sums = listed.map((p) => `${sha(readFileSync(join(payload, p), 'utf8'))}  ${p}`)
   writeFileSync(join(payload, 'SHA256SUMS'), sums.join('\n') + '\n')
   const script = join(root, 'usr/local/libexec/mirror-appliance/firstboot')
   return {
@@ -171,6 +177,32 @@ t.test('distribution: a refused login fails the init-user step', async (t) => {
   t.match(r.out, /FAILED at step 'init-user'/)
 })
 
+t.test('install-handoff: the payload\'s OpenShift hand-off for this host, same bytes, in /root/mirror-appliance/openshift', async (t) => {
+  const h = harness(t, 'distribution', 1)
+  const r = h.run('finish')
+  t.equal(r.status, 0, r.out)
+  const dst = join(h.root, 'root/mirror-appliance/openshift')
+  const { handoff } = spec('distribution')
+  t.same(readdirSync(dst).sort(), handoff.map((f) => f.name).sort(), 'every file of the hand-off')
+  for (const f of handoff) {
+    t.equal(readFileSync(join(dst, f.name), 'utf8'), f.contents, `${f.name}: same bytes as the build's openshift/`)
+    t.equal(mode(join(dst, f.name)), 0o644)
+  }
+  t.match(r.out, /OpenShift hand-off in \/.*\/root\/mirror-appliance\/openshift/)
+})
+
+t.test('install-handoff: a payload without a hand-off (an older build) is said, not a failure', async (t) => {
+  const h = harness(t, 'distribution', 1)
+  const payload = join(h.root, 'var/lib/mirror-appliance/payload')
+  rmSync(join(payload, 'openshift'), { recursive: true })
+  const sums = readFileSync(join(payload, 'SHA256SUMS'), 'utf8').split('\n').filter((l) => !l.includes('  openshift/'))
+  writeFileSync(join(payload, 'SHA256SUMS'), sums.join('\n'))
+  const r = h.run('finish')
+  t.equal(r.status, 0, r.out)
+  t.match(r.out, /the payload has no OpenShift hand-off for registry\.lab\.example/)
+  t.notOk(existsSync(join(h.root, 'root/mirror-appliance/openshift')))
+})
+
 // One injected failure per step: what breaks it, and how to mend it.
 type Injection = { step: string; env?: Record<string, string>; break?: (root: string) => void; mend?: (root: string) => void }
 const injections: Injection[] = [
@@ -190,6 +222,11 @@ const injections: Injection[] = [
   { step: 'wait-health', env: { FAKE_HEALTH_CODE: '503' } },
   { step: 'init-user', env: { FAKE_FAIL: '^curl .*(initialize|/v2/auth)' } },
   { step: 'push-content', env: { FAKE_FAIL: '^skopeo copy .*release2' } },
+  {
+    step: 'install-handoff',
+    break: (r) => writeFileSync(join(r, 'root/mirror-appliance/openshift'), 'in the way'),
+    mend: (r) => rmSync(join(r, 'root/mirror-appliance/openshift')),
+  },
   {
     step: 'write-credentials',
     break: (r) => renameSync(join(r, 'root/mirror-appliance/credentials.txt'), join(r, 'cred.bak')),

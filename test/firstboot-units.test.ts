@@ -1,5 +1,8 @@
 // The first-boot script passes shellcheck and bash -n for both flavors, and
-// its two units are ordered around the registry units as the design needs.
+// its two units are ordered around the registry units: the preparing oneshot
+// runs after the network is up and before the registry units (they need the
+// images it loads and the files it writes), the finishing one after them (it
+// creates the init user and pushes content through the running registry).
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'

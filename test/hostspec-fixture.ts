@@ -186,10 +186,12 @@ export function laidFromIgnitionLike(doc: any, butane: boolean): Laid {
     if (!m) throw new Error(`not a base64 data URL: ${c.source}`)
     return m[1]!
   }
+  // {id: N} or {name: S} (Ignition's NodeUser/NodeGroup), as chown would take it
+  const who = (o: any): string => (o.id !== undefined ? String(o.id) : o.name)
   return {
-    dirs: byPath((doc.storage.directories ?? []).map((d: any) => ({ path: d.path, mode: d.mode, owner: `${d.user.name}:${d.group.name}` }))),
+    dirs: byPath((doc.storage.directories ?? []).map((d: any) => ({ path: d.path, mode: d.mode, owner: `${who(d.user)}:${who(d.group)}` }))),
     files: byPath(
-      (doc.storage.files ?? []).map((f: any) => ({ path: f.path, mode: f.mode, owner: `${f.user.name}:${f.group.name}`, contents: decode(f.contents) })),
+      (doc.storage.files ?? []).map((f: any) => ({ path: f.path, mode: f.mode, owner: `${who(f.user)}:${who(f.group)}`, contents: decode(f.contents) })),
     ),
     enabled: (doc.systemd.units ?? []).filter((u: any) => u.enabled === true).map((u: any) => u.name).sort(),
     disabled: (doc.systemd.units ?? []).filter((u: any) => u.enabled === false).map((u: any) => u.name).sort(),

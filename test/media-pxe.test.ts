@@ -1,9 +1,9 @@
 // buildPxeTree from the fixture ISO, then served by serveDir and fetched over HTTP.
 import t from 'tap'
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { buildPxeTree, normalizeBaseUrl, pxeSnippets } from '../builder/media/pxe.js'
+import { buildPxeTree, normalizeBaseUrl, PXE_URL_PATTERN, pxeSnippets } from '../builder/media/pxe.js'
 import { serveDir } from '../builder/media/serve.js'
 import { UserError } from '../builder/errors.js'
 import { fixtureIso, readIsoFile } from './helpers/fixture-iso.js'
@@ -39,6 +39,8 @@ t.test('PXE tree from the fixture ISO, served over HTTP', async (t) => {
   t.equal(r.ksUrl, 'http://127.0.0.1:1/ks.cfg')
   t.same((await readdir(out)).sort(), ['appliance', 'images', 'ks.cfg', 'pxe', 'repo'])
   t.same((await readdir(dir)).sort(), ['payload', 'pxe'], 'no temp dirs left')
+  t.equal((await stat(join(out, 'ks.cfg'))).mode & 0o777, 0o600, "ks.cfg (the registry's keys) readable by the serving user only, like a fleet's")
+  t.equal((await stat(join(out, r.files.grub))).mode & 0o777, 0o644, 'the boot loader entries stay readable')
   t.equal(await readFile(join(out, r.files.ipxe), 'utf8'), r.snippets.ipxe)
   t.equal(await readFile(join(out, r.files.grub), 'utf8'), r.snippets.grub)
   t.equal(await readFile(join(out, r.files.pxelinux), 'utf8'), r.snippets.pxelinux)
@@ -62,4 +64,37 @@ t.test('PXE tree from the fixture ISO, served over HTTP', async (t) => {
   await t.rejects(buildPxeTree({ baseIso: iso, outDir: out, ksText: KS, baseUrl: 'http://h' }), /already exists/)
   await t.rejects(buildPxeTree({ baseIso: join(dir, 'payload', 'x.txt'), outDir: join(dir, 'p2'), ksText: KS, baseUrl: 'http://h' }), /not an ISO 9660 image/)
   await t.rejects(buildPxeTree({ baseIso: iso, outDir: join(dir, 'p3'), ksText: KS, baseUrl: 'tftp://h' }), UserError)
+})
+
+// Issue 18: the base URL goes unquoted into GRUB, iPXE and pxelinux entries and
+// the kernel command line, where ; $ & quotes # % and spaces mean something.
+t.test('--pxe-url / outputs.pxe.baseUrl: URL characters only', async (t) => {
+  for (const ok of ['http://192.0.2.1:8080', 'https://pxe.lab.example/sites/lab-1/', 'http://[2001:db8::1]:8080/pxe', 'http://h/a_b.c~d'])
+    t.doesNotThrow(() => normalizeBaseUrl(ok), ok)
+  const bad: [string, RegExp][] = [
+    ['http://192.0.2.1:8080/x;reboot', /not ;/],
+    ['http://192.0.2.1/${net0/ip}', /not \$ \{ \}/],
+    ["http://h/a'b", /not '/],
+    ['http://h/a&b', /not &/],
+    ['http://h/a%20b', /not %/],
+    ['http://h/a"b', /not "/],
+    ['http://user:pw@h/', /must not carry a user name or password/],
+  ]
+  for (const [url, why] of bad) t.throws(() => normalizeBaseUrl(url), why, url)
+  // the config schema refuses the same (with the file, line and column)
+  const { SCHEMA_PATH } = await import('../builder/config/load.js')
+  const schema = JSON.parse(await readFile(SCHEMA_PATH, 'utf8'))
+  t.equal(schema.definitions.outputs.properties.pxe.properties.baseUrl.pattern, PXE_URL_PATTERN, 'schema.json has the same pattern')
+  const { loadConfigText } = await import('../builder/config/load.js')
+  t.throws(
+    () => loadConfigText('apiVersion: mirror-appliance/v1\noutputs:\n  pxe:\n    baseUrl: "http://192.0.2.1:8080/x;reboot"\n', 'appliance.yaml', { baseDir: '/' }),
+    /appliance\.yaml:4:14 outputs\.pxe\.baseUrl: .* is not valid/,
+  )
+  // the flag: refused with its name, exit 2, before anything is written
+  const { runCli } = await import('./helpers/cli.js')
+  const dir = t.testdir()
+  const r = await runCli(['build', '-o', join(dir, 'out'), '--pxe', '--pxe-url', 'http://192.0.2.1:8080/$(reboot)'])
+  t.equal(r.code, 2, r.stderr)
+  t.match(r.stderr, /--pxe-url: base URL 'http:\/\/192\.0\.2\.1:8080\/\$\(reboot\)' may hold only letters, digits and \. _ ~ - \/ after http\(s\):\/\/HOST\[:PORT\], not \$ \( \)/)
+  t.same(await readdir(dir), [], 'nothing written')
 })

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { X509Certificate, createPrivateKey } from 'node:crypto'
 import { loadConfigText } from '../builder/config/load.js'
-import { planPki, MAX_VALIDITY_DAYS } from '../builder/plan/pki.js'
+import forge from 'node-forge'
+import { caSigner, planPki, MAX_VALIDITY_DAYS } from '../builder/plan/pki.js'
 import { seededRng, systemRng } from '../builder/plan/random.js'
 import { UserError } from '../builder/errors.js'
 
@@ -163,4 +164,21 @@ t.test('without a seed, native key generation makes valid, different keys', asyn
   t.not(a.caKeyPem, b.caKeyPem)
   t.match(openssl(['verify', '-attime', String(EPOCH + 60), '-CAfile', write('ca-n.crt', a.caCertPem), write('srv-n.crt', a.serverCertPem)]), /OK/)
   t.match(openssl(['rsa', '-noout', '-text'], a.caKeyPem!), /Private-Key: \(3072 bit/)
+})
+
+t.test('OpenSSL signs certificates byte for byte as forge would (same seeded output as before)', async (t) => {
+  // The same certificate signed by forge's own RSA code and by caSigner: PKCS#1 v1.5 is deterministic.
+  const caKey = forge.pki.privateKeyFromPem(pki.caKeyPem!)
+  const unsigned = () => {
+    const c = forge.pki.certificateFromPem(pki.serverCertPem)
+    c.setExtensions(c.extensions) // keep every field; sign() rebuilds the TBS from them
+    return c
+  }
+  const byForge = unsigned()
+  byForge.sign(caKey, forge.md.sha256.create())
+  const byOpenssl = unsigned()
+  byOpenssl.sign(caSigner(pki.caKeyPem!), forge.md.sha256.create())
+  t.equal(forge.pki.certificateToPem(byOpenssl), forge.pki.certificateToPem(byForge))
+  t.equal(forge.pki.certificateToPem(byOpenssl), pki.serverCertPem, 'and the same bytes the plan wrote')
+  t.throws(() => unsigned().sign(caSigner(pki.caKeyPem!), forge.md.sha1.create()), /only sha256/)
 })

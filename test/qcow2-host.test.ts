@@ -4,7 +4,7 @@ import t from 'tap'
 import { run } from '../builder/exec.js'
 import { gfLine, gfQuote } from '../builder/tools/guestfish.js'
 import { convertArgs, overlayArgs, parseInfo } from '../builder/tools/qemu-img.js'
-import { enableLinks, fstabWithMount, parseIds, parseInstallSection, renderNoCloud, resolveId, virtInstallArgs, zoneWithPorts } from '../builder/media/qcow2-host.js'
+import { enableLinks, fstabWithMount, parseIds, parseInstallSection, renderNoCloud, resolveId, virtInstallArgs, zoneWithPorts, zoneWithoutServices, defaultPublicZone } from '../builder/media/qcow2-host.js'
 
 t.test('gfQuote: guestfish reads back exactly what we meant', async (t) => {
   const values = ['plain', 'with space', 'quote"inside', "single'quote", 'back\\slash', 'tab\there', 'new\nline', 'dollar $HOME `x`', '-leading', 'üñí', '#hash', ':colon']
@@ -40,6 +40,21 @@ t.test('firewalld zone: ports added once, existing content kept', async (t) => {
   t.equal(xml.code, 0, 'still well-formed XML')
 })
 
+t.test("firewalld zone: RHEL's cockpit and dhcpv6-client removed, ssh and the registry port left (issue 18)", async (t) => {
+  // RHEL 8's public zone as the qcow2 route finds it (or its stand-in when the image has none)
+  const rhel = defaultPublicZone()
+  t.match(rhel, /<service name="cockpit"\/>/, 'the stand-in has what RHEL ships')
+  const out = zoneWithoutServices(zoneWithPorts(rhel, ['8443/tcp']), ['cockpit', 'dhcpv6-client'])
+  t.same([...out.matchAll(/<service name="([^"]+)"\/>/g)].map((m) => m[1]), ['ssh'], 'only ssh is left of the services')
+  t.match(out, /<port protocol="tcp" port="8443"\/>/)
+  t.equal(zoneWithoutServices(out, ['cockpit', 'dhcpv6-client']), out, 'idempotent')
+  t.equal(zoneWithoutServices(rhel, []), rhel, 'nothing removed when the config keeps them')
+  t.match(zoneWithoutServices('<zone>\n  <service name="cockpit-ws"/>\n</zone>\n', ['cockpit']), /cockpit-ws/, 'only the exact name')
+  t.throws(() => zoneWithoutServices(rhel, ['a"b']), /not a firewalld service name/)
+  const xml = await run('xmllint', ['--noout', '-'], { input: out, nothrow: true })
+  t.equal(xml.code, 0, 'still well-formed XML')
+})
+
 t.test('owners resolve through the image’s own tables', async (t) => {
   const users = parseIds('root:x:0:0::/root:/bin/bash\nquay:x:1001:1001::/:/sbin/nologin\nbroken\n')
   t.equal(resolveId('quay', users, 'user', '/p'), 1001)
@@ -60,11 +75,11 @@ t.test('qemu-img argv and info', async (t) => {
 })
 
 t.test('NoCloud seed without users or static network', async (t) => {
-  const f = renderNoCloud({ instanceId: 'i-1', hostname: 'h.example', users: [], rootPasswordHash: null })
+  const f = renderNoCloud({ instanceId: 'i-1', hostname: 'h.example', users: [], rootPasswordHash: null, rhel: '8.10' })
   t.equal(f['network-config'], undefined, 'DHCP: no network-config, cloud-init falls back to DHCP')
   t.match(f['user-data'], /users:\n {2}- default\n/)
   t.notMatch(f['user-data'], /chpasswd/)
-  t.throws(() => renderNoCloud({ instanceId: 'i', hostname: 'h', users: [{ name: 'Bad Name', gecos: '', groups: [], passwordHash: null, sshKeys: [] }], rootPasswordHash: null }), { name: 'UserError' })
+  t.throws(() => renderNoCloud({ instanceId: 'i', hostname: 'h', users: [{ name: 'Bad Name', gecos: '', groups: [], passwordHash: null, sshKeys: [] }], rootPasswordHash: null, rhel: '8.10' }), { name: 'UserError' })
 })
 
 t.test('virt-install argv escapes commas in paths', async (t) => {

@@ -4,10 +4,11 @@
 // health fails), status, backup/restore, import, and shellcheck.
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ctlData, renderRegistryctl } from '../builder/bundle/ctl.js'
-import { newStackBundle, testPlan } from './helpers/bundle-fixture.js'
+import { VERSION } from '../builder/context.js'
+import { NEXT_VERSION, nextReleaseBundle, testPlan } from './helpers/bundle-fixture.js'
 import { ctlHarness, type CtlHarness } from './helpers/ctl-harness.js'
 import type { Plan } from '../builder/plan/types.js'
 import { rmSync } from 'node:fs'
@@ -23,16 +24,18 @@ const installed = async (t: Test, plan: Plan): Promise<CtlHarness & { ctl: strin
 
 const unitTexts = (h: CtlHarness, plan: Plan) => ctlData(plan).unitFiles.map((u) => h.read(u.slice(1)))
 
-t.test('upgrade: new stack images loaded, new units, restart, healthy; data untouched', async (t) => {
+t.test('upgrade: new stack images loaded, new units and script, restart, healthy; data untouched', async (t) => {
   const plan = testPlan()
   const h = await installed(t, plan)
   writeFileSync(join(h.root, 'var/lib/mirror-registry/quay-storage/blob'), 'data')
   const oldUnits = unitTexts(h, plan)
-  const nb = newStackBundle(h, plan)
+  const oldScript = h.read('usr/local/bin/mirror-registryctl')
+  const nb = await nextReleaseBundle(h.base)
+  t.not(nb.script, oldScript, 'the next release ships another mirror-registryctl')
   const n = h.calls().length
   const r = h.run(['upgrade', nb.dir], {}, h.ctl)
   t.equal(r.status, 0, r.out)
-  t.match(r.out, /upgraded to mirror-appliance 0\.2\.0; data kept in \/var\/lib\/mirror-registry/)
+  t.match(r.out, new RegExp(`upgraded to mirror-appliance ${NEXT_VERSION.replaceAll('.', '\\.')}; data kept in /var/lib/mirror-registry`))
   const calls = h.calls().slice(n)
   for (const ref of nb.refs) t.ok(calls.some((c) => c.startsWith('skopeo copy --quiet oci:') && c.endsWith(`containers-storage:${ref}`)), `loaded ${ref}`)
   const load = calls.findIndex((c) => c.includes('containers-storage:'))
@@ -42,7 +45,10 @@ t.test('upgrade: new stack images loaded, new units, restart, healthy; data unto
   t.not(newUnits.join(), oldUnits.join())
   for (const ref of nb.refs) t.ok(newUnits.some((u) => u.includes(ref)), `a unit runs ${ref}`)
   t.equal(h.read('var/lib/mirror-registry/quay-storage/blob'), 'data')
-  t.equal(h.read('usr/local/bin/mirror-registryctl'), readFileSync(join(nb.dir, 'mirror-registryctl'), 'utf8'))
+  t.equal(h.read('usr/local/bin/mirror-registryctl'), nb.script, 'the new release\'s script replaced the old one')
+  t.match(h.read('etc/mirror-appliance/registryctl.conf'), new RegExp(`^VERSION=${NEXT_VERSION.replaceAll('.', '\\.')}$`, 'm'), 'the state file records the new version')
+  const v = h.run(['--version'], {}, h.ctl)
+  t.equal(v.out.trim(), `mirror-registryctl (mirror-appliance ${NEXT_VERSION})`, 'the installed script is the new release')
 })
 
 t.test('upgrade as a .tar.gz bundle (the real archive)', async (t) => {
@@ -54,11 +60,14 @@ t.test('upgrade as a .tar.gz bundle (the real archive)', async (t) => {
   t.same(readdirSync(join(h.root, 'var/tmp')), [], 'unpacked copy removed')
 })
 
-t.test('upgrade whose new images are unhealthy: rolled back to the previous units, which run again', async (t) => {
+t.test('upgrade whose new images are unhealthy: rolled back to the previous units and script, which run again', async (t) => {
   const plan = testPlan()
   const h = await installed(t, plan)
   const before = new Map(ctlData(plan).unitFiles.map((u) => [u, readFileSync(join(h.root, u))]))
-  const nb = newStackBundle(h, plan)
+  const oldScript = h.read('usr/local/bin/mirror-registryctl')
+  const oldState = h.read('etc/mirror-appliance/registryctl.conf')
+  const nb = await nextReleaseBundle(h.base)
+  t.not(nb.script, oldScript, 'the next release ships another mirror-registryctl')
   const n = h.calls().length
   const r = h.run(['upgrade', nb.dir], { FAKE_BROKEN_IMAGE: nb.refs[0]! }, h.ctl)
   t.equal(r.status, 1)
@@ -68,14 +77,15 @@ t.test('upgrade whose new images are unhealthy: rolled back to the previous unit
   const calls = h.calls().slice(n)
   t.equal(calls.filter((c) => c === 'systemctl start quay-redis.service quay-app.service').length, 2, 'started with the new units, then with the old')
   t.equal(calls.filter((c) => c.endsWith('/health/instance')).length, 2, 'health checked after each')
-  t.not(h.read('usr/local/bin/mirror-registryctl'), readFileSync(join(nb.dir, 'mirror-registryctl'), 'utf8').replace('0.1.0', 'x'), 'old script kept')
-  t.match(h.read('etc/mirror-appliance/registryctl.conf'), /^VERSION=0\.1\.0$/m)
+  t.equal(h.read('usr/local/bin/mirror-registryctl'), oldScript, 'the old script is kept, byte for byte')
+  t.equal(h.read('etc/mirror-appliance/registryctl.conf'), oldState, 'the state file still names the old version')
+  t.match(oldState, new RegExp(`^VERSION=${VERSION.replaceAll('.', '\\.')}$`, 'm'))
 })
 
 t.test('upgrade refuses another flavor and a damaged payload, changing nothing', async (t) => {
   const plan = testPlan()
   const h = await installed(t, plan)
-  const nb = newStackBundle(h, plan)
+  const nb = await nextReleaseBundle(h.base)
   writeFileSync(join(nb.dir, 'payload/images.tsv'), 'tampered\n')
   const snap = h.snapshot()
   let r = h.run(['upgrade', nb.dir], {}, h.ctl)

@@ -131,6 +131,20 @@ t.test('--initPassword: pull secret, curl config and bcrypt htpasswd (checked by
   function plan() { return testPlan({ flavor: 'distribution' }) }
 })
 
+t.test('--initPassword with & and | (sed replacement characters): the install finishes and credentials.txt carries it exactly', async (t) => {
+  const pw = 'R&D|ops&&x|y/z'
+  const h = await ctlHarness(testPlan({ flavor: 'distribution' }), { teardown: (fn) => t.teardown(fn) })
+  const r = h.run(['install', '--initPassword', pw])
+  t.equal(r.status, 0, r.out)
+  const creds = h.read('root/mirror-appliance/credentials.txt')
+  t.equal(creds.match(/^Password:.*$/gm)?.join('\n'), `Password:  ${pw}`, 'one Password line, the password verbatim')
+  t.match(creds, /^User: {6}init$/m, 'the rest of the file is as it was')
+  t.equal(Buffer.from(JSON.parse(h.read('root/mirror-appliance/pull-secret.json')).auths['registry.lab.example:8443'].auth, 'base64').toString(), `init:${pw}`)
+  t.equal(spawnSync('htpasswd', ['-vb', join(h.root, 'var/lib/mirror-registry/registry/auth/htpasswd'), 'init', pw]).status, 0, 'htpasswd verifies it')
+  t.match(h.read('var/lib/mirror-registry/registry/auth/htpasswd'), /^init:\$2y\$12\$/, 'bcrypt cost 12: a password a person chose')
+  t.ok(existsSync(join(h.root, 'var/lib/mirror-appliance/firstboot/done')), 'first boot steps finished')
+})
+
 t.test('--initPassword (quay): the initialize call gets it', async (t) => {
   const h = await ctlHarness(testPlan(), { teardown: (fn) => t.teardown(fn) })
   t.equal(h.run(['install', '--initPassword', 'Quay-Init-1234']).status, 0)

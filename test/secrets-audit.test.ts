@@ -1,5 +1,6 @@
 // Secrets audit of a real build (the CLI, a config with known plain
-// passwords, --iso on the fixture ISO plus oemdrv.iso). Every output file is
+// passwords, --iso on the fixture ISO plus oemdrv.iso, --pxe for the served
+// tree). Every output file is
 // scanned, and the inside of both ISOs (extracted with xorriso, payload
 // included), and the CLI's own verbose output. Each file is read raw, as
 // base64 at all three alignments, and decoded (base64 blocks, data: URLs,
@@ -18,8 +19,14 @@
 //    in the host files that need them (listed below) and secrets/ and
 //    openshift/pull-secret.json;
 //  - every file that carries a secret is 0600 in the output (0700 dirs in
-//    secrets/), and on the host no file carrying a secret is readable by
-//    others.
+//    secrets/), the PXE tree's ks.cfg included, and on the host no file
+//    carrying a secret is readable by others;
+//  - issue 18, so that none of it comes back: the build's serve line binds to
+//    the install network's address; the host's sshd takes no root password
+//    (and no password at all once a user has a key); the firewall closes
+//    RHEL's cockpit and dhcpv6-client; the PXE payload download refuses
+//    names that leave the payload; no password goes through a sed
+//    replacement; chosen passwords are hashed with rounds=100000.
 import { createPrivateKey } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -34,6 +41,9 @@ import { snapshot } from './helpers/proc.js'
 import { laidFromKickstart } from './hostspec-fixture.js'
 
 const ROOT_PW = 'R00t-Plain-Audit-pw!7'
+const ADMIN_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl admin@laptop'
+/** Where the PXE tree will be served: this machine's address on the install network */
+const PXE_ADDRESS = '192.0.2.1'
 const USER_PW = 'Us3r-Plain-Audit-pw#9'
 const INIT_PW = 'Init-Plain-Audit-pw%5'
 
@@ -53,6 +63,8 @@ host:
       sudo: true
       password:
         plain: "${USER_PW}"
+      sshKeys:
+        - ${ADMIN_KEY}
   disk:
     device: vda
 registry:
@@ -205,9 +217,25 @@ let cliOutput = ''
 const isos = ['appliance.iso', 'oemdrv.iso']
 
 t.before(async () => {
-  const r = await runCli(['build', '-c', config, '-o', out, '--iso', await fixtureIso(), '--allow-missing', '--verbose'], {
-    env: { MIRROR_APPLIANCE_CACHE: join(work, 'cache'), SOURCE_DATE_EPOCH: '1700000000' },
-  })
+  const r = await runCli(
+    [
+      'build',
+      '-c',
+      config,
+      '-o',
+      out,
+      '--iso',
+      await fixtureIso(),
+      '--pxe',
+      '--pxe-url',
+      `http://${PXE_ADDRESS}:8080`,
+      '--allow-missing',
+      '--verbose',
+    ],
+    {
+      env: { MIRROR_APPLIANCE_CACHE: join(work, 'cache'), SOURCE_DATE_EPOCH: '1700000000' },
+    },
+  )
   if (r.code !== 0) throw new Error(`build failed: ${r.stderr}`)
   cliOutput = r.stdout + r.stderr
   for (const rel of await listFiles(out)) {
@@ -261,6 +289,14 @@ t.test('the scan sees inside: ISOs extracted, carriers split, payload present', 
     docs.some((d) => d.loc === 'host:/var/lib/mirror-registry/quay-config/config.yaml (via host/ks.cfg)'),
     'ks.cfg taken apart by running its %post',
   )
+  t.ok(
+    docs.some((d) => d.loc === 'host:/var/lib/mirror-registry/quay-config/config.yaml (via pxe/ks.cfg)'),
+    'the PXE tree read and its ks.cfg taken apart',
+  )
+  t.ok(
+    docs.some((d) => d.loc.startsWith('pxe/appliance/')),
+    'the payload the PXE tree serves read too',
+  )
   // The decoding finds what it should: the init password is only base64 inside the pull secret.
   t.ok(contains(readFileSync(join(out, 'openshift/pull-secret.json')), INIT_PW), 'finds a password inside base64 (the pull secret)')
   t.notOk(readFileSync(join(out, 'openshift/pull-secret.json')).includes(INIT_PW), '(not there in plain text)')
@@ -279,9 +315,12 @@ t.test('plain root and user passwords appear nowhere; their $6$ hashes verify', 
     ['admin', userHash, USER_PW],
   ] as const) {
     t.ok(hash, `${who}: a $6$ hash in ks.cfg`)
-    const salt = hash!.split('$')[2]!
-    const r = await run('openssl', ['passwd', '-6', '-salt', salt, '-stdin'], { input: pw })
-    t.equal(r.stdout.trim(), hash, `${who}: the hash is of the configured password (openssl passwd -6)`)
+    // issue 18: a chosen password costs a guesser 100000 rounds, not crypt's default 5000
+    t.match(hash, /^\$6\$rounds=100000\$/, `${who}: hashed with rounds=100000`)
+    // glibc's crypt, as a login on the host checks it (openssl passwd -6 knows no rounds=)
+    const py = 'import crypt,sys; h=sys.argv[1]; sys.exit(0 if crypt.crypt(sys.stdin.read(), h) == h else 1)'
+    const r = await run('python3', ['-W', 'ignore', '-c', py, hash!], { input: pw, nothrow: true })
+    t.equal(r.code, 0, `${who}: the hash is of the configured password (glibc crypt)`)
   }
   for (const iso of isos) {
     const isoKs = docs.find((d) => d.loc === `${iso}:/ks.cfg`)!.data.toString('utf8')
@@ -333,6 +372,7 @@ const carried = (hostPath: string) => [
   `host:${hostPath} (via host/appliance.ign)`,
   `host:${hostPath} (via host/ks.cfg)`,
   `host:${hostPath} (via oemdrv.iso:/ks.cfg)`,
+  `host:${hostPath} (via pxe/ks.cfg)`,
   `host/rootfs${hostPath}`,
 ]
 
@@ -396,3 +436,59 @@ t.test(
     t.equal(statSync(join(out, 'openshift/pull-secret.json')).mode & 0o777, 0o600, 'openshift/pull-secret.json is 0600')
   },
 )
+
+// ---- issue 18: what must not come back ----------------------------------------
+
+t.test("the PXE tree: ks.cfg 0600 like a fleet's, and the build's serve line listens on the install network only", async (t) => {
+  t.equal(statSync(join(out, 'pxe/ks.cfg')).mode & 0o777, 0o600, 'pxe/ks.cfg is 0600')
+  t.ok(contains(readFileSync(join(out, 'pxe/ks.cfg')), INIT_PW), '(it does carry the registry password)')
+  const line = /serve the tree with: (mirror-appliance serve .*)$/m.exec(cliOutput)?.[1]
+  t.equal(
+    line,
+    `mirror-appliance serve ${join(out, 'pxe')} --bind ${PXE_ADDRESS} --port 8080`,
+    'the serve line binds to the --pxe-url address',
+  )
+  t.match(cliOutput, /stop serve once the host is installed/, 'and says to stop serving')
+})
+
+/** The kickstarts a build writes for the installed host, as files of the output. */
+const kickstarts = () => ['host/ks.cfg', 'pxe/ks.cfg'].map((p) => ({ p, text: readFileSync(join(out, p), 'utf8') }))
+
+t.test('the installed host: sshd takes no root password, and no password once a user has a key; where RHEL 8 reads it', async (t) => {
+  const script = '/usr/local/libexec/mirror-appliance/sshd-settings'
+  const laid = docs.filter((d) => d.loc.startsWith(`host:${script} (via `))
+  t.same(
+    laid.map((d) => d.loc.replace(/^.* \(via (.*)\)$/, '$1')).sort(),
+    ['appliance.iso:/ks.cfg', 'host/appliance.bu', 'host/appliance.ign', 'host/ks.cfg', 'oemdrv.iso:/ks.cfg', 'pxe/ks.cfg'],
+    'every carrier lays down the sshd settings',
+  )
+  for (const d of laid) {
+    const text = d.data.toString()
+    t.match(text, /^permit_root_login='prohibit-password'$/m, `${d.loc}: PermitRootLogin prohibit-password`)
+    t.match(text, /^password_authentication='no'$/m, `${d.loc}: PasswordAuthentication no (admin has a key)`)
+  }
+  for (const { p, text } of kickstarts()) {
+    t.match(text, new RegExp(`^'${script}'$`, 'm'), `${p}: %post applies them to /etc/ssh/sshd_config`)
+    // RHEL 8's sshd_config includes no sshd_config.d: a drop-in there would be ignored
+    t.notMatch(text, /sshd_config\.d/, `${p}: no drop-in RHEL 8 would ignore`)
+  }
+})
+
+t.test("the installed host's firewall: RHEL's cockpit and dhcpv6-client closed", async (t) => {
+  for (const { p, text } of kickstarts())
+    t.match(text, /^firewall --enabled --service=ssh --port=8443:tcp --remove-service=cockpit,dhcpv6-client$/m, p)
+})
+
+t.test('the PXE payload download refuses names that leave the payload, before curl writes them', async (t) => {
+  const pxeKs = readFileSync(join(out, 'pxe/ks.cfg'), 'utf8')
+  const loop = /^while read -r _ name; do\n[\s\S]*?^done < "\$dest\/SHA256SUMS"$/m.exec(pxeKs)?.[0] ?? ''
+  t.match(loop, /--create-dirs/, 'the download loop is there')
+  const refuse = loop.indexOf('refusing to download it')
+  t.ok(refuse >= 0 && refuse < loop.indexOf('curl '), 'names are checked before curl writes them')
+})
+
+t.test('no password goes through a sed replacement on the host (& and | in it would corrupt the file)', async (t) => {
+  const ctl = docs.find((d) => d.loc === 'host:/usr/local/bin/mirror-registryctl (via host/ks.cfg)')
+  t.ok(ctl, 'mirror-registryctl laid down by the kickstart')
+  t.notMatch(ctl?.data.toString() ?? '', /sed [^\n]*\$pw/, 'no sed expression with the password in it')
+})

@@ -175,7 +175,7 @@ content:
 
   const imp = await runCli(['images', 'import', reg.archive, '--name', reg.ref], { env })
   t.equal(imp.code, 0, imp.stderr)
-  t.equal(imp.stdout.trim(), `imported  ${reg.ref}  ${reg.digest}`, 'imported under the name, with the INDEX digest')
+  t.same(imp.stdout.trim().split(/\s+/), ['imported', reg.ref, reg.digest], 'imported under the name, with the INDEX digest')
   const list = await runCli(['images', 'list', '--json'], { env })
   const rows = (JSON.parse(list.stdout) as { images: { name: string; digest: string; mediaType: string; platforms: string[] }[] }).images
   t.same(rows.map((r) => [r.name, r.digest, r.mediaType, r.platforms]), [[reg.ref, reg.digest, 'application/vnd.oci.image.index.v1+json', ['linux/amd64', 'linux/arm64/v8']]])

@@ -4,7 +4,7 @@
 // exactly the files, units and certificates first boot and the renderers use;
 // the body is the template templates/bundle/mirror-registryctl.hbs.
 
-import { VERSION } from '../cli.js'
+import { VERSION } from '../context.js'
 import { pinnedRef } from '../payload/lock.js'
 import type { HostFile, Plan } from '../plan/types.js'
 import { networkServiceName, podmanNetworkName } from '../registry/containers.js'

@@ -4,9 +4,10 @@
 // the payload, and the manifest written last.
 
 import { mkdir, rm } from 'node:fs/promises'
+import { isIP } from 'node:net'
 import { join, resolve } from 'node:path'
-import type { Ctx } from '../cli.js'
-import { VERSION } from '../cli.js'
+import type { Ctx } from '../context.js'
+import { VERSION } from '../context.js'
 import type { LoadedConfig } from '../config/load.js'
 import type { Config } from '../config/types.js'
 import { FailureError, UserError } from '../errors.js'
@@ -15,10 +16,32 @@ import { hashPinned, type PinnedHash } from '../hash.js'
 import { writeManifest, type BuildManifest } from '../manifest.js'
 import { writeOutputDir } from '../output.js'
 import { assemblePayload, type AssembleResult } from '../payload/assemble.js'
-import { defaultCacheDir } from '../payload/cli.js'
+import { ocMirrorForBuild, SPARSE_INDEXES_PUSHABLE, type OcMirrorForBuild } from '../payload/ocmirror-payload.js'
+import { ConfigError } from '../config/diagnostics.js'
+import { diagnosticAt } from '../config/load.js'
+import { defaultCacheDir } from '../context.js'
 import { resolveStack, type StackImage } from '../payload/lock.js'
 import { buildEpoch } from '../plan/plan.js'
 import { normalizeBaseUrl } from '../media/pxe.js'
+
+/** The build command's options, as parsed from its flags (single host and fleet alike). */
+export interface BuildOpts {
+  config?: string
+  output: string
+  iso?: string
+  oemdrv?: boolean
+  pxe: boolean
+  pxeUrl?: string
+  qcow2: boolean
+  baseImage?: string
+  bundle: boolean
+  /** A pull secret to merge the registry's auth into (openshift/pull-secret-merged.json) */
+  pullSecret?: string
+  cache?: string
+  allowMissing: boolean
+  force: boolean
+  seed?: string
+}
 
 /** Fail once with every problem the checks found, before anything is written. */
 export function refuseProblems(problems: string[]): void {
@@ -52,20 +75,35 @@ export function checkPxe(
     return { wantPxe, pxeUrl: normalizeBaseUrl(raw) }
   } catch (e) {
     if (!(e instanceof UserError)) throw e
-    problems.push(`--pxe-url: ${e.message}`)
+    problems.push(`${opts.pxeUrl !== undefined ? '--pxe-url' : 'outputs.pxe.baseUrl'}: ${e.message}`)
     return { wantPxe }
   }
 }
 
-/** The `serve` command under which a tree's URLs resolve: port and path prefix from the URL it was built for. */
+/**
+ * The `serve` command under which a tree's URLs resolve: port and path prefix
+ * from the URL it was built for, and --bind to the URL's address when it is
+ * an IP address: this machine's address on the install network, so that
+ * nobody elsewhere reaches the kickstart (and the registry's keys in it).
+ */
 export function serveCommand(treeDir: string, pxeUrl: string): string {
   const u = new URL(pxeUrl)
   const https = u.protocol === 'https:'
   const prefix = u.pathname.replace(/\/+$/, '')
+  const address = u.hostname.replace(/^\[(.*)\]$/, '$1')
+  // Behind an HTTPS front end, the front end has the address; serve stays local to it.
+  const bind = !https && isIP(address) !== 0 ? ` --bind ${address}` : ''
   return (
-    `mirror-appliance serve ${treeDir} --port ${u.port || (https ? 443 : 80)}${prefix ? ` --prefix ${prefix}` : ''}` +
+    `mirror-appliance serve ${treeDir}${bind} --port ${u.port || (https ? 443 : 80)}${prefix ? ` --prefix ${prefix}` : ''}` +
     (https ? ' behind your HTTPS front end (serve speaks plain HTTP)' : '')
   )
+}
+
+/** What to say beside serveCommand when the URL names a host: which address to bind is not known here. */
+export function serveBindHint(pxeUrl: string): string | null {
+  const u = new URL(pxeUrl)
+  if (u.protocol === 'https:' || isIP(u.hostname.replace(/^\[(.*)\]$/, '$1')) !== 0) return null
+  return `add --bind with the address ${u.hostname} has on this machine, so that only the install network reaches the kickstart`
 }
 
 /** What a build reads once, before its output transaction starts. */
@@ -132,16 +170,23 @@ export async function withBuildOutput<T>(output: string, ctx: Ctx, stages: (d: B
     })
 }
 
-/** The payload: the stack's and the config's images from the cache into dirs.payloadDir; what is missing is warned about. */
+/**
+ * The payload: the stack's and the config's images from the cache into
+ * dirs.payloadDir, with every image of the config's oc-mirror archives
+ * (imported into the cache first); what is missing is warned about.
+ */
 export async function buildPayload(
   ctx: Ctx,
   inputs: BuildInputs,
   dirs: BuildDirs,
-  o: { config: Config; allowMissing: boolean; configPath?: string; note?: string },
+  o: { config: Config; allowMissing: boolean; configPath?: string; note?: string; loaded?: Pick<LoadedConfig, 'file' | 'text'> },
 ): Promise<AssembleResult> {
   const { stack, cacheDir } = inputs
+  const ocMirror = await importOcMirrorArchives(ctx, cacheDir, o)
   ctx.log.step(
-    `payload: ${stack.length} stack image(s), ${o.config.content.images.length} content image(s) from ${cacheDir}${o.note ? ` (${o.note})` : ''}`,
+    `payload: ${stack.length} stack image(s), ${o.config.content.images.length} content image(s)` +
+      (ocMirror.content.images.length ? `, ${ocMirror.content.images.length} from oc-mirror archives` : '') +
+      ` from ${cacheDir}${o.note ? ` (${o.note})` : ''}`,
   )
   const payload = await assemblePayload({
     cacheDir,
@@ -150,10 +195,62 @@ export async function buildPayload(
     outDir: dirs.payloadDir,
     allowMissing: o.allowMissing,
     ...(o.configPath ? { configPath: o.configPath } : {}),
+    ...(ocMirror.content.images.length || ocMirror.content.releaseSignatures.length ? { ocMirror: ocMirror.content } : {}),
     signal: ctx.signal,
   })
   for (const m of payload.missing) ctx.log.warn(`image missing from the cache: ${m}`)
+  // For the manifest's missingImages and the summary of what the build still needs
+  payload.missing.push(...ocMirror.missing.map((m) => `oc-mirror archive ${m}`), ...ocMirror.leftOut)
   return payload
+}
+
+/** content.ocMirrorArchives into the cache (payload/ocmirror-payload.ts); skipped repositories are warned about. */
+async function importOcMirrorArchives(
+  ctx: Ctx,
+  cacheDir: string,
+  o: { config: Config; allowMissing: boolean; loaded?: Pick<LoadedConfig, 'file' | 'text'> },
+): Promise<OcMirrorForBuild & { leftOut: string[] }> {
+  const archives = o.config.content.ocMirrorArchives
+  if (archives.length) ctx.log.step(`oc-mirror: ${archives.length} archive(s) into ${cacheDir}`)
+  const r = await ocMirrorForBuild({
+    cacheDir,
+    archives,
+    allowMissing: o.allowMissing,
+    field: (i, message) =>
+      o.loaded ? new ConfigError([diagnosticAt(o.loaded, ['content', 'ocMirrorArchives', i], message)]) : new UserError(`content.ocMirrorArchives[${i}]: ${message}`),
+  })
+  for (const run of r.runs) ctx.log.info(`oc-mirror run ${run.iscTime ?? '(no isc_* file)'}: ${run.chunks.length} chunk(s) in ${run.label}`)
+  for (const s of r.skipped) ctx.log.warn(`oc-mirror: skipped ${s.repo}:${s.tag} (${s.digest}): ${s.reason}`)
+  for (const m of r.missing) ctx.log.warn(`oc-mirror archive missing: ${m}`)
+  const leftOut = withoutSparseIndexes(r, o.allowMissing)
+  for (const m of leftOut) ctx.log.warn(`oc-mirror image left out: ${m}`)
+  return { ...r, leftOut }
+}
+
+/**
+ * Indexes some platforms of which oc-mirror's platforms filter left out
+ * cannot reach the registries the appliance runs: distribution 2.8 and Quay
+ * before 3.17 refuse an index whose images are not all there (README,
+ * "Multi-architecture images and their digests"), and pushing the platforms
+ * kept as images of their own would change the digest clusters pull. So the
+ * build refuses them rather than a first boot that fails at them (first
+ * boot can push them: set SPARSE_INDEXES_PUSHABLE once the registry takes
+ * them). With allowMissing they are left out; returns what was.
+ */
+function withoutSparseIndexes(r: OcMirrorForBuild, allowMissing: boolean): string[] {
+  if (SPARSE_INDEXES_PUSHABLE) return []
+  const sparse = r.content.images.filter((i) => i.absent?.length)
+  if (!sparse.length) return []
+  const names = sparse.map((i) => `${i.repo}:${i.tag} (${i.digest}, ${i.absent!.length} platform(s) left out)`)
+  if (!allowMissing) {
+    throw new UserError(
+      `${sparse.length} image(s) of the oc-mirror archives are indexes some platforms of which oc-mirror's platforms filter left out: ${names.join(', ')}. ` +
+        'The registry the appliance runs refuses such an index, and pushing only the platforms kept would change the digest clusters pull it by',
+      'mirror these images with every platform (no platforms filter for them) and build again, or build with --allow-missing to leave them out',
+    )
+  }
+  r.content.images = r.content.images.filter((i) => !i.absent?.length)
+  return names.map((n) => `content ${n}: an index with platforms left out, from an oc-mirror archive`)
 }
 
 /** Versions of node and of the tools that wrote the media, for the manifest. */

@@ -8,7 +8,7 @@ import { SEED_WARNING } from './render.js'
 import { existsSync, statSync } from 'node:fs'
 import { chmod, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import type { Ctx } from '../cli.js'
+import type { Ctx } from '../context.js'
 import { formatDiagnostic } from '../config/diagnostics.js'
 import { DEFAULT_CONFIG_NAME, loadConfig, type LoadedConfig } from '../config/load.js'
 import { FailureError } from '../errors.js'
@@ -19,31 +19,17 @@ import type { MediaProgress } from '../media/common.js'
 import type { PxeSnippets } from '../media/pxe.js'
 import { buildBundle, BUNDLE_NAME } from '../bundle/bundle.js'
 import { buildOemdrv } from '../media/oemdrv.js'
-import { writeOpenshift } from '../openshift.js'
+import { writeHandoffFromPayload } from '../openshift.js'
+import type { AssembleResult } from '../payload/assemble.js'
 import { planAppliance } from '../plan/plan.js'
+import { serverCertSummary } from '../plan/pki.js'
 import type { Plan } from '../plan/types.js'
 import { renderKickstart } from '../render/kickstart.js'
 import { renderHost, writeTree } from '../render/host.js'
-import { buildPayload, checkPxe, hashEarly, readBuildInputs, refuseProblems, serveCommand, withBuildOutput, writeBuildManifest, type BuildDirs, type BuildInputs } from './build-stages.js'
+import type { BuildOpts } from './build-stages.js'
+import { buildPayload, checkPxe, hashEarly, readBuildInputs, refuseProblems, serveBindHint, serveCommand, withBuildOutput, writeBuildManifest, type BuildDirs, type BuildInputs } from './build-stages.js'
 import { writeSecrets } from './secrets-out.js'
 
-export interface BuildOpts {
-  config?: string
-  output: string
-  iso?: string
-  oemdrv?: boolean
-  pxe: boolean
-  pxeUrl?: string
-  qcow2: boolean
-  baseImage?: string
-  bundle: boolean
-  /** A pull secret to merge the registry's auth into (openshift/pull-secret-merged.json) */
-  pullSecret?: string
-  cache?: string
-  allowMissing: boolean
-  force: boolean
-  seed?: string
-}
 
 /** What the checks settled: the stages read this, not the flags and the config again. */
 interface Wanted {
@@ -91,22 +77,25 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
   const want = await checkInputs(opts, loaded)
   const inputs = readBuildInputs(opts, loaded.config)
   ctx.log.step(`building ${want.demo ? 'the demo appliance (embedded default config)' : loaded.file} into ${opts.output}`)
+  let serverCert = ''
   const manifest = await withBuildOutput(opts.output, ctx, async (dirs) => {
     const b: HostBuild = { ctx, opts, loaded, want, inputs, dirs }
     const plan = planHost(b)
+    serverCert = serverCertSummary(plan.pki)
     renderHostFiles(b, plan)
-    const payload = await buildPayload(ctx, inputs, dirs, { config: loaded.config, allowMissing: want.allowMissing, ...(opts.config ? { configPath: opts.config } : {}) })
+    const payload = await buildPayload(ctx, inputs, dirs, { config: loaded.config, loaded, allowMissing: want.allowMissing, ...(opts.config ? { configPath: opts.config } : {}) })
+    // Before the media: the payload carries the hand-off to the host.
+    await writeHandoff(b, plan, payload)
     if (want.oemdrv) await writeOemdrv(b, plan)
     const baseIso = want.isoBase ? await remasterBaseIso(b, plan, want.isoBase) : undefined
     const pxe = want.isoBase && want.pxeUrl ? await writePxeTree(b, plan, want.isoBase, want.pxeUrl) : undefined
     checkBaseUnchanged(want)
     const qcow2 = want.qcow2 ? await writeQcow2(b, plan) : undefined
     if (want.bundle) await writeBundle(b, plan)
-    writeHandoff(b, plan)
     await tellHowToBoot(b, { qcow2, pxe })
     return writeBuildManifest(dirs, { loaded, host: loaded.config, epoch: inputs.epoch, demo: want.demo, payload, ...(baseIso ? { baseIso } : {}), signal: ctx.signal })
   })
-  printSummary(ctx, opts, want, manifest)
+  printSummary(ctx, opts, want, manifest, serverCert)
   return 0
 }
 
@@ -340,9 +329,17 @@ async function writeBundle(b: HostBuild, plan: Plan): Promise<void> {
   hashEarly(b.dirs, BUNDLE_NAME, b.ctx.signal)
 }
 
-function writeHandoff(b: HostBuild, plan: Plan): void {
-  b.ctx.log.step('OpenShift hand-off: install-config snippet, pull secret, ImageDigestMirrorSet')
-  writeOpenshift(join(b.dirs.dir, 'openshift'), plan, b.opts.pullSecret ? { userPullSecret: resolve(b.opts.pullSecret) } : {})
+/** openshift/ and, the same files, the payload's openshift/<hostname>/ that first boot installs on the host. */
+async function writeHandoff(b: HostBuild, plan: Plan, payload: AssembleResult): Promise<void> {
+  b.ctx.log.step('OpenShift hand-off: install-config snippet, mirror sets, catalog sources, release signatures, pull secret')
+  const warnings = await writeHandoffFromPayload({
+    outDir: join(b.dirs.dir, 'openshift'),
+    plan,
+    payload,
+    payloadDir: b.dirs.payloadDir,
+    ...(b.opts.pullSecret ? { userPullSecret: resolve(b.opts.pullSecret) } : {}),
+  })
+  for (const w of warnings) b.ctx.log.warn(`OpenShift hand-off: ${w}`)
 }
 
 /** appliance.xml for libvirt, and how to start the VM and serve the PXE tree. */
@@ -355,6 +352,9 @@ async function tellHowToBoot(b: HostBuild, hints: { qcow2: Qcow2Hints | undefine
   }
   if (hints.pxe && b.want.pxeUrl) {
     log.info(`PXE: serve the tree with: ${serveCommand(join(output, 'pxe'), b.want.pxeUrl)}`)
+    const hint = serveBindHint(b.want.pxeUrl)
+    if (hint) log.info(`PXE: ${hint}`)
+    log.info(`PXE: its ks.cfg holds the registry's TLS key and passwords: stop serve once the host is installed`)
     log.info(`GRUB2 (UEFI) snippet, also in pxe/pxe/grub.cfg:\n${hints.pxe.grub}`)
     log.info(`iPXE snippet, also in pxe/pxe/boot.ipxe:\n${hints.pxe.ipxe}`)
     log.info(`pxelinux (BIOS) snippet, also in pxe/pxe/pxelinux.cfg/default:\n${hints.pxe.pxelinux}`)
@@ -362,7 +362,7 @@ async function tellHowToBoot(b: HostBuild, hints: { qcow2: Qcow2Hints | undefine
 }
 
 /** The outputs (or the manifest with --json), what was skipped, and what a demo or incomplete build still needs. */
-function printSummary(ctx: Ctx, opts: BuildOpts, want: Wanted, result: BuildManifest): void {
+function printSummary(ctx: Ctx, opts: BuildOpts, want: Wanted, result: BuildManifest, serverCert: string): void {
   const { log } = ctx
   if (ctx.json) {
     ctx.out(JSON.stringify(result, null, 2))
@@ -374,6 +374,8 @@ function printSummary(ctx: Ctx, opts: BuildOpts, want: Wanted, result: BuildMani
     log.info(`  ${o.path.padEnd(34)} ${formatBytes(o.size).padStart(10)}`)
   }
   log.info(`  secrets/ (0700; credentials.txt, CA key: keep private, never put on media)`)
+  // Reused: the media are byte-identical to the last build's (same config and SOURCE_DATE_EPOCH).
+  log.info(`  ${serverCert}`)
   for (const s of want.skipped) log.warn(`skipped ${s}`)
   if (want.demo || result.missingImages.length) {
     log.info('')

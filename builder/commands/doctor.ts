@@ -1,4 +1,4 @@
-import type { Ctx } from '../cli.js'
+import type { Ctx } from '../context.js'
 import { findTool, TOOL_PACKAGES, toolVersion } from '../exec.js'
 
 /** The external tools, what each enables, and how to ask it for its version. */

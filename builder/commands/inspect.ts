@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Ctx } from '../cli.js'
+import type { Ctx } from '../context.js'
 import { UserError } from '../errors.js'
 import { formatBytes } from '../log.js'
 import type { BuildManifest } from '../manifest.js'

@@ -1,9 +1,10 @@
 import { join } from 'node:path'
-import type { Ctx } from '../cli.js'
+import type { Ctx } from '../context.js'
 import { formatDiagnostic } from '../config/diagnostics.js'
 import { loadConfig } from '../config/load.js'
 import { writeOutputDir } from '../output.js'
 import { buildEpoch, planAppliance } from '../plan/plan.js'
+import { serverCertSummary } from '../plan/pki.js'
 import { renderHost, writeTree } from '../render/host.js'
 import { writeSecrets } from './secrets-out.js'
 
@@ -15,14 +16,19 @@ export async function render(opts: { config?: string; output: string; seed?: str
   const loaded = loadConfig(opts.config)
   for (const w of loaded.warnings) ctx.log.warn(formatDiagnostic(w))
   if (opts.seed !== undefined) ctx.log.warn(SEED_WARNING)
+  let serverCert = ''
   const files = await writeOutputDir(opts.output, async ({ dir, dest }) => {
     const { plan, stored } = planAppliance(loaded, { epoch: buildEpoch(), ...(opts.seed !== undefined ? { seed: opts.seed } : {}), secretsDir: join(dest, 'secrets') })
+    serverCert = serverCertSummary(plan.pki)
     const tree = renderHost(plan)
     writeTree(dir, tree)
     writeSecrets(join(dir, 'secrets'), plan, stored)
     return tree.map((f) => f.path)
   })
   if (ctx.json) ctx.out(JSON.stringify({ output: opts.output, files }, null, 2))
-  else ctx.log.info(`rendered ${files.length} files into ${opts.output} (secrets in ${join(opts.output, 'secrets')}, mode 0600)`)
+  else {
+    ctx.log.info(`rendered ${files.length} files into ${opts.output} (secrets in ${join(opts.output, 'secrets')}, mode 0600)`)
+    ctx.log.info(serverCert)
+  }
   return 0
 }

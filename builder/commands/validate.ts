@@ -1,8 +1,8 @@
 import { formatDiagnostic, type Diagnostic } from '../config/diagnostics.js'
 import { diagnosticAt, loadConfig, type LoadedConfig } from '../config/load.js'
-import type { Ctx } from '../cli.js'
+import type { Ctx } from '../context.js'
 import { importCommand, missingFromCache } from '../payload/assemble.js'
-import { defaultCacheDir } from '../payload/cli.js'
+import { defaultCacheDir } from '../context.js'
 import { resolveStack } from '../payload/lock.js'
 
 /**

@@ -5,7 +5,7 @@
 // command lines and runs nothing.
 
 import { readFileSync } from 'node:fs'
-import type { Ctx } from '../cli.js'
+import type { Ctx } from '../context.js'
 import { FailureError, UserError } from '../errors.js'
 import { commandLine } from '../exec.js'
 import type { Firmware } from '../tools/qemu.js'

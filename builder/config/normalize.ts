@@ -107,6 +107,12 @@ export function normalizeConfig(input: ConfigInput, opts: { baseDir: string }): 
       network: normalizeNetwork(h.network),
       root: normalizePassword(h.root, { kind: 'generate' }),
       users,
+      ssh: {
+        permitRootLogin: h.ssh?.permitRootLogin ?? 'prohibit-password',
+        // Once someone can log in by key, passwords over SSH are only a way in for guessers.
+        passwordAuthentication: h.ssh?.passwordAuthentication ?? !users.some((u) => u.sshKeys.length > 0),
+      },
+      firewall: { keepServices: h.firewall?.keepServices ?? [] },
       disk: {
         device: (d.device ?? '').replace(/^\/dev\/(?!disk\/)/, ''),
         minSizeGiB: d.minSizeGiB ?? DEFAULTS.minSizeGiB,

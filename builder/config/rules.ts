@@ -170,7 +170,13 @@ const podman: Rule = (_input, config) => {
     : []
 }
 
-const RULES: Rule[] = [network, disk, users, tls, storage, fleet, images, stackImages, podman]
+// Without a key and without passwords nobody logs in over SSH: said, not refused (a console-only host is a choice).
+const ssh: Rule = (input, config) =>
+  input.host?.ssh?.passwordAuthentication === false && !config.host.users.some((u) => u.sshKeys.length > 0)
+    ? [warning(['host', 'ssh', 'passwordAuthentication'], 'false, and no user in host.users has sshKeys: nobody can log in over SSH (console only)')]
+    : []
+
+const RULES: Rule[] = [network, disk, users, tls, storage, fleet, images, stackImages, podman, ssh]
 
 export function checkRules(input: ConfigInput, config: Config): RuleResult[] {
   return RULES.flatMap((r) => r(input, config))

@@ -40,6 +40,21 @@ export interface DiskInput {
   }
 }
 
+/** PermitRootLogin values the config may choose. */
+export type PermitRootLogin = 'prohibit-password' | 'no' | 'yes'
+
+export interface SshInput {
+  permitRootLogin?: PermitRootLogin
+  passwordAuthentication?: boolean
+}
+
+/** Services RHEL 8's default firewalld zone opens besides ssh, which the appliance removes unless kept. */
+export type RhelZoneService = 'cockpit' | 'dhcpv6-client'
+
+export interface FirewallInput {
+  keepServices?: RhelZoneService[]
+}
+
 export interface HostInput {
   hostname?: string
   rhel?: RhelMinor
@@ -52,6 +67,8 @@ export interface HostInput {
   root?: PasswordInput
   users?: UserInput[]
   disk?: DiskInput
+  ssh?: SshInput
+  firewall?: FirewallInput
 }
 
 export interface TlsInput {
@@ -223,6 +240,9 @@ export interface Host {
   root: Password
   users: User[]
   disk: Disk
+  /** sshd settings; passwordAuthentication defaults from the users' SSH keys */
+  ssh: { permitRootLogin: PermitRootLogin; passwordAuthentication: boolean }
+  firewall: { keepServices: RhelZoneService[] }
 }
 
 export interface Tls {

@@ -17,9 +17,8 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs'
 import { mkdir, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import type { Ctx } from '../cli.js'
-import type { BuildOpts } from '../commands/build.js'
-import { buildPayload, checkPxe, hashEarly, readBuildInputs, refuseProblems, serveCommand, withBuildOutput, writeBuildManifest } from '../commands/build-stages.js'
+import type { Ctx } from '../context.js'
+import { type BuildOpts, buildPayload, checkPxe, hashEarly, readBuildInputs, refuseProblems, serveBindHint, serveCommand, withBuildOutput, writeBuildManifest } from '../commands/build-stages.js'
 import { writeSecrets } from '../commands/secrets-out.js'
 import type { LoadedConfig } from '../config/load.js'
 import { findTool } from '../exec.js'
@@ -28,9 +27,10 @@ import type { BuildManifest } from '../manifest.js'
 import { checkPayloadDir, writeAtomically } from '../media/common.js'
 import { buildOemdrv, PAYLOAD_ISO_DIR } from '../media/oemdrv.js'
 import { buildFleetPxeTree, macFileId, type FleetPxeEntry } from '../media/pxe.js'
-import { writeOpenshift } from '../openshift.js'
+import { writeHandoffFromPayload } from '../openshift.js'
 import { renderKickstart } from '../render/kickstart.js'
 import { xorrisoWrite } from '../tools/xorriso.js'
+import { serverCertSummary } from '../plan/pki.js'
 import { FLEET_CA_FILE, fleetTable, planFleet } from './plan.js'
 
 /** Volume label of the shared payload medium. */
@@ -75,11 +75,13 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
   let table = ''
   let rows: FleetBuildResult['hosts'] = []
   let pxeEntries: FleetPxeEntry[] = []
+  let serverCerts: string[] = []
   const manifest = await withBuildOutput(opts.output, ctx, async (dirs) => {
     const { dir, dest, payloadDir } = dirs
 
     log.step('plan: one CA, secrets and a server certificate per host')
     const fleet = planFleet(loaded, { epoch, stack: inputs.stack, ...(opts.seed !== undefined ? { seed: opts.seed } : {}), secretsDir: join(dest, 'secrets') })
+    serverCerts = fleet.members.map((m) => `${m.host.hostname}: ${serverCertSummary(m.plan.pki, `secrets/hosts/${m.host.hostname}/`)}`)
     const secretsDir = join(dir, 'secrets')
     await mkdir(secretsDir, { recursive: true, mode: 0o700 })
     writeFileSync(join(secretsDir, FLEET_CA_FILE), JSON.stringify({ version: 1, ...fleet.ca }, null, 2) + '\n', { mode: 0o600 })
@@ -93,10 +95,20 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
 
     const payload = await buildPayload(ctx, inputs, dirs, {
       config: c,
+      loaded,
       allowMissing: opts.allowMissing,
       ...(opts.config ? { configPath: opts.config } : {}),
       note: 'stored once for all hosts',
     })
+
+    // Each host's OpenShift hand-off, into hosts/<name>/openshift/ and the
+    // shared payload (openshift/<name>/), before any medium carries it.
+    log.step('OpenShift hand-off of each host: install-config snippet, mirror sets, catalog sources, release signatures, pull secret')
+    for (const m of fleet.members) {
+      const warnings = await writeHandoffFromPayload({ outDir: join(dir, 'hosts', m.host.hostname, 'openshift'), plan: m.plan, payload, payloadDir })
+      // The content is the same for every host: say it once.
+      if (m === fleet.members[0]) for (const w of warnings) log.warn(`OpenShift hand-off: ${w}`)
+    }
 
     if (wantOemdrv) {
       log.step('media: payload.iso (shared)')
@@ -115,7 +127,6 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
         writeFileSync(join(hostDir, 'ks.cfg'), ksText, { mode: 0o600 })
         await buildOemdrv({ ksText, outFile: join(hostDir, 'oemdrv.iso'), epoch, signal: ctx.signal })
       }
-      writeOpenshift(join(hostDir, 'openshift'), m.plan)
       rows.push({
         hostname: h,
         role: m.host.role,
@@ -158,10 +169,14 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
     if (wantOemdrv) log.info(`built a fleet of ${hosts.length} into ${opts.output}: payload.iso ${formatBytes(manifest.outputs.find((o) => o.path === 'payload.iso')?.size ?? 0)} (shared), one OEMDRV per host`)
     if (wantPxe) {
       log.info(`PXE: one tree for the fleet; serve it with: ${serveCommand(join(opts.output, 'pxe'), pxeUrl!)}`)
+      const hint = serveBindHint(pxeUrl!)
+      if (hint) log.info(`PXE: ${hint}`)
+      log.info(`PXE: each hosts/<name>/ks.cfg holds that host's TLS key and passwords: stop serve once the hosts are installed`)
       log.info('  per-MAC entries pxe/pxe/grub.cfg-01-<mac> (UEFI), pxe/pxe/pxelinux.cfg/01-<mac> (BIOS), pxe/pxe/boot.ipxe (iPXE); machines not in the fleet boot their local disk')
     }
     for (const line of table.trimEnd().split('\n')) log.info(`  ${line}`)
     log.info('  secrets/ (0700): the fleet CA key and each host\'s credentials; never put on media')
+    for (const line of serverCerts) log.info(`  ${line}`)
   }
   return { manifest, table, hosts: rows }
 }

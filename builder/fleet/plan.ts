@@ -4,8 +4,10 @@
 // all of them share ONE CA, so clients that trust one site trust them all.
 //
 // Secrets are reused across rebuilds like a single appliance's: the CA in
-// secrets/fleet-ca.json, each host's generated values in
-// secrets/hosts/<hostname>/secrets.json. With a seed (tests, demos) every
+// secrets/fleet-ca.json, each host's generated values and its server
+// certificate and key in secrets/hosts/<hostname>/secrets.json (the
+// certificate reissued only when that host's names, the validity or the CA
+// change, exactly as for one appliance). With a seed (tests, demos) every
 // host draws from its own stream (`seed/fleet/<hostname>`), so adding a host
 // changes no other host's secrets or keys.
 
@@ -114,7 +116,12 @@ export function planFleet(loaded: LoadedConfig, options: { epoch: number; seed?:
     const { secrets, stored } = planSecrets(hostConfig, rng, previous)
     delete stored.caCertPem
     delete stored.caKeyPem
-    const pki = planPki({ config: hostConfig, rng, epoch: options.epoch, configDir, existing: ca })
+    const existingServer = stored.serverCertPem && stored.serverKeyPem ? { serverCertPem: stored.serverCertPem, serverKeyPem: stored.serverKeyPem } : undefined
+    const pki = planPki({ config: hostConfig, rng, epoch: options.epoch, configDir, existing: ca, ...(existingServer ? { existingServer } : {}) })
+    if (pki.caKeyPem) {
+      stored.serverCertPem = pki.serverCertPem
+      stored.serverKeyPem = pki.serverKeyPem
+    }
     const host = registryHostSpec({ config: hostConfig, secrets, pki, stack, ...(creds ? { storageCredentials: creds } : {}) })
     const plan = finishPlan(loaded, hostConfig, options, { secrets, pki, host, stack })
     return { host: h, plan, stored }

@@ -4,7 +4,8 @@
 // and the cloud-init NoCloud seed. No tools here; qcow2.ts applies it.
 
 import { UserError } from '../errors.js'
-import type { Network } from '../config/types.js'
+import type { Network, RhelMinor } from '../config/types.js'
+import { chpasswdForm } from './cloud-init-forms.js'
 import type { Plan } from '../plan/types.js'
 import { hostModel } from '../render/host-model.js'
 import { renderTemplate } from '../render/templates.js'
@@ -91,6 +92,20 @@ export function zoneWithPorts(zoneXml: string, ports: readonly string[]): string
   return xml
 }
 
+/**
+ * A zone file without the <service> elements of the given services (what
+ * firewall-offline-cmd --remove-service writes, and what the kickstart's
+ * firewall --remove-service makes Anaconda run).
+ */
+export function zoneWithoutServices(zoneXml: string, services: readonly string[]): string {
+  let xml = zoneXml
+  for (const s of services) {
+    if (!/^[a-z0-9][a-z0-9_-]*$/.test(s)) throw new Error(`not a firewalld service name: ${s}`)
+    xml = xml.replace(new RegExp(`^[ \\t]*<service\\b(?=[^>]*\\bname="${s}")[^>]*/>[ \\t]*\\r?\\n?`, 'gm'), '')
+  }
+  return xml
+}
+
 export function defaultPublicZone(): string {
   return renderTemplate('templates/qcow2/firewalld-zone.xml.hbs', {})
 }
@@ -146,6 +161,8 @@ export interface NoCloudSeed {
   users: SeedUser[]
   rootPasswordHash: string | null
   network?: Network
+  /** The target's RHEL minor: decides which form of a key its cloud-init reads (cloud-init-forms.ts) */
+  rhel: RhelMinor
 }
 
 export interface NoCloudFiles {
@@ -163,6 +180,7 @@ export function noCloudSeedFromPlan(plan: Plan): NoCloudSeed {
     users: m.users.map((u) => ({ name: u.name, gecos: u.gecos, groups: u.groups, passwordHash: u.passwordHash, sshKeys: u.sshKeys })),
     rootPasswordHash: m.rootPasswordHash,
     network: plan.config.host.network,
+    rhel: plan.config.host.rhel,
   }
 }
 
@@ -177,6 +195,8 @@ export function renderNoCloud(seed: NoCloudSeed): NoCloudFiles {
       users: seed.users,
       passwordLogin: seed.users.some((u) => u.passwordHash !== null),
       rootPasswordHash: seed.rootPasswordHash,
+      chpasswdUsers: chpasswdForm(seed.rhel) === 'users',
+      rootListEntry: `root:${seed.rootPasswordHash ?? ''}`,
     }),
   }
   const n = seed.network

@@ -37,6 +37,7 @@ import {
   resolveId,
   virtInstallArgs,
   zoneWithPorts,
+  zoneWithoutServices,
   type NoCloudSeed,
   type Symlink,
 } from './qcow2-host.js'
@@ -347,7 +348,7 @@ export async function buildQcow2FromImage(o: Qcow2FromImageOptions): Promise<Qco
         }
       }
 
-      // firewalld: what firewall-offline-cmd --add-port writes: the default zone copied to /etc and the ports added.
+      // firewalld: what firewall-offline-cmd --add-port/--remove-service writes: the default zone copied to /etc, the ports added, RHEL's extra services removed.
       if (o.host.firewallPorts.length) {
         if ((await exists('/usr/lib/firewalld')) || (await exists('/etc/firewalld'))) {
           const zone = defaultZone(await cat('/etc/firewalld/firewalld.conf'))
@@ -356,7 +357,7 @@ export async function buildQcow2FromImage(o: Qcow2FromImageOptions): Promise<Qco
           const xml = (await cat(etc)) ?? (await cat(`/usr/lib/firewalld/zones/${zone}.xml`)) ?? (zone === 'public' ? defaultPublicZone() : undefined)
           if (xml === undefined) throw new UserError(`the base image's firewalld default zone "${zone}" has no zone file`)
           const p = join(scratch, 'zone.xml')
-          await writeFile(p, zoneWithPorts(xml, o.host.firewallPorts))
+          await writeFile(p, zoneWithoutServices(zoneWithPorts(xml, o.host.firewallPorts), o.host.firewallRemoveServices ?? []))
           lines.push(gfLine('mkdir-p', ['/etc/firewalld/zones']), gfLine('upload', [p, etc]), gfLine('chmod', ['0644', etc]), gfLine('chown', ['0', '0', etc]))
         } else {
           warnings.push(`firewalld is not installed in the base image: ports ${o.host.firewallPorts.join(', ')} are not filtered and were not opened in a zone`)

@@ -3,10 +3,13 @@
 // some of them (Anaconda's repo code, iPXE) use HEAD and Range requests, so
 // those are exact: Content-Length always, 206 with Content-Range for one
 // satisfiable range, 416 otherwise. Nothing outside DIR is ever served.
+// Every request is reported (onRequest) with the client's address: the tree's
+// ks.cfg holds the registry's keys, so who fetched what must be on record.
 
 import { createReadStream } from 'node:fs'
 import { realpath, stat } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { isIP } from 'node:net'
 import { extname, resolve, sep } from 'node:path'
 import { UserError } from '../errors.js'
 
@@ -18,8 +21,40 @@ export interface ServeOptions {
   /** URL path the tree is served under, e.g. /pxe for http://host:8080/pxe/ks.cfg (default /) */
   prefix?: string
   /** Called once per finished request: for access logs */
-  onRequest?: (line: { method: string; path: string; status: number; bytes: number }) => void
+  onRequest?: (line: AccessLine) => void
 }
+
+export interface AccessLine {
+  /** The client's address, as the socket saw it (IPv4-mapped IPv6 shown as plain IPv4) */
+  client: string
+  method: string
+  /** The request target as sent (path and query) */
+  path: string
+  status: number
+  bytes: number
+}
+
+/** Anything but printable ASCII (and the space and quote that separate the fields) as %XX: a request cannot forge log lines. */
+const logSafe = (s: string) => s.replace(/[^\x21-\x7e]|"/g, (c) => [...Buffer.from(c)].map((b) => '%' + b.toString(16).toUpperCase().padStart(2, '0')).join(''))
+
+/** One access log line: `2023-11-14T22:13:20Z 192.0.2.7 "GET /ks.cfg" 200 4096`. */
+export function accessLogLine(l: AccessLine, now: Date = new Date()): string {
+  return `${now.toISOString().replace(/\.\d{3}Z$/, 'Z')} ${logSafe(l.client)} "${logSafe(l.method)} ${logSafe(l.path)}" ${l.status} ${l.bytes}`
+}
+
+/** The address a --bind names: an IPv4 or IPv6 literal (brackets allowed), or a UserError saying what to give. */
+export function checkBindAddress(addr: string): string {
+  const a = addr.replace(/^\[(.*)\]$/, '$1')
+  if (isIP(a) === 0)
+    throw new UserError(
+      `--bind: '${addr}' is not an IP address`,
+      'give the address this machine has on the install network, e.g. --bind 192.0.2.1 (0.0.0.0 listens on every address)',
+    )
+  return a
+}
+
+/** True for the addresses that listen on every interface. */
+export const isWildcard = (addr: string): boolean => addr === '0.0.0.0' || addr === '::'
 
 export type ByteRange = { start: number; end: number }
 
@@ -77,11 +112,18 @@ export function resolveUnder(root: string, urlPath: string): string | null {
   return full
 }
 
-async function handle(root: string, prefix: string, req: IncomingMessage, res: ServerResponse): Promise<number> {
-  const send = (status: number, body: string, headers: Record<string, string> = {}): number => {
+/** Status and body bytes of an answer, for the access log. */
+interface Answered {
+  status: number
+  bytes: number
+}
+
+async function handle(root: string, prefix: string, req: IncomingMessage, res: ServerResponse): Promise<Answered> {
+  const head = req.method === 'HEAD'
+  const send = (status: number, body: string, headers: Record<string, string> = {}): Answered => {
     res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), ...headers })
-    res.end(req.method === 'HEAD' ? undefined : body)
-    return status
+    res.end(head ? undefined : body)
+    return { status, bytes: head ? 0 : Buffer.byteLength(body) }
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'method not allowed\n', { Allow: 'GET, HEAD' })
   const under = stripPrefix(prefix, req.url ?? '/')
@@ -104,12 +146,13 @@ async function handle(root: string, prefix: string, req: IncomingMessage, res: S
   const status = range ? 206 : 200
   const start = range?.start ?? 0
   const end = range?.end ?? size - 1
-  headers['Content-Length'] = String(size === 0 ? 0 : end - start + 1)
+  const length = size === 0 ? 0 : end - start + 1
+  headers['Content-Length'] = String(length)
   if (range) headers['Content-Range'] = `bytes ${start}-${end}/${size}`
   res.writeHead(status, headers)
-  if (req.method === 'HEAD' || size === 0) {
+  if (head || size === 0) {
     res.end()
-    return status
+    return { status, bytes: 0 }
   }
   await new Promise<void>((ok) => {
     const stream = createReadStream(real, { start, end })
@@ -123,7 +166,7 @@ async function handle(root: string, prefix: string, req: IncomingMessage, res: S
     })
     stream.pipe(res)
   })
-  return status
+  return { status, bytes: length }
 }
 
 /** Start serving dir; resolves once listening. Close with server.close(). */
@@ -134,16 +177,26 @@ export async function serveDir(o: ServeOptions): Promise<Server> {
   const prefix = normalizePrefix(o.prefix)
   const root = await realpath(resolve(o.dir))
   const server = createServer((req, res) => {
+    const client = (req.socket.remoteAddress ?? '?').replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1')
     handle(root, prefix, req, res)
-      .then((status) => o.onRequest?.({ method: req.method ?? '', path: req.url ?? '', status, bytes: Number(res.getHeader('Content-Length') ?? 0) }))
-      .catch(() => {
+      .catch((): Answered => {
         if (!res.headersSent) res.writeHead(500)
         res.end()
+        return { status: 500, bytes: 0 }
       })
+      .then(({ status, bytes }) => o.onRequest?.({ client, method: req.method ?? '', path: req.url ?? '', status, bytes }))
   })
   await new Promise<void>((ok, fail) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      fail(e.code === 'EADDRINUSE' ? new UserError(`port ${o.port} is already in use`) : e.code === 'EACCES' ? new UserError(`no permission to listen on port ${o.port}`) : e),
+      fail(
+        e.code === 'EADDRINUSE'
+          ? new UserError(`port ${o.port} is already in use`)
+          : e.code === 'EACCES'
+            ? new UserError(`no permission to listen on port ${o.port}`)
+            : e.code === 'EADDRNOTAVAIL'
+              ? new UserError(`--bind ${o.host}: no network interface of this machine has that address`, 'see "ip -brief address" for the addresses it has')
+              : e,
+      ),
     )
     server.listen(o.port, o.host, () => ok())
   })

@@ -10,11 +10,13 @@ import { copyFile, link, mkdir, rename, stat, unlink, writeFile } from 'node:fs/
 import { join } from 'node:path'
 import { UserError } from '../errors.js'
 import type { ManifestImage } from '../manifest.js'
-import { digestHex, hashFile, sha256Bytes } from './digest.js'
+import { copyHashing } from './copy.js'
+import { digestHex, sha256Bytes } from './digest.js'
 import type { StackImage } from './lock.js'
 import { withDirLock } from './lockfile.js'
-import { contentOciName, tsvField, type ContentImageRef } from './names.js'
-import { imagePlatforms, MEDIA, OciLayout, REF_NAME, SOURCE_DIGEST, SOURCE_REF, VerifyError, type Descriptor } from './oci.js'
+import { contentOciName, tsvField, type ContentImageRef, type ContentKind } from './names.js'
+import { imagePlatforms, MEDIA, OciLayout, REF_NAME, SOURCE_DIGEST, SOURCE_REF, SPARSE_ABSENT, VerifyError, type Descriptor } from './oci.js'
+import { ocMirrorRows, placeReleaseSignatures, type OcMirrorContent, type OcMirrorRow } from './ocmirror-payload.js'
 import { parseRef } from './ref.js'
 
 export interface AssembleProgress {
@@ -38,6 +40,8 @@ export interface AssembleOptions {
   verify?: 'full' | 'quick'
   /** The config file the user passed, for the "how to fetch" hint */
   configPath?: string
+  /** What oc-mirror archives brought into the cache (ocmirror.ts), each image under oc-mirror's repository and tag */
+  ocMirror?: OcMirrorContent
   onProgress?: (p: AssembleProgress) => void
   signal?: AbortSignal
 }
@@ -46,6 +50,15 @@ export interface PayloadImage extends ManifestImage {
   ociName: string
   tag?: string
   missing?: boolean
+  /**
+   * For the OpenShift hand-off (builder/handoff/content.ts), set by importers
+   * that know them (oc-mirror archives): what the image is to a cluster, and
+   * the reference clusters pull it by (e.g.
+   * quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:…). Absent: read
+   * from the config's content.images, the image's labels and its repository.
+   */
+  kind?: ContentKind
+  origin?: string
 }
 
 export interface AssembleResult {
@@ -62,6 +75,41 @@ interface Wanted extends CacheWant {
   tag?: string
   /** A stack image the config names (registry.images.<role>) */
   override?: boolean
+  /** How first boot pushes oc-mirror content (images.tsv role; ocmirror-payload.ts) */
+  tsvRole?: OcMirrorRow['tsvRole']
+  kind?: PayloadImage['kind']
+  origin?: string
+}
+
+/** An oc-mirror row as the rest of the payload sees an image. */
+function ocMirrorWanted(r: OcMirrorRow): Wanted {
+  return {
+    role: 'content',
+    ociName: r.ociName,
+    ref: r.tag ? `${r.repo}:${r.tag}` : `${r.repo}@${r.entry.digest}`,
+    digest: r.entry.digest,
+    target: r.repo,
+    ...(r.tag ? { tag: r.tag } : {}),
+    tsvRole: r.tsvRole,
+    ...(r.contentKind ? { kind: r.contentKind } : {}),
+    ...(r.origin ? { origin: r.origin } : {}),
+  }
+}
+
+/** One payload name, one image: two images that would be pushed as the same REPO:TAG are refused. */
+function dropDuplicates(found: { w: Wanted; entry: Descriptor }[]): { w: Wanted; entry: Descriptor }[] {
+  const byName = new Map<string, { w: Wanted; entry: Descriptor }>()
+  for (const f of found) {
+    const had = byName.get(f.w.ociName)
+    if (had && had.entry.digest !== f.entry.digest) {
+      throw new UserError(
+        `${had.w.ref} (${had.entry.digest}) and ${f.w.ref} (${f.entry.digest}) would both be pushed as ${f.w.target}:${f.w.tag ?? f.entry.digest}`,
+        'give one of them another target in the config (content.images[].target)',
+      )
+    }
+    if (!had) byName.set(f.w.ociName, f)
+  }
+  return [...byName.values()]
 }
 
 /** What an image is looked up by in the cache. */
@@ -78,11 +126,14 @@ export interface CacheWant {
  * payload name (what `images fetch` writes), then under its ref (what
  * `images import --name REF` writes, or the source a fetch recorded); a stack
  * image, always pinned, is also found by its digest under any name. An entry
- * counts only when its digest is the one wanted (or, for a one-architecture
- * fetch of an index, the index digest it was fetched for).
+ * counts only when its digest is the one wanted (or, for a stack image
+ * fetched for one architecture, the index digest it was fetched for). A
+ * content image must be the pinned digest itself: first boot pushes what the
+ * payload holds, and clusters pull it by the pinned digest.
  */
 export function findInCache(entries: Descriptor[], w: CacheWant): Descriptor | undefined {
-  const digestOk = (e: Descriptor) => !w.digest || e.digest === w.digest || e.annotations?.[SOURCE_DIGEST] === w.digest
+  const digestOk = (e: Descriptor) =>
+    !w.digest || e.digest === w.digest || (w.role === 'stack' && e.annotations?.[SOURCE_DIGEST] === w.digest)
   const named = (e: Descriptor) => e.annotations?.[REF_NAME] === w.ociName
   const byRef = (e: Descriptor) => e.annotations?.[REF_NAME] === w.ref || e.annotations?.[SOURCE_REF] === w.ref
   return (
@@ -90,6 +141,15 @@ export function findInCache(entries: Descriptor[], w: CacheWant): Descriptor | u
     entries.find((e) => byRef(e) && digestOk(e)) ??
     (w.role === 'stack' && w.digest ? entries.find((e) => e.digest === w.digest || e.annotations?.[SOURCE_DIGEST] === w.digest) : undefined)
   )
+}
+
+/**
+ * Why a content image is missing although its name is in the cache: an older
+ * `images fetch` stored only one architecture of the index the config pins.
+ */
+export function narrowedEntry(entries: Descriptor[], w: CacheWant): Descriptor | undefined {
+  if (w.role !== 'content' || !w.digest) return undefined
+  return entries.find((e) => e.annotations?.[REF_NAME] === w.ociName && e.digest !== w.digest && e.annotations?.[SOURCE_DIGEST] === w.digest)
 }
 
 /** The images of `wanted` that the cache at cacheDir does not hold (all of them when there is no cache). */
@@ -126,9 +186,23 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
       if (entry) found.push({ w, entry })
       else missing.push(w)
     }
+    if (opts.ocMirror) {
+      const ocm = await ocMirrorRows(cache, entries, opts.ocMirror)
+      for (const r of ocm.rows) found.push({ w: ocMirrorWanted(r), entry: r.entry })
+      for (const m of ocm.missing) {
+        missing.push({ role: 'content', ociName: m.ociName, ref: `${m.repo}:${m.tag} of the oc-mirror archive ${m.source}`, digest: m.digest, target: m.repo, tag: m.tag, ...(m.kind === 'signature' ? { tsvRole: 'signature' as const } : {}) })
+      }
+    }
+    found.splice(0, found.length, ...dropDuplicates(found))
     if (missing.length && !opts.allowMissing) {
+      const why = (m: Wanted) => {
+        const narrowed = narrowedEntry(entries, m)
+        return narrowed
+          ? `: the cache holds only its ${narrowed.annotations?.['io.mirror-appliance.architecture'] ?? 'one-architecture'} image ${narrowed.digest}, not the index the config pins; fetch it again to keep the whole index`
+          : ''
+      }
       const list = missing
-        .map((m) => `  ${m.role} image ${m.ociName} (${m.ref}${m.digest ? '@' + m.digest : ''})${m.override ? `, named by the config's registry.images.${m.ociName.replace(/^stack\//, '')}` : ''}`)
+        .map((m) => `  ${m.role} image ${m.ociName} (${m.ref}${m.digest ? '@' + m.digest : ''})${m.override ? `, named by the config's registry.images.${m.ociName.replace(/^stack\//, '')}` : ''}${why(m)}`)
         .join('\n')
       const overrides = missing.filter((m) => m.override).map((m) => m.ref)
       throw new UserError(
@@ -182,7 +256,7 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
           // (copy_file_range, reflinks where the filesystem has them);
           // otherwise the copy is hashed on the way.
           if (opts.verify === 'full') await copyFast(cache!.blobPath(d.digest), dst)
-          else await copyVerified(cache!, d, dst)
+          else await copyVerified(cache!, d, dst, opts.signal)
           copied++
         }
       }
@@ -199,7 +273,7 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
         digest: entry.digest,
         size: entry.size,
         ...(entry.platform ? { platform: entry.platform } : {}),
-        annotations: { [REF_NAME]: w.ociName },
+        annotations: { [REF_NAME]: w.ociName, ...(entry.annotations?.[SPARSE_ABSENT] ? { [SPARSE_ABSENT]: entry.annotations[SPARSE_ABSENT] } : {}) },
       })),
     }
     const indexText = JSON.stringify(index, null, 2) + '\n'
@@ -207,12 +281,15 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
 
     // ---- images.tsv: role, ociName, digest, targetRepo, tag ----
     const tsv =
-      found.map(({ w, entry }) => [w.role, w.ociName, entry.digest, w.target, w.tag].map(tsvField).join('\t')).join('\n') + (found.length ? '\n' : '')
+      found.map(({ w, entry }) => [w.tsvRole ?? w.role, w.ociName, entry.digest, w.target, w.tag].map(tsvField).join('\t')).join('\n') + (found.length ? '\n' : '')
     await writeAtomic(join(opts.outDir, 'images.tsv'), tsv)
 
     // ---- payload.json ----
     const images: PayloadImage[] = []
+    // Signatures and the parts of sparse indexes are not content images.
+    const signatures = found.filter(({ w }) => w.tsvRole === 'signature').map(({ w, entry }) => ({ repo: w.target, tag: w.tag, digest: entry.digest }))
     for (const { w, entry } of found) {
+      if (w.tsvRole === 'signature' || w.tsvRole === 'part') continue
       const size = (await cache!.walk(entry)).reduce((s, d) => s + d.size, 0)
       images.push({
         role: w.role,
@@ -223,13 +300,30 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
         platforms: await imagePlatforms(cache!, entry),
         target: w.target,
         ...(w.tag ? { tag: w.tag } : {}),
+        ...(w.kind ? { kind: w.kind } : {}),
+        ...(w.origin ? { origin: w.origin } : {}),
       })
     }
     for (const w of missing) {
+      if (w.tsvRole === 'signature') continue
       images.push({ role: w.role, ociName: w.ociName, sourceRef: w.ref, digest: w.digest ?? '', size: 0, platforms: [], target: w.target, ...(w.tag ? { tag: w.tag } : {}), missing: true })
     }
     const missingNames = missing.map((m) => `${m.role} ${m.ociName} (${m.ref})`)
-    const payloadJson = JSON.stringify({ schema: 'mirror-appliance/payload/v1', images, missing: missingNames, blobs: blobs.size, bytes: total }, null, 2) + '\n'
+    const releaseSigs = await placeReleaseSignatures(opts.cacheDir, opts.outDir, opts.ocMirror?.releaseSignatures ?? [])
+    const payloadJson =
+      JSON.stringify(
+        {
+          schema: 'mirror-appliance/payload/v1',
+          images,
+          ...(signatures.length ? { signatures } : {}),
+          ...(releaseSigs.entries.length ? { releaseSignatures: releaseSigs.entries } : {}),
+          missing: missingNames,
+          blobs: blobs.size,
+          bytes: total,
+        },
+        null,
+        2,
+      ) + '\n'
     await writeAtomic(join(opts.outDir, 'payload.json'), payloadJson)
 
     // ---- SHA256SUMS: blobs are named by their sha256 (checked above) ----
@@ -241,6 +335,7 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
       ['payload.json', payloadJson],
     ]
     for (const [p, text] of small) sums.push(`${digestHex(sha256Bytes(text))}  ${p}`)
+    sums.push(...releaseSigs.sums)
     for (const d of [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1))) sums.push(`${digestHex(d.digest)}  oci/blobs/sha256/${digestHex(d.digest)}`)
     await writeAtomic(join(opts.outDir, 'SHA256SUMS'), sums.join('\n') + '\n')
 
@@ -251,15 +346,13 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
 
 /**
  * Copy a blob and check it; refuse to place a blob whose content does not
- * match. The kernel copies (copy_file_range, reflinks where the filesystem
- * has them) while we hash the source in large reads alongside: two cores,
- * no bytes through our own buffers on the write side.
+ * match. The copy reads the source once and hashes the bytes it writes
+ * (copy.ts), so what is checked is what lands on the media.
  */
-async function copyVerified(cache: OciLayout, d: Descriptor, dst: string): Promise<void> {
+async function copyVerified(cache: OciLayout, d: Descriptor, dst: string, signal?: AbortSignal): Promise<void> {
   const tmp = `${dst}.tmp-${randomBytes(6).toString('hex')}`
-  const src = cache.blobPath(d.digest)
   try {
-    const [, h] = await Promise.all([copyFile(src, tmp, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL), hashFile(src)])
+    const h = await copyHashing(cache.blobPath(d.digest), tmp, signal)
     if (h.digest !== d.digest) throw new VerifyError([{ image: '(payload)', digest: d.digest, problem: `content does not match its digest (sha256 is ${h.digest})` }])
     await rename(tmp, dst)
   } catch (e) {

@@ -2,13 +2,14 @@
 // command line. Results go to stdout (one JSON document with --json),
 // messages and progress to stderr.
 
-import { homedir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import type { Config } from '../config/types.js'
+import { defaultCacheDir } from '../context.js'
 import { UserError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { fetchImages, type FetchImage } from './fetch.js'
-import { importArchives, type ArchiveFormat } from './import.js'
+import { importArchivesDetailed, type ArchiveFormat } from './import.js'
 import { resolveStack } from './lock.js'
 import { withDirLock } from './lockfile.js'
 import { contentOciName } from './names.js'
@@ -23,10 +24,6 @@ export interface ImagesCtx {
   signal?: AbortSignal
 }
 
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.MIRROR_APPLIANCE_CACHE) return resolve(env.MIRROR_APPLIANCE_CACHE)
-  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'mirror-appliance', 'oci')
-}
 
 const COMMON = `
 Common options:
@@ -49,15 +46,22 @@ copied. Every digest is checked.
   -c, --config FILE  appliance.yaml (default: the demo config)
   --authfile FILE    registry credentials (default $REGISTRY_AUTH_FILE); a
                      pull secret from console.redhat.com works for registry.redhat.io
-  --arch A           all (default: the config's content.architecture), amd64, arm64, ppc64le, s390x
+  --arch A           all (default: the config's content.architecture), amd64, arm64, ppc64le, s390x;
+                     a content image pinned by an index digest keeps its whole
+                     index, so that clusters can pull it by that digest
   --stack-only       only the stack images
   --tls-verify=false talk to plain-HTTP or self-signed registries${COMMON}`,
   import: `Usage: mirror-appliance images import ARCHIVE… [--format F] [--cache DIR] [--name NAME]
 
 Imports images you already have: docker-archive (docker save, podman save),
-oci-archive, an OCI layout directory, or oc-mirror v2 mirror_*.tar archives
-(give all chunks of one run together). Archives are checked: traversal,
-links out, devices and digests that do not match are refused.
+oci-archive, an OCI layout directory, or oc-mirror v2 archives: the
+directory oc-mirror wrote the mirror_NNNNNN.tar chunks of one run into, or
+all those chunks (a run's chunks are read as one set). An incremental run
+goes on top of the earlier runs already imported into the same cache, or
+give every run, oldest first. Repositories another ImageSetConfiguration
+left in oc-mirror's cache (links without blobs) are skipped and listed.
+Archives are checked: traversal, links out, devices and digests that do not
+match are refused.
 
   --format F   auto (default), docker-archive, oci-archive, oci-dir, oc-mirror
   --name NAME  name for the image when the archive carries none
@@ -132,6 +136,17 @@ export async function imagesCommand(args: string[], ctx: ImagesCtx, out: (s: str
   }
 }
 
+/**
+ * What `images fetch` copies for a config: the stack images, then the content
+ * images, which keep the index their pinned digest names (clusters pull them
+ * by that digest; the stack is only loaded on the host).
+ */
+export function imagesToFetch(c: Config, o: { stackOnly?: boolean } = {}): FetchImage[] {
+  const images: FetchImage[] = resolveStack(c).map((s) => ({ ref: s.ref, digest: s.digest, ociName: s.ociName, verified: s.verified }))
+  if (!o.stackOnly) for (const i of c.content.images) images.push({ ref: i.ref, digest: i.digest, ociName: contentOciName(i), keepPinnedIndex: true })
+  return images
+}
+
 async function fetchCmd(args: string[], ctx: ImagesCtx, out: (s: string) => void): Promise<number> {
   const { values: v, positionals } = parse('fetch', args, {
     config: { type: 'string', short: 'c' },
@@ -146,8 +161,7 @@ async function fetchCmd(args: string[], ctx: ImagesCtx, out: (s: string) => void
   const configPath = (v.config as string | undefined) ?? ctx.configPath
   const loaded = loadConfig(configPath)
   const c = loaded.config
-  const images: FetchImage[] = resolveStack(c).map((s) => ({ ref: s.ref, digest: s.digest, ociName: s.ociName, verified: s.verified }))
-  if (!v['stack-only']) for (const i of c.content.images) images.push({ ref: i.ref, digest: i.digest, ociName: contentOciName(i) })
+  const images = imagesToFetch(c, { stackOnly: !!v['stack-only'] })
   const arch = (v.arch as string | undefined) ?? c.content.architecture
   const tls = v['tls-verify'] === undefined ? undefined : v['tls-verify'] !== 'false'
   say(ctx, `fetching ${images.length} image(s) into ${cacheDir} (architecture: ${arch})`)
@@ -164,6 +178,7 @@ async function fetchCmd(args: string[], ctx: ImagesCtx, out: (s: string) => void
       if (p.phase === 'blob') progress?.update(p.bytes, undefined, `${head}: ${p.blobs} blob(s), ${fmtBytes(p.bytes)}`)
       else if (p.phase === 'skip') say(ctx, `${head}: ${p.reason}`)
       else if (p.phase === 'retry') say(ctx, `${head}: ${p.error}; retry ${p.attempt} in ${p.delayMs / 1000}s`)
+      else if (p.phase === 'note') say(ctx, `${head}: ${p.message}`)
       else if (p.phase === 'done') say(ctx, `${head}: ${p.digest} (${fmtBytes(p.bytes)})`)
       else if (p.phase === 'start' && ctx.verbose) say(ctx, `${head}: from ${p.source}`)
     },
@@ -182,9 +197,18 @@ async function importCmd(args: string[], ctx: ImagesCtx, out: (s: string) => voi
     throw new UserError(`images import: --format ${format} is not one of auto, docker-archive, oci-archive, oci-dir, oc-mirror`)
   }
   const cacheDir = v.cache ? resolve(v.cache) : defaultCacheDir()
-  const imported = await importArchives({ cacheDir, paths: positionals.map((p) => resolve(p)), format: format as ArchiveFormat, name: v.name as string | undefined })
-  if (ctx.json) out(JSON.stringify({ cache: cacheDir, images: imported }, null, 2) + '\n')
-  else out(imported.map((i) => `imported  ${i.ociName}  ${i.digest}`).join('\n') + '\n')
+  const r = await importArchivesDetailed({ cacheDir, paths: positionals.map((p) => resolve(p)), format: format as ArchiveFormat, name: v.name as string | undefined })
+  const ocm = r.ocMirror
+  if (ctx.json) {
+    const oc = ocm && { runs: ocm.runs, skipped: ocm.skipped, releaseSignatures: ocm.releaseSignatures.map(({ data: _, ...s }) => s) }
+    out(JSON.stringify({ cache: cacheDir, images: r.images, ...(oc ? { ocMirror: oc } : {}) }, null, 2) + '\n')
+    return 0
+  }
+  for (const run of ocm?.runs ?? []) say(ctx, `oc-mirror run ${run.iscTime ?? '(no isc_* file)'}: ${run.chunks.length} chunk(s) in ${run.label}`)
+  const lines = r.images.map((i) => `${i.kind === 'signature' ? 'signature' : 'imported '}  ${i.ociName}  ${i.digest}`)
+  for (const s of ocm?.releaseSignatures ?? []) lines.push(`release-signature  ${s.file}`)
+  for (const s of ocm?.skipped ?? []) lines.push(`skipped   ${s.repo}:${s.tag}  ${s.digest}  (${s.reason})`)
+  out(lines.join('\n') + '\n')
   return 0
 }
 

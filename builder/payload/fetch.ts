@@ -21,6 +21,12 @@ export interface FetchImage {
   ociName: string
   /** false: the digest is not known to match the tag; check before copying */
   verified?: boolean
+  /**
+   * The pinned digest must stay pullable from the appliance's registry (a
+   * content image: clusters pull it by that digest). When it is an image
+   * index, the whole index is kept whatever the architecture: see fetchOne.
+   */
+  keepPinnedIndex?: boolean
 }
 
 export type FetchProgress =
@@ -28,6 +34,7 @@ export type FetchProgress =
   | { phase: 'skip'; image: string; index: number; total: number; reason: string }
   | { phase: 'blob'; image: string; index: number; total: number; blobs: number; bytes: number }
   | { phase: 'retry'; image: string; index: number; total: number; attempt: number; delayMs: number; error: string }
+  | { phase: 'note'; image: string; index: number; total: number; message: string }
   | { phase: 'done'; image: string; index: number; total: number; digest: string; bytes: number }
 
 export interface FetchOptions {
@@ -108,6 +115,8 @@ async function fetchOne(
 
   let src = sourceRef(img.ref, pinned)
   let expect = pinned
+  // Copy every image of an index (skopeo --all) or only the one resolved below.
+  let whole = arch === 'all'
   if (arch !== 'all') {
     // Resolve the one manifest for this architecture ourselves, so that the
     // pinned index digest is checked before anything is copied.
@@ -122,8 +131,27 @@ async function fetchOne(
         const have = doc.manifests.map((d) => d.platform?.architecture).filter((a) => a && a !== 'unknown')
         throw new UserError(`${img.ref} has no linux/${arch} image (it has: ${have.join(', ') || 'none'})`, 'set content.architecture to one it has, or "all"')
       }
-      src = `${parsed.repo}@${m.digest}`
-      expect = m.digest
+      if (pinned && img.keepPinnedIndex) {
+        // Clusters pull this image by the index digest the config pins: keeping
+        // only linux/<arch> would change the digest the mirror serves. Nor can
+        // the index be pushed without its other images: distribution 2.8 checks
+        // every manifest an index names (registry/storage/manifestlisthandler.go
+        // at v2.8.3; validation.manifests.indexes came in v3.0.0), Quay before
+        // 3.17 fails on a missing child (image/shared/schemautil.py;
+        // FEATURE_SPARSE_INDEX came in v3.17.0), and images/*.lock.json pins
+        // registry 2.8.3 and Quay 3.15.0. So the whole index is kept.
+        whole = true
+        opts.onProgress?.({
+          phase: 'note',
+          ...ctx,
+          message:
+            `pinned by its index digest: keeping all ${doc.manifests.length} manifests of the index, not only linux/${arch} ` +
+            `(${m.digest}), so that ${parsed.repo}@${pinned} stays pullable from the mirror; pin ${m.digest} instead to store linux/${arch} only`,
+        })
+      } else {
+        src = `${parsed.repo}@${m.digest}`
+        expect = m.digest
+      }
     } else {
       expect = sha256Bytes(raw)
       src = `${parsed.repo}@${expect}`
@@ -156,7 +184,7 @@ async function fetchOne(
         {
           src: `docker://${src}`,
           dest: `oci:${layout.dir}:${img.ociName}`,
-          all: arch === 'all',
+          all: whole,
           preserveDigests: true,
           authfile: opts.authfile,
           srcTlsVerify: opts.tlsVerify,
@@ -175,7 +203,7 @@ async function fetchOne(
   await layout.annotate(img.ociName, {
     [SOURCE_REF]: img.ref,
     ...(pinned ? { [SOURCE_DIGEST]: pinned } : {}),
-    'io.mirror-appliance.architecture': arch,
+    'io.mirror-appliance.architecture': whole ? 'all' : arch,
   })
   const problems = await layout.verifyImage(entry)
   if (problems.length) {
@@ -192,10 +220,14 @@ async function alreadyComplete(layout: OciLayout, img: FetchImage, pinned: strin
   const entry = await layout.findByName(img.ociName)
   if (!entry) return undefined
   const a = entry.annotations ?? {}
-  if (pinned) {
+  if (pinned && img.keepPinnedIndex) {
+    // Only the pinned manifest (list) itself will do, whatever architecture
+    // an older fetch narrowed it to.
+    if (entry.digest !== pinned) return undefined
+  } else if (pinned) {
     if (a[SOURCE_DIGEST] !== pinned && entry.digest !== pinned) return undefined
   } else if (a[SOURCE_REF] !== img.ref) return undefined
-  if ((a['io.mirror-appliance.architecture'] ?? 'all') !== arch) return undefined
+  if (!(pinned && img.keepPinnedIndex) && (a['io.mirror-appliance.architecture'] ?? 'all') !== arch) return undefined
   const problems = await layout.verifyImage(entry)
   return problems.length ? undefined : entry.digest
 }

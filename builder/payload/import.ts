@@ -1,18 +1,17 @@
 // `images import`: bring images the user already has into the cache layout.
 // Understood: OCI layout directories, oci-archive, docker-archive (`docker
 // save`, `podman save`, both the old <id>/layer.tar style and the newer one
-// with blobs/sha256), and oc-mirror v2 mirror_*.tar archives (a
-// distribution storage tree docker/registry/v2/{blobs,repositories} beside
-// oc-mirror's working-dir/, which is ignored).
+// with blobs/sha256), and oc-mirror v2 mirror_*.tar archives (read by
+// ocmirror.ts: the chunks of one run as a set, runs on top of each other).
 //
 // Nothing is extracted by the names the archive gives: blobs are streamed
 // into the cache's own content-addressed store and checked against their
 // digest, metadata is read into memory under a size limit. On any refusal,
 // the blobs this import added are removed again and index.json is untouched.
 
-import { lstat, readFile, realpath, stat, unlink } from 'node:fs/promises'
+import { readdir, stat, unlink } from 'node:fs/promises'
 import { createReadStream } from 'node:fs'
-import { basename, join, relative, isAbsolute } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { createGunzip } from 'node:zlib'
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
@@ -30,7 +29,9 @@ import {
   type Descriptor,
   type ImageIndex,
 } from './oci.js'
-import { ArchiveError, entryBytes, entryStream, readTar, type TarEntry } from './tar.js'
+import { CHUNK_RE, importOcMirrorSets, looksLikeOcMirror, recordImport, type ChunkSet, type OcMirrorResult } from './ocmirror.js'
+import { dirSource, tarSource, type DirSource, type FileSource } from './source.js'
+import { ArchiveError } from './tar.js'
 
 export type ArchiveFormat = 'auto' | 'docker-archive' | 'oci-archive' | 'oci-dir' | 'oc-mirror'
 
@@ -47,106 +48,27 @@ export interface ImportedImage {
   digest: string
   mediaType: string
   source: string
+  /** oc-mirror images: a cosign signature is not a content image */
+  kind?: 'image' | 'signature'
 }
 
-/** A source of files: a tar archive or a directory, addressed by relative path. */
-interface FileSource {
-  label: string
-  has(name: string): boolean
-  size(name: string): number
-  stream(name: string): Readable
-  bytes(name: string, limit: number): Promise<Buffer>
-  names(): Iterable<string>
+export interface ImportResult {
+  images: ImportedImage[]
+  /** What the oc-mirror archives among the inputs held */
+  ocMirror?: OcMirrorResult
 }
 
-async function tarSource(path: string): Promise<FileSource> {
-  const files = new Map<string, TarEntry>()
-  const links = new Map<string, string>()
-  for await (const e of readTar(path)) {
-    if (e.type === 'file') files.set(e.name, e)
-    else if (e.type === 'symlink') links.set(e.name, e.target!)
-  }
-  // Symlinks inside the archive (docker save links identical layers) resolve
-  // to the entry they name; a link to nothing is refused when it is needed.
-  const resolve = (name: string): TarEntry | undefined => {
-    let n = name
-    for (let i = 0; i < 16; i++) {
-      const f = files.get(n)
-      if (f) return f
-      const t = links.get(n)
-      if (t === undefined) return undefined
-      n = t
-    }
-    throw new ArchiveError(path, `symlink loop at ${name}`)
-  }
-  const get = (name: string) => {
-    const e = resolve(name)
-    if (!e) throw new ArchiveError(path, `${name} is not in the archive`)
-    return e
-  }
-  return {
-    label: path,
-    has: (n) => resolve(n) !== undefined,
-    size: (n) => get(n).size,
-    stream: (n) => entryStream(path, get(n)),
-    bytes: (n, limit) => entryBytes(path, get(n), limit),
-    names: () => [...files.keys(), ...links.keys()],
-  }
-}
-
-type DirSource = FileSource & { prepare(name: string): Promise<boolean> }
-
-async function dirSource(dir: string): Promise<DirSource> {
-  const root = await realpath(dir)
-  const sizes = new Map<string, number>()
-  const check = async (name: string): Promise<string | undefined> => {
-    const p = join(root, name)
-    const st = await lstat(p).catch(() => null)
-    if (!st) return undefined
-    const real = await realpath(p)
-    const rel = relative(root, real)
-    if (rel.startsWith('..') || isAbsolute(rel)) throw new ArchiveError(dir, `${name} is a symlink pointing outside the directory`)
-    const rst = await stat(real)
-    if (!rst.isFile()) throw new ArchiveError(dir, `${name} is not a regular file`)
-    sizes.set(name, rst.size)
-    return real
-  }
-  // Pre-check the files the importer will ask for lazily.
-  const known = new Map<string, string>()
-  const resolveSync = (name: string) => {
-    const r = known.get(name)
-    if (!r) throw new ArchiveError(dir, `${name} is missing`)
-    return r
-  }
-  const src: DirSource = {
-    label: dir,
-    has: (n) => known.has(n),
-    size: (n) => sizes.get(n) ?? 0,
-    stream: (n) => createReadStream(resolveSync(n), { highWaterMark: 1 << 20 }),
-    bytes: async (n, limit) => {
-      if ((sizes.get(n) ?? 0) > limit) throw new ArchiveError(dir, `${n} is larger than the ${limit} bytes allowed for metadata`)
-      return readFile(resolveSync(n))
-    },
-    names: () => known.keys(),
-    async prepare(name: string) {
-      const real = await check(name)
-      if (real) known.set(name, real)
-      return !!real
-    },
-  }
-  return src
-}
-
-export function detectFormat(names: Iterable<string>): Exclude<ArchiveFormat, 'auto'> | undefined {
-  let hasIndex = false
-  let hasManifest = false
-  for (const n of names) {
-    if (n.startsWith('docker/registry/v2/')) return 'oc-mirror'
-    if (n === 'index.json') hasIndex = true
-    if (n === 'manifest.json') hasManifest = true
-  }
-  if (hasIndex) return 'oci-archive'
-  if (hasManifest) return 'docker-archive'
+/**
+ * The format of one archive from its entry names. A file oc-mirror named
+ * mirror_NNNNNN.tar is one chunk of a run whatever it holds: the format of
+ * a run is decided over all its chunks (ocmirror.ts), not per chunk.
+ */
+export function detectFormat(names: Iterable<string>, fileName = ''): Exclude<ArchiveFormat, 'auto'> | undefined {
+  const list = [...names]
+  if (looksLikeOcMirror(list)) return 'oc-mirror'
+  if (list.includes('index.json')) return 'oci-archive'
+  if (list.includes('manifest.json')) return 'docker-archive'
+  if (CHUNK_RE.test(fileName)) return 'oc-mirror'
   return undefined
 }
 
@@ -160,39 +82,69 @@ export async function importArchive(opts: ImportOptions): Promise<ImportedImage[
  * imported together: a blob may sit in another chunk than its manifest).
  */
 export async function importArchives(opts: Omit<ImportOptions, 'path'> & { paths: string[] }): Promise<ImportedImage[]> {
+  return (await importArchivesDetailed(opts)).images
+}
+
+type Format = Exclude<ArchiveFormat, 'auto'>
+
+/** The chunks oc-mirror wrote into a directory (what `oc-mirror --from file://DIR` reads). */
+async function chunksIn(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => CHUNK_RE.test(n)).sort().map((n) => join(dir, n))
+}
+
+/**
+ * Like importArchives, and also says what oc-mirror archives held besides
+ * images (runs, skipped repositories, release signatures). oc-mirror chunks
+ * are grouped into one set per directory (oc-mirror writes each run's chunks
+ * into a directory of their own and deletes the last run's); a directory
+ * holding mirror_NNNNNN.tar files is such a set.
+ */
+export async function importArchivesDetailed(opts: Omit<ImportOptions, 'path'> & { paths: string[] }): Promise<ImportResult> {
   const layout = await OciLayout.open(opts.cacheDir)
   return withDirLock(opts.cacheDir, async () => {
     const added = new Set<string>()
     const indexBefore = await layout.readIndex()
     try {
       const out: ImportedImage[] = []
-      const sources: { src: FileSource | DirSource; format: Exclude<ArchiveFormat, 'auto'> }[] = []
+      const sources: { src: FileSource | DirSource; format: Format }[] = []
+      const sets = new Map<string, ChunkSet>()
+      const addChunk = (path: string, src: FileSource) => {
+        const dir = dirname(path)
+        const set = sets.get(dir) ?? { label: dir, chunks: [] }
+        if (!set.chunks.some((c) => c.path === path)) set.chunks.push({ path, src })
+        sets.set(dir, set)
+      }
       for (const path of opts.paths) {
         const st = await stat(path).catch(() => null)
         if (!st) throw new UserError(`${path} does not exist`)
-        let src: FileSource | DirSource
-        let format = opts.format ?? 'auto'
+        const format = opts.format ?? 'auto'
         if (st.isDirectory()) {
-          if (format !== 'auto' && format !== 'oci-dir') throw new UserError(`${path} is a directory; --format ${format} expects a file`)
           const d = await dirSource(path)
-          if (!(await d.prepare('index.json'))) throw new UserError(`${path} is not an OCI layout (no index.json)`)
-          src = d
-          format = 'oci-dir'
-        } else {
-          if (format === 'oci-dir') throw new UserError(`${path} is a file; --format oci-dir expects a directory`)
-          src = await tarSource(path)
-          if (format === 'auto') {
-            const f = detectFormat(src.names())
-            if (!f) throw new ArchiveError(path, 'is neither an OCI archive (index.json), a docker archive (manifest.json) nor an oc-mirror archive (docker/registry/v2/)')
-            format = f
+          if ((format === 'auto' || format === 'oci-dir') && (await d.prepare('index.json'))) {
+            sources.push({ src: d, format: 'oci-dir' })
+            continue
           }
+          const chunks = format === 'auto' || format === 'oc-mirror' ? await chunksIn(path) : []
+          if (!chunks.length) {
+            throw new UserError(
+              format === 'oc-mirror' ? `${path} holds no oc-mirror chunks (mirror_NNNNNN.tar)` : format === 'auto' ? `${path} is neither an OCI layout (no index.json) nor a directory of oc-mirror chunks (mirror_NNNNNN.tar)` : `${path} is a directory; --format ${format} expects a file`,
+            )
+          }
+          for (const c of chunks) addChunk(c, await tarSource(c))
+          continue
         }
-        sources.push({ src, format: format as Exclude<ArchiveFormat, 'auto'> })
+        if (format === 'oci-dir') throw new UserError(`${path} is a file; --format oci-dir expects a directory`)
+        const src = await tarSource(path)
+        const f = format === 'auto' ? detectFormat(src.names(), basename(path)) : format
+        if (!f) throw new ArchiveError(path, 'is neither an OCI archive (index.json), a docker archive (manifest.json) nor an oc-mirror archive (docker/registry/v2/, working-dir/)')
+        if (f === 'oc-mirror') addChunk(path, src)
+        else sources.push({ src, format: f })
       }
-      // oc-mirror chunks: every blob first, then the repositories of all chunks.
-      const ocm = sources.filter((s) => s.format === 'oc-mirror')
-      for (const { src } of ocm) await ingestAllRegistryBlobs(layout, src, added)
-      for (const { src } of ocm) out.push(...(await importOcMirror(layout, src, added)))
+      let ocMirror: OcMirrorResult | undefined
+      if (sets.size) {
+        ocMirror = await importOcMirrorSets(layout, [...sets.values()], added)
+        for (const i of ocMirror.images) out.push({ ociName: i.ociName, digest: i.digest, mediaType: i.mediaType, source: i.source, kind: i.kind })
+      }
       for (const { src, format } of sources) {
         if (format === 'oci-archive' || format === 'oci-dir') out.push(...(await importOci(layout, src, added, opts.name)))
         else if (format === 'docker-archive') out.push(...(await importDocker(layout, src, added, opts.name)))
@@ -202,7 +154,8 @@ export async function importArchives(opts: Omit<ImportOptions, 'path'> & { paths
       for (const e of await layout.entries()) for (const d of await layout.walk(e, { allowMissing: true })) keep.add(d.digest)
       for (const d of added) if (!keep.has(d)) await unlink(layout.blobPath(d)).catch(() => {})
       await layout.syncIndex()
-      return out
+      if (ocMirror) await recordImport(opts.cacheDir, ocMirror)
+      return { images: out, ...(ocMirror ? { ocMirror } : {}) }
     } catch (e) {
       await layout.writeIndex(indexBefore)
       for (const d of added) await unlink(layout.blobPath(d)).catch(() => {})
@@ -370,41 +323,4 @@ async function importDocker(layout: OciLayout, src: FileSource, added: Set<strin
 async function firstBytes(layout: OciLayout, digest: string): Promise<Buffer> {
   for await (const chunk of createReadStream(layout.blobPath(digest), { start: 0, end: 1 })) return chunk as Buffer
   return Buffer.alloc(0)
-}
-
-const REG = 'docker/registry/v2/'
-
-function registryBlobPath(digest: string): string {
-  const hex = digestHex(digest)
-  return `${REG}blobs/sha256/${hex.slice(0, 2)}/${hex}/data`
-}
-
-async function ingestAllRegistryBlobs(layout: OciLayout, src: FileSource, added: Set<string>): Promise<void> {
-  for (const name of src.names()) {
-    const m = /^docker\/registry\/v2\/blobs\/sha256\/([a-f0-9]{2})\/([a-f0-9]{64})\/data$/.exec(name)
-    if (!m || m[1] !== m[2]!.slice(0, 2)) continue
-    await ingestBlob(layout, src, name, { digest: `sha256:${m[2]}`, size: src.size(name) }, added, 'oc-mirror blob store')
-  }
-}
-
-async function importOcMirror(layout: OciLayout, src: FileSource, added: Set<string>): Promise<ImportedImage[]> {
-  const out: ImportedImage[] = []
-  const tagRe = /^docker\/registry\/v2\/repositories\/(.+)\/_manifests\/tags\/([^/]+)\/current\/link$/
-  for (const name of [...src.names()].sort()) {
-    const m = tagRe.exec(name)
-    if (!m) continue
-    const repo = m[1]!
-    const tag = m[2]!
-    const digest = (await src.bytes(name, 1024)).toString('utf8').trim()
-    if (!isDigest(digest)) throw new ArchiveError(src.label, `${name} does not hold a sha256 digest`)
-    if (!(await layout.hasBlob(digest))) throw new ArchiveError(src.label, `${repo}:${tag}: manifest ${digest} is not in the archive`)
-    const doc = await layout.readJson<{ mediaType?: string; manifests?: unknown }>({ digest, size: (await stat(layout.blobPath(digest))).size })
-    const mediaType = doc.mediaType ?? (doc.manifests ? MEDIA.ociIndex : MEDIA.ociManifest)
-    const desc: Descriptor = { mediaType, digest, size: (await stat(layout.blobPath(digest))).size }
-    const ociName = `${repo}:${tag}`
-    await ingestTree(layout, src, desc, registryBlobPath, added, ociName)
-    await layout.setEntry(ociName, desc, { [SOURCE_REF]: src.label })
-    out.push({ ociName, digest, mediaType, source: src.label })
-  }
-  return out
 }

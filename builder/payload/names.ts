@@ -25,3 +25,22 @@ export function tsvField(s: string | undefined): string {
   if (/[\t\n\r]/.test(s)) throw new Error(`image name field contains a tab or newline: ${JSON.stringify(s)}`)
   return s
 }
+
+/**
+ * What a content image is to a cluster, as oc-mirror v2 sorts them
+ * (internal/pkg/api/v2alpha1 ImageType): it decides which ImageDigestMirrorSet
+ * it lands in, or a CatalogSource instead. Importers that know it (oc-mirror
+ * archives) set PayloadImage.kind; otherwise builder/handoff/content.ts
+ * classifies by the image's label and repository.
+ */
+export type ContentKind = 'release' | 'release-component' | 'operator-catalog' | 'operator' | 'generic'
+
+/**
+ * Where the payload keeps OpenShift release signatures, under oc-mirror's
+ * file names (<tag>-sha256-<hex>, release/signature.go): the OpenShift
+ * hand-off turns whatever is there into the signature ConfigMap
+ * (builder/handoff/signatures.ts). Whoever puts release signatures into the
+ * payload (the oc-mirror import) writes them here and lists them in
+ * SHA256SUMS.
+ */
+export const RELEASE_SIGNATURES_DIR = 'release-signatures'

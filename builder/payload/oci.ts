@@ -18,6 +18,18 @@ export const REF_NAME = 'org.opencontainers.image.ref.name'
 export const SOURCE_REF = 'io.mirror-appliance.source.ref'
 /** The digest that was asked for (the lock's index digest when one architecture was fetched) */
 export const SOURCE_DIGEST = 'io.mirror-appliance.source.digest'
+/**
+ * On an index.json entry: the children of its image index that are absent on
+ * purpose (comma-separated digests), as oc-mirror's `platforms:` filter
+ * leaves them. The index keeps its digest; walks and checks skip them.
+ */
+export const SPARSE_ABSENT = 'io.mirror-appliance.sparse.absent'
+
+/** The children an entry marks absent (SPARSE_ABSENT). */
+export function sparseAbsent(entry: Pick<Descriptor, 'annotations'>): Set<string> {
+  const v = entry.annotations?.[SPARSE_ABSENT]
+  return new Set(v ? v.split(',').filter(isDigest) : [])
+}
 
 export const MEDIA = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
@@ -139,18 +151,26 @@ export class OciLayout {
 
   /** Add (or replace, by ref name) one index.json entry. The blobs must already be present. */
   async setEntry(name: string, desc: Descriptor, annotations: Record<string, string> = {}): Promise<Descriptor> {
+    return (await this.setEntries([{ name, desc, annotations }]))[0]!
+  }
+
+  /** setEntry for many images with one rewrite of index.json (an oc-mirror run holds thousands). */
+  async setEntries(items: { name: string; desc: Descriptor; annotations?: Record<string, string> }[]): Promise<Descriptor[]> {
     const index = await this.readIndex()
-    const entry: Descriptor = {
+    const entries = items.map(({ name, desc, annotations }): Descriptor => ({
       mediaType: desc.mediaType,
       digest: desc.digest,
       size: desc.size,
       ...(desc.platform ? { platform: desc.platform } : {}),
       annotations: { ...desc.annotations, ...annotations, [REF_NAME]: name },
-    }
-    index.manifests = index.manifests.filter((d) => d.annotations?.[REF_NAME] !== name)
-    index.manifests.push(entry)
+    }))
+    const names = new Set(items.map((i) => i.name))
+    index.manifests = index.manifests.filter((d) => !names.has(d.annotations?.[REF_NAME] ?? ''))
+    // the last item of a name wins, as with one setEntry after another
+    const last = new Map(entries.map((e) => [e.annotations![REF_NAME]!, e]))
+    index.manifests.push(...last.values())
     await this.writeIndex(index)
-    return entry
+    return entries
   }
 
   /** Merge annotations into an existing entry (e.g. after skopeo wrote it). */
@@ -219,8 +239,9 @@ export class OciLayout {
    */
   async walk(root: Descriptor, opts: { allowMissing?: boolean } = {}): Promise<Descriptor[]> {
     const seen = new Map<string, Descriptor>()
+    const absent = sparseAbsent(root)
     const visit = async (d: Descriptor): Promise<void> => {
-      if (seen.has(d.digest)) return
+      if (seen.has(d.digest) || absent.has(d.digest)) return
       seen.set(d.digest, d)
       if (!isIndexType(d.mediaType) && !isManifestType(d.mediaType)) return
       if (opts.allowMissing && !(await this.hasBlob(d.digest))) return
@@ -274,8 +295,9 @@ export class OciLayout {
       return true
     }
     const seen = new Set<string>()
+    const absent = sparseAbsent(entry)
     const visit = async (d: Descriptor): Promise<void> => {
-      if (seen.has(d.digest)) return
+      if (seen.has(d.digest) || absent.has(d.digest)) return
       seen.add(d.digest)
       if (!(await check(d))) return
       if (!isIndexType(d.mediaType) && !isManifestType(d.mediaType)) return
@@ -355,8 +377,9 @@ export async function imagePlatforms(layout: OciLayout, entry: Descriptor): Prom
   const fmt = (p: Platform) => [p.os, p.architecture, p.variant].filter(Boolean).join('/')
   if (isIndexType(entry.mediaType)) {
     const idx = await layout.readJson<ImageIndex>(entry)
+    const absent = sparseAbsent(entry)
     return idx.manifests
-      .filter((m) => m.platform && m.platform.architecture !== 'unknown')
+      .filter((m) => m.platform && m.platform.architecture !== 'unknown' && !absent.has(m.digest))
       .map((m) => fmt(m.platform!))
   }
   if (entry.platform) return [fmt(entry.platform)]

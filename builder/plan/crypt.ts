@@ -9,6 +9,15 @@ import type { Rng } from './random.js'
 const ITOA64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 const ROUNDS_DEFAULT = 5000
 
+/**
+ * Rounds for passwords a person chose (the config's `plain`): those can be
+ * guessed, so each guess should cost 20 times crypt's default. RHEL 8's
+ * libxcrypt (and glibc's crypt since 2.7) reads `rounds=N$` in a $6$ hash, so
+ * /etc/shadow, kickstart's --iscrypted and cloud-init take it as is. Generated
+ * passwords (random, 128 bits and more) keep the default: no guess finds them.
+ */
+export const PLAIN_PASSWORD_ROUNDS = 100_000
+
 const sha512 = (...parts: Buffer[]): Buffer => {
   const h = createHash('sha512')
   for (const p of parts) h.update(p)

@@ -11,15 +11,21 @@
 // from the Rng and testing them with OpenSSL's native primality test
 // (crypto.checkPrimeSync): the same construction, about 20x faster. Without a
 // seed Node's native generateKeyPairSync makes the keys.
+//
+// node-forge builds the certificates (fields, extensions, DER); the RSA
+// signature over them is OpenSSL's (caSigner): forge's pure-JS modular
+// exponentiation took ~50 ms per signature with the 3072-bit CA key, more
+// than everything else in a render with reused secrets. PKCS#1 v1.5
+// signatures are deterministic, so the bytes are the same either way.
 
-import { X509Certificate, checkPrimeSync, createPrivateKey, generateKeyPairSync } from 'node:crypto'
+import { X509Certificate, checkPrimeSync, constants, createPrivateKey, generateKeyPairSync, privateEncrypt } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isAbsolute, resolve } from 'node:path'
 import forge from 'node-forge'
 import type { Config } from '../config/types.js'
 import { UserError } from '../errors.js'
 import { systemRng, type Rng } from './random.js'
-import type { Pki } from './types.js'
+import type { Pki, ServerCertSource } from './types.js'
 
 export const CA_KEY_BITS = 3072
 export const SERVER_KEY_BITS = 2048
@@ -35,6 +41,12 @@ export interface PlanPkiOptions {
   epoch: number
   /** CA from a previous build (dist/secrets/), reused so clients keep trusting the registry */
   existing?: { caCertPem: string; caKeyPem: string }
+  /**
+   * Server certificate and key from a previous build (dist/secrets/), reused
+   * while they still fit (same names, validity and CA, not near expiry) so a
+   * rebuild gives byte-identical media; otherwise a new pair is issued.
+   */
+  existingServer?: StoredServerCert
   /** Directory of the config file: relative certificate paths and messages are resolved against it */
   configDir: string
   /** Wall clock for the validity check of provided certificates (tests); default Date.now() */
@@ -125,6 +137,28 @@ export function rsaKeyPem(rng: Rng, purpose: string, bits: number): string {
   return pem
 }
 
+// ---- signing ---------------------------------------------------------------
+
+/** DER prefix of a SHA-256 DigestInfo (RFC 8017 section 9.2, note 1); the 32-byte hash follows. */
+const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex')
+
+/**
+ * What forge's cert.sign(key, md) needs of a key: sign(md) returning the
+ * RSASSA-PKCS1-v1_5 signature of md's digest as a binary string (node-forge
+ * 1.4.3 lib/x509.js cert.sign and lib/rsa.js key.sign). OpenSSL computes it:
+ * a private-key operation with PKCS#1 type 1 padding over the DigestInfo is
+ * that signature, byte for byte.
+ */
+export function caSigner(keyPem: string): forge.pki.rsa.PrivateKey {
+  const key = createPrivateKey(keyPem)
+  const sign = (md: forge.md.MessageDigest): forge.Bytes => {
+    if (md.algorithm !== 'sha256') throw new Error(`caSigner: only sha256 certificates are signed here, not ${md.algorithm}`)
+    const digestInfo = Buffer.concat([SHA256_DIGEST_INFO, Buffer.from(md.digest().getBytes(), 'binary')])
+    return privateEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, digestInfo).toString('binary')
+  }
+  return { sign } as unknown as forge.pki.rsa.PrivateKey
+}
+
 // ---- generated -------------------------------------------------------------
 
 /** A positive, 16-byte serial number from the Rng (RFC 5280: positive, at most 20 octets). */
@@ -172,10 +206,17 @@ function generatedPki(opts: PlanPkiOptions): Pki {
       { name: 'subjectKeyIdentifier' },
       { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
     ])
-    caCert.sign(caKey, forge.md.sha256.create())
+    caCert.sign(caSigner(caKeyPem), forge.md.sha256.create())
   }
 
   const { dnsNames, ipAddresses } = serverNames(config)
+  const caCertPemNow = forge.pki.certificateToPem(caCert)
+  let serverCertSource: ServerCertSource = { kind: 'new' }
+  if (opts.existingServer) {
+    const changes = storedServerCertChanges(opts.existingServer, { caCertPem: caCertPemNow, dnsNames, ipAddresses, validityDays: tls.validityDays, epoch })
+    if (changes.length === 0) return reusedServerPki(opts.existingServer, { caCertPem: caCertPemNow, caKeyPem, dnsNames, ipAddresses })
+    serverCertSource = { kind: 'reissued', reason: changes.join('; ') }
+  }
   const serverKeyPem = rsaKeyPem(rng, 'pki/server-key', SERVER_KEY_BITS)
   const serverKey = forge.pki.privateKeyFromPem(serverKeyPem)
   const cert = forge.pki.createCertificate()
@@ -199,7 +240,7 @@ function generatedPki(opts: PlanPkiOptions): Pki {
     { name: 'subjectKeyIdentifier' },
     { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ])
-  cert.sign(caKey, forge.md.sha256.create())
+  cert.sign(caSigner(caKeyPem), forge.md.sha256.create())
 
   const caCertPem = forge.pki.certificateToPem(caCert)
   const serverCertPem = forge.pki.certificateToPem(cert)
@@ -213,6 +254,113 @@ function generatedPki(opts: PlanPkiOptions): Pki {
     ipAddresses,
     notBefore: cert.validity.notBefore,
     notAfter: cert.validity.notAfter,
+    serverCertSource,
+  }
+}
+
+// ---- reusing the stored server certificate ---------------------------------
+
+/** The server certificate and key an earlier build stored in secrets/secrets.json. */
+export interface StoredServerCert {
+  serverCertPem: string
+  serverKeyPem: string
+}
+
+/**
+ * A stored certificate is reissued when fewer than this many days of it are
+ * left at build time (or a third of its lifetime, for shorter ones): media
+ * built today must not install a registry whose certificate runs out soon.
+ */
+export const RENEW_BEFORE_DAYS = 30
+
+/** What the server certificate must be for this build. */
+interface WantedServerCert {
+  caCertPem: string
+  dnsNames: string[]
+  ipAddresses: string[]
+  validityDays: number
+  /** Build time, seconds since the epoch */
+  epoch: number
+}
+
+const day = (ms: number) => new Date(ms).toISOString().slice(0, 10)
+
+/**
+ * Why the stored server certificate does not fit this build; empty when it
+ * can be reused as it is. Checked: it is readable and its key belongs to it;
+ * the CA in use signed it; it names exactly the names and addresses wanted
+ * (in any order); it was issued for registry.tls.validityDays (or up to the
+ * CA's end); it is valid at build time with RENEW_BEFORE_DAYS to spare; its
+ * key has SERVER_KEY_BITS bits.
+ */
+export function storedServerCertChanges(stored: StoredServerCert, want: WantedServerCert): string[] {
+  let cert: X509Certificate
+  try {
+    cert = new X509Certificate(stored.serverCertPem)
+    if (!cert.checkPrivateKey(createPrivateKey(stored.serverKeyPem))) return ['the stored key does not belong to the stored certificate']
+  } catch (e) {
+    return [`the stored certificate or key cannot be read (${(e as Error).message})`]
+  }
+  const changes: string[] = []
+  const ca = new X509Certificate(want.caCertPem)
+  if (!(cert.checkIssued(ca) && cert.verify(ca.publicKey))) changes.push('the CA changed')
+
+  const have = sanList(cert)
+  // DNS names compare without case; addresses are IPv4 (the schema takes no other), printed alike by OpenSSL and the config.
+  const haveNames = new Set([...have.dnsNames.map((n) => n.toLowerCase()), ...have.ipAddresses])
+  const wantNames = new Set([...want.dnsNames.map((n) => n.toLowerCase()), ...want.ipAddresses])
+  const added = [...wantNames].filter((n) => !haveNames.has(n))
+  const removed = [...haveNames].filter((n) => !wantNames.has(n))
+  if (added.length || removed.length)
+    changes.push(`names changed (${[added.length ? `added ${added.join(', ')}` : '', removed.length ? `removed ${removed.join(', ')}` : ''].filter(Boolean).join('; ')})`)
+
+  const from = Date.parse(cert.validFrom)
+  const to = Date.parse(cert.validTo)
+  const issuedDays = Math.round((to - from) / (DAY * 1000))
+  // Cut short at the CA's end when issued: the configured validity could not be had then either.
+  const cutAtCa = to === Date.parse(ca.validTo)
+  if (issuedDays !== want.validityDays && !cutAtCa) changes.push(`validity changed (${issuedDays} -> ${want.validityDays} days)`)
+  const now = want.epoch * 1000
+  if (from > now) changes.push(`not valid yet at build time (from ${cert.validFrom})`)
+  const renewMs = Math.min(RENEW_BEFORE_DAYS * DAY * 1000, (to - from) / 3)
+  if (to <= now) changes.push(`expired on ${day(to)}`)
+  else if (to - now < renewMs) changes.push(`expires on ${day(to)}, too soon after this build`)
+
+  const bits = cert.publicKey.asymmetricKeyDetails?.modulusLength
+  if (bits !== SERVER_KEY_BITS) changes.push(`its key has ${bits ?? 'an unknown number of'} bits, not ${SERVER_KEY_BITS}`)
+  return changes
+}
+
+/** The PKI of this build with the stored server certificate and key, byte for byte. */
+function reusedServerPki(stored: StoredServerCert, now: { caCertPem: string; caKeyPem: string; dnsNames: string[]; ipAddresses: string[] }): Pki {
+  const cert = new X509Certificate(stored.serverCertPem)
+  return {
+    caCertPem: now.caCertPem,
+    caKeyPem: now.caKeyPem,
+    serverCertPem: stored.serverCertPem,
+    serverKeyPem: stored.serverKeyPem,
+    serverChainPem: stored.serverCertPem,
+    dnsNames: now.dnsNames,
+    ipAddresses: now.ipAddresses,
+    notBefore: new Date(cert.validFrom),
+    notAfter: new Date(cert.validTo),
+    serverCertSource: { kind: 'reused' },
+  }
+}
+
+/** The build summary's line about the server certificate. */
+export function serverCertSummary(pki: Pki, where = 'secrets/'): string {
+  const s = pki.serverCertSource ?? { kind: 'new' }
+  const until = `valid until ${pki.notAfter.toISOString().slice(0, 10)}`
+  switch (s.kind) {
+    case 'reused':
+      return `server certificate: reused from ${where} (${until})`
+    case 'new':
+      return `server certificate: issued (none in ${where} yet; ${until})`
+    case 'reissued':
+      return `server certificate: reissued: ${s.reason} (${until})`
+    case 'provided':
+      return `server certificate: provided (registry.tls.certFile, ${until})`
   }
 }
 
@@ -354,5 +502,6 @@ function providedPki(opts: PlanPkiOptions): Pki {
     ...sanList(leaf),
     notBefore: new Date(leaf.validFrom),
     notAfter: new Date(leaf.validTo),
+    serverCertSource: { kind: 'provided' },
   }
 }

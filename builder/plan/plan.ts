@@ -44,10 +44,14 @@ export function planAppliance(loaded: LoadedConfig, options: BuildOptions & { se
     epoch: options.epoch,
     configDir,
     ...(stored.caCertPem && stored.caKeyPem ? { existing: { caCertPem: stored.caCertPem, caKeyPem: stored.caKeyPem } } : {}),
+    ...(stored.serverCertPem && stored.serverKeyPem ? { existingServer: { serverCertPem: stored.serverCertPem, serverKeyPem: stored.serverKeyPem } } : {}),
   })
   if (pki.caKeyPem) {
+    // Generated PKI: kept for the next build into the same output (provided certificates are the user's files).
     stored.caCertPem = pki.caCertPem
     stored.caKeyPem = pki.caKeyPem
+    stored.serverCertPem = pki.serverCertPem
+    stored.serverKeyPem = pki.serverKeyPem
   }
   const stack = options.stack ?? resolveStack(loaded.config)
   const host = registryHostSpec({ config: loaded.config, secrets, pki, stack })

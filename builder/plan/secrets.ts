@@ -1,6 +1,6 @@
 // Generated secrets live in the output's secrets/ directory (0700, files
 // 0600) and are reused by the next build into the same output, so a rebuild
-// keeps the same credentials and CA. Plain passwords from the config are
+// keeps the same credentials, CA and server certificate. Plain passwords from the config are
 // hashed here and never stored; hash salts come from a stored random key so
 // the same secrets give byte-identical outputs.
 
@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path'
 import { UserError } from '../errors.js'
 import type { Config, Password } from '../config/types.js'
-import { sha512crypt } from './crypt.js'
+import { PLAIN_PASSWORD_ROUNDS, sha512crypt } from './crypt.js'
 import { randomHex, randomPassword, type Rng } from './random.js'
 import type { Secrets } from './types.js'
 
@@ -26,6 +26,12 @@ export interface StoredSecrets {
   /** CA of earlier builds, so that clients keep trusting a rebuilt appliance */
   caCertPem?: string
   caKeyPem?: string
+  /**
+   * Server certificate and key of earlier builds, reused while they fit the
+   * config (names, validity, CA) so a rebuild gives byte-identical media
+   */
+  serverCertPem?: string
+  serverKeyPem?: string
 }
 
 export const SECRETS_FILE = 'secrets.json'
@@ -71,6 +77,7 @@ export function planSecrets(config: Config, rng: Rng, stored?: StoredSecrets): {
     quaySecretKey: stored?.quaySecretKey ?? randomHex(rng, 'quay-secret-key', 32),
     quayDatabaseSecretKey: stored?.quayDatabaseSecretKey ?? randomHex(rng, 'quay-database-secret-key', 32),
     ...(stored?.caCertPem && stored.caKeyPem ? { caCertPem: stored.caCertPem, caKeyPem: stored.caKeyPem } : {}),
+    ...(stored?.serverCertPem && stored.serverKeyPem ? { serverCertPem: stored.serverCertPem, serverKeyPem: stored.serverKeyPem } : {}),
   }
   const hashFor = (who: string, p: Password, generated: () => string): string | null => {
     switch (p.kind) {
@@ -79,7 +86,7 @@ export function planSecrets(config: Config, rng: Rng, stored?: StoredSecrets): {
       case 'hash':
         return p.hash
       case 'plain':
-        return sha512crypt(p.plain, salt(next.saltKey, who, p.plain))
+        return sha512crypt(p.plain, salt(next.saltKey, who, p.plain), PLAIN_PASSWORD_ROUNDS)
       case 'generate': {
         const pw = generated()
         return sha512crypt(pw, salt(next.saltKey, who, pw))

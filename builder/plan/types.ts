@@ -41,6 +41,12 @@ export interface HostSpec {
   disableUnits: string[]
   /** firewalld ports to open, e.g. "8443/tcp" */
   firewallPorts: string[]
+  /**
+   * Services of RHEL's default zone to close on an installed host (e.g.
+   * cockpit); absent: none. Not for the bundle: an existing host's firewall
+   * beyond the registry port is its administrator's.
+   */
+  firewallRemoveServices?: string[]
 }
 
 /** Secrets generated for (or given by) this appliance. Only ever written to secrets/ (0600) and the host. */
@@ -74,7 +80,16 @@ export interface Pki {
   ipAddresses: string[]
   notBefore: Date
   notAfter: Date
+  /** Where this build's server certificate came from, said in the build summary (absent: issued, nothing stored to compare) */
+  serverCertSource?: ServerCertSource
 }
+
+/**
+ * reused: the certificate and key stored in secrets/ by an earlier build (the
+ * media then come out byte-identical); new: none stored yet; reissued: one was
+ * stored but no longer fits (reason says why); provided: registry.tls.certFile.
+ */
+export type ServerCertSource = { kind: 'reused' } | { kind: 'new' } | { kind: 'reissued'; reason: string } | { kind: 'provided' }
 
 export interface BuildOptions {
   /** Seconds since epoch for every timestamp we write (SOURCE_DATE_EPOCH) */

@@ -17,7 +17,7 @@ import {
   type ContainerModel,
   type NetworkModel,
 } from './containers.js'
-import { htpasswdLine } from './htpasswd.js'
+import { BCRYPT_COST_CHOSEN, BCRYPT_COST_GENERATED, htpasswdLine } from './htpasswd.js'
 import * as L from './layout.js'
 import { hasQuadlet, RHEL_PODMAN } from './quadlet-keys.js'
 import {
@@ -44,6 +44,12 @@ export interface RegistryHostSpecInput {
 /** The network both flavors' containers share. 10.89.77.0/24: inside podman's own default pool, away from its first picks. */
 export const NETWORK: NetworkModel = { name: 'mirror-appliance', subnet: '10.89.77.0/24', gateway: '10.89.77.1' }
 export const REDIS_IP = '10.89.77.10'
+/**
+ * What RHEL 8's default firewalld zone (public) opens besides ssh. The
+ * appliance needs neither: its address is static or DHCPv4, and it has no
+ * web console. host.firewall.keepServices keeps them.
+ */
+export const RHEL_ZONE_EXTRAS = ['cockpit', 'dhcpv6-client'] as const
 /** Quay runs as this uid (its Dockerfile: USER 1001, files chgrp 0). */
 export const QUAY_UID = '1001'
 
@@ -182,8 +188,10 @@ function distribution(config: Config, secrets: Secrets, pki: Pki, stack: StackIm
     s3: s3 ?? false,
     realm: `${config.host.hostname} (mirror-appliance)`,
   })
+  // A password the config gives was chosen by a person: the higher cost against guessing.
+  const cost = config.registry.initUser.password !== undefined ? BCRYPT_COST_CHOSEN : BCRYPT_COST_GENERATED
   const htpasswd =
-    htpasswdLine(config.registry.initUser.name, secrets.initPassword, derive(secrets.quaySecretKey, 'htpasswd-salt', 16)) + '\n'
+    htpasswdLine(config.registry.initUser.name, secrets.initPassword, derive(secrets.quaySecretKey, 'htpasswd-salt', 16), cost) + '\n'
   return {
     health: { path: '/v2/', code: 401 },
     dirs: [dir(d, 0o755), dir(`${d}/auth`, 0o700), dir(`${d}/certs`, 0o755), ...(s3 ? [] : [dir(`${d}/storage`, 0o755)])],
@@ -308,5 +316,6 @@ export function registryHostSpec(input: RegistryHostSpecInput): HostSpec {
     enableUnits: [L.FIRSTBOOT_UNIT, L.FIRSTBOOT_FINISH_UNIT, ...(quadlet ? [] : [networkServiceName(NETWORK), ...units])],
     disableUnits: [],
     firewallPorts: [`${config.registry.port}/tcp`],
+    firewallRemoveServices: RHEL_ZONE_EXTRAS.filter((s) => !config.host.firewall.keepServices.includes(s)),
   }
 }

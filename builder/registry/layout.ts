@@ -13,11 +13,19 @@ export const FIRSTBOOT_UNIT = 'mirror-appliance-firstboot.service'
 export const FIRSTBOOT_FINISH_UNIT = 'mirror-appliance-firstboot-finish.service'
 export const CONF_DIR = '/etc/mirror-appliance'
 export const ROOT_OUT_DIR = '/root/mirror-appliance'
+/** The OpenShift hand-off on the host (builder/openshift.ts), installed by first boot */
+export const OPENSHIFT_OUT_DIR = `${ROOT_OUT_DIR}/openshift`
+/** Where the payload carries each host's hand-off: PAYLOAD_HANDOFF_DIR/<hostname>/ */
+export const PAYLOAD_HANDOFF_DIR = 'openshift'
 export const CA_ANCHOR = '/etc/pki/ca-trust/source/anchors/mirror-appliance-ca.crt'
 export const QUADLET_DIR = '/etc/containers/systemd'
 export const SYSTEMD_DIR = '/etc/systemd/system'
 export const MOTD_FILE = '/etc/motd.d/mirror-appliance'
 export const MOTD_READY = '/usr/local/share/mirror-appliance/motd'
+/** The SSH server settings of the config (host.ssh), applied once: by the kickstart's %post, else by its unit before sshd */
+export const SSHD_SETTINGS_SCRIPT = '/usr/local/libexec/mirror-appliance/sshd-settings'
+export const SSHD_SETTINGS_UNIT = 'mirror-appliance-sshd-settings.service'
+export const SSHD_SETTINGS_DONE = `${STATE_DIR}/sshd-settings.done`
 
 /** host:port clients use (":443" is still written: podman and skopeo key certs.d by it) */
 export function registryAddress(config: Config): string {

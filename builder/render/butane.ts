@@ -4,7 +4,7 @@
 // anything that is not valid UTF-8 goes as a base64 data URL.
 
 import type { Plan } from '../plan/types.js'
-import { ignitionConfig } from './ignition.js'
+import { ignitionConfig, type IgnitionOwner } from './ignition.js'
 import { renderTemplate } from './templates.js'
 import { hostModel } from './host-model.js'
 
@@ -14,6 +14,9 @@ function asText(contents: string | Buffer): string | null {
   const text = contents.toString('utf8')
   return Buffer.from(text, 'utf8').equals(contents) ? text : null
 }
+
+/** An owner as the template writes it: `user: { id: 1001 }` or `user: { name: "root" }` (Butane's NodeUser/NodeGroup, base v0_4). */
+const ownerKey = (o: IgnitionOwner) => ('id' in o ? { key: 'id', value: o.id } : { key: 'name', value: o.name })
 
 export function renderButane(plan: Plan): string {
   const ign = ignitionConfig(plan)
@@ -28,10 +31,16 @@ export function renderButane(plan: Plan): string {
       passwordHash: u.passwordHash ?? null,
       sshAuthorizedKeys: u.sshAuthorizedKeys ?? [],
     })),
-    directories: ign.storage.directories,
+    directories: ign.storage.directories.map((d) => ({ ...d, user: ownerKey(d.user), group: ownerKey(d.group) })),
     files: ign.storage.files.map((f, i) => {
       const text = asText(model.files[i]!.contents)
-      return { ...f, inline: text === null || text === '' ? null : text, source: f.contents.source }
+      return {
+        ...f,
+        user: ownerKey(f.user),
+        group: ownerKey(f.group),
+        inline: text === null || text === '' ? null : text,
+        source: f.contents.source,
+      }
     }),
     units: ign.systemd.units,
   })

@@ -1,10 +1,15 @@
 // What all three host renderers (kickstart %post, Butane, Ignition) lay down:
-// the plan's HostSpec plus what follows from the config's users (a sudoers
-// drop-in for sudo users who log in by SSH key only and so have no password
-// to give sudo). One function, so the three cannot disagree.
+// the plan's HostSpec plus what follows from the config's users and SSH
+// settings (a sudoers drop-in for sudo users who log in by SSH key only and
+// so have no password to give sudo; the sshd settings script and its unit).
+// One function, so the three cannot disagree. Not the bundle's: an existing
+// host's users and SSH server are its administrator's.
 
+import type { Config } from '../config/types.js'
 import type { HostFile, HostSpec, Plan } from '../plan/types.js'
 import { UserError } from '../errors.js'
+import * as L from '../registry/layout.js'
+import { renderTemplate } from './templates.js'
 
 export interface HostUser {
   name: string
@@ -47,10 +52,35 @@ export function hostModel(plan: Plan): HostModel {
       owner: 'root',
       group: 'root',
     }))
+  const sshd = sshdSettingsFiles(plan.config)
   return {
     ...plan.host,
-    files: [...plan.host.files, ...sudoers],
+    files: [...plan.host.files, ...sudoers, ...sshd],
+    enableUnits: [...plan.host.enableUnits, L.SSHD_SETTINGS_UNIT],
     users,
     rootPasswordHash: plan.secrets.rootPasswordHash,
   }
+}
+
+/**
+ * host.ssh as a script that edits /etc/ssh/sshd_config once, and the unit
+ * that runs it before sshd unless the kickstart's %post already has. A file
+ * in /etc/ssh/sshd_config.d would be simpler and is what RHEL 9 reads, but
+ * RHEL 8's sshd_config includes no such directory (its openssh 8.0p1 reads
+ * only sshd_config), so the drop-in would be silently ignored there.
+ */
+function sshdSettingsFiles(config: Config): HostFile[] {
+  const data = {
+    permitRootLogin: config.host.ssh.permitRootLogin,
+    passwordAuthentication: config.host.ssh.passwordAuthentication ? 'yes' : 'no',
+    doneFile: L.SSHD_SETTINGS_DONE,
+    unit: L.SSHD_SETTINGS_UNIT,
+    script: L.SSHD_SETTINGS_SCRIPT,
+    conf: '/etc/ssh/sshd_config',
+  }
+  const root = { owner: 'root', group: 'root' }
+  return [
+    { path: L.SSHD_SETTINGS_SCRIPT, contents: renderTemplate('templates/ssh/sshd-settings.sh.hbs', data), mode: 0o755, ...root },
+    { path: `${L.SYSTEMD_DIR}/${L.SSHD_SETTINGS_UNIT}`, contents: renderTemplate('templates/ssh/sshd-settings.service.hbs', data), mode: 0o644, ...root },
+  ]
 }

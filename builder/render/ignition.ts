@@ -12,11 +12,21 @@ import { hostModel } from './host-model.js'
 
 export const IGNITION_VERSION = '3.3.0'
 
+/**
+ * An owner as Ignition's NodeUser/NodeGroup: {id} or {name}, never both.
+ * Ignition resolves a name in the target's /etc/passwd or /etc/group and
+ * fails the whole files stage on a miss ("unknown user"), so a numeric owner
+ * (Quay's uid 1001: a container's uid, not an account the host is sure to
+ * have) must travel as an id. Checked by applying appliance.ign with the real
+ * Ignition (test/ignition-apply.test.ts).
+ */
+export type IgnitionOwner = { id: number } | { name: string }
+
 interface Node {
   path: string
   mode: number
-  user: { name: string }
-  group: { name: string }
+  user: IgnitionOwner
+  group: IgnitionOwner
   overwrite?: boolean
 }
 
@@ -37,6 +47,16 @@ export function dataUrl(contents: string | Buffer): string {
   return 'data:;base64,' + (typeof contents === 'string' ? Buffer.from(contents, 'utf8') : contents).toString('base64')
 }
 
+/**
+ * The host spec writes an owner as a string, a name ('root') or a number
+ * ('1001'), as chown takes it. Numbers become ids; names stay names, and the
+ * host spec only uses names every RHEL host has (root) or that this config
+ * creates (Ignition makes passwd.users before it writes files).
+ */
+export function ignitionOwner(owner: string): IgnitionOwner {
+  return /^\d+$/.test(owner) ? { id: Number(owner) } : { name: owner }
+}
+
 export function ignitionConfig(plan: Plan): IgnitionConfig {
   const m = hostModel(plan)
   const users: IgnitionConfig['passwd']['users'] = []
@@ -53,12 +73,12 @@ export function ignitionConfig(plan: Plan): IgnitionConfig {
     ignition: { version: IGNITION_VERSION },
     passwd: { users },
     storage: {
-      directories: m.dirs.map((d) => ({ path: d.path, mode: d.mode, user: { name: d.owner }, group: { name: d.group } })),
+      directories: m.dirs.map((d) => ({ path: d.path, mode: d.mode, user: ignitionOwner(d.owner), group: ignitionOwner(d.group) })),
       files: m.files.map((f) => ({
         path: f.path,
         mode: f.mode,
-        user: { name: f.owner },
-        group: { name: f.group },
+        user: ignitionOwner(f.owner),
+        group: ignitionOwner(f.group),
         overwrite: true,
         contents: { source: dataUrl(f.contents) },
       })),

@@ -36,7 +36,7 @@ export interface KickstartOptions {
 /** Where %post --nochroot puts the payload on the installed system. */
 // Where the host finds the payload: one constant, shared with first boot.
 export { PAYLOAD_DIR } from '../registry/layout.js'
-import { PAYLOAD_DIR } from '../registry/layout.js'
+import { PAYLOAD_DIR, SSHD_SETTINGS_SCRIPT, SSHD_SETTINGS_UNIT } from '../registry/layout.js'
 /** Directory of the payload on the install medium (ISO and OEMDRV alike) */
 export const MEDIUM_PAYLOAD_DIR = 'appliance'
 /** Where the payload is really stored on the host: on the registry data volume, which is sized for it. */
@@ -70,6 +70,11 @@ function portSpec(p: string, i: number): { port: string; proto: string } {
   const m = /^(\d{1,5}(?:-\d{1,5})?)\/(tcp|udp|sctp)$/.exec(p)
   if (!m) throw new Error(`host.firewallPorts[${i}]: "${p}" is not PORT/PROTO`)
   return { port: m[1]!, proto: m[2]! }
+}
+
+function serviceName(s: string): string {
+  if (!/^[a-z0-9][a-z0-9_-]*$/.test(s)) throw new Error(`not a firewalld service name: ${s}`)
+  return s
 }
 
 function unitName(u: string): string {
@@ -142,7 +147,12 @@ export function renderKickstart(plan: Plan, opts: KickstartOptions): string {
     fips: h.fips,
     root: { hash: model.rootPasswordHash === null ? null : one(model.rootPasswordHash, 'host.root') },
     users,
-    firewall: { ksPorts: ports.map((p) => `${p.port}:${p.proto}`).join(','), ports: ports.map((p) => `${p.port}/${p.proto}`) },
+    firewall: {
+      ksPorts: ports.map((p) => `${p.port}:${p.proto}`).join(','),
+      ports: ports.map((p) => `${p.port}/${p.proto}`),
+      // Anaconda runs firewall-offline-cmd --remove-service=S for each (pyanaconda/modules/network/firewall/installation.py)
+      removeServices: (model.firewallRemoveServices ?? []).map(serviceName).join(','),
+    },
     services: ['sshd', 'chronyd', 'firewalld'].join(','),
     disk: {
       device: layout.device,
@@ -153,6 +163,7 @@ export function renderKickstart(plan: Plan, opts: KickstartOptions): string {
       volumes: layout.volumes.map((v) => ({ ...v, mount: one(v.mount, 'registry.dataDir') })),
     },
     payload: { dir: PAYLOAD_DIR, mediumDir: MEDIUM_PAYLOAD_DIR, store: payloadStore(plan.config.registry.dataDir) },
+    sshd: { script: SSHD_SETTINGS_SCRIPT, unit: SSHD_SETTINGS_UNIT },
     host: {
       begin: HOSTSPEC_BEGIN,
       end: HOSTSPEC_END,

@@ -21,7 +21,8 @@ import { freePort } from '../helpers/net.js'
 
 const CI = process.env.CI === 'true'
 const USER = 'tester'
-// SHA-512 crypt of "Hello world!" (DESIGN.md reference facts): sudo through %wheel asks for it.
+// SHA-512 crypt of "Hello world!" with salt "saltstring" (the first test vector of Drepper's
+// "Unix crypt using SHA-256 and SHA-512", also checked in test/crypt.test.ts): sudo through %wheel asks for it.
 const PASSWORD = 'Hello world!'
 const PASSWORD_HASH = '$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1'
 const BOOT_TIMEOUT_MS = 20 * 60_000

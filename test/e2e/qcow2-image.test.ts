@@ -50,6 +50,7 @@ const seed = {
   users: [{ name: 'admin', gecos: 'Admin', groups: ['wheel'], passwordHash: null, sshKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJtest admin@example'] }],
   rootPasswordHash: '$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1',
   network: { mode: 'static' as const, address: '192.0.2.10', prefix: 24, netmask: '255.255.255.0', gateway: '192.0.2.1', dns: ['192.0.2.53'], searchDomains: ['example.com'] },
+  rhel: '8.10' as const,
 }
 
 t.test('path 1: a guest image with the host spec laid in, inspected and booted', async (t) => {
@@ -176,11 +177,11 @@ async function inspect(t: Test, dir: string, o: { out: string; data: string; out
     t.same(await st('/var/lib/mirror-appliance/payload/oci/index.json'), { mode: 0o644, type: 0o100000, uid: 0, gid: 0 }, 'payload files root-owned, readable')
     const ud = (await bytes('/var/lib/cloud/seed/nocloud/user-data')).toString()
     t.match(ud, /^#cloud-config\n/)
-    const y = parseYaml(ud) as { hostname: string; fqdn: string; users: { name: string; ssh_authorized_keys: string[] }[]; chpasswd: { list: string } }
+    const y = parseYaml(ud) as { hostname: string; fqdn: string; users: { name: string; ssh_authorized_keys: string[] }[]; chpasswd: { users: { name: string; password: string; type: string }[] } }
     t.equal(y.fqdn, 'mirror.example.com')
     t.equal(y.hostname, 'mirror')
     t.same(y.users[0]?.ssh_authorized_keys, seed.users[0]!.sshKeys, 'SSH key in the seed')
-    t.equal(y.chpasswd.list.trim(), `root:${seed.rootPasswordHash}`)
+    t.same(y.chpasswd.users, [{ name: 'root', password: seed.rootPasswordHash, type: 'hash' }], 'root hash in the form 8.10’s cloud-init (23.4) reads')
     t.same(await st('/var/lib/cloud/seed/nocloud/user-data'), { mode: 0o600, type: 0o100000, uid: 0, gid: 0 }, 'seed holds hashes: 0600')
     t.match((await bytes('/var/lib/cloud/seed/nocloud/meta-data')).toString(), 'local-hostname: "mirror.example.com"')
     const net = parseYaml((await bytes('/var/lib/cloud/seed/nocloud/network-config')).toString()) as { ethernets: { primary: { addresses: string[]; gateway4: string } } }

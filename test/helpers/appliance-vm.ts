@@ -217,6 +217,7 @@ export const STEPS = [
   'wait-health',
   'init-user',
   'push-content',
+  'install-handoff',
   'write-credentials',
   'motd',
 ]

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { loadConfigText } from '../../builder/config/load.js'
 import { buildBundle, BUNDLE_TOP } from '../../builder/bundle/bundle.js'
 import { ctlData } from '../../builder/bundle/ctl.js'
+import { VERSION } from '../../builder/context.js'
 import { planAppliance } from '../../builder/plan/plan.js'
 import type { Plan } from '../../builder/plan/types.js'
 
@@ -80,6 +81,44 @@ export async function extractedBundle(dir: string, plan: Plan, content = 1): Pro
   const r = spawnSync('tar', ['-xzf', tarball, '-C', x], { encoding: 'utf8' })
   if (r.status !== 0) throw new Error(`tar -x failed: ${r.stderr}`)
   return { tarball, bundleDir: join(x, BUNDLE_TOP) }
+}
+
+/** What the next release changes: its version, and the stack images it pins (same repositories, other digests). */
+export const NEXT_VERSION = VERSION.replace(/^(\d+)\.(\d+)\..*$/, (_, major: string, minor: string) => `${major}.${Number(minor) + 1}.0`)
+const nextDigest = (digest: string) => `sha256:${sha(`next release ${digest}`)}`
+
+export interface ReleaseBundle {
+  /** The extracted bundle directory (what `mirror-registryctl upgrade DIR` takes) */
+  dir: string
+  /** Its stack images, repository@digest */
+  refs: string[]
+  /** Its mirror-registryctl, as upgrade must install it */
+  script: string
+}
+
+/**
+ * The bundle of the next release, really built (buildBundle) from the same
+ * config plus `registry.images` pinning every stack image at a new digest, so
+ * its units, images.tsv and mirror-registryctl (STACK_REFS) all differ from
+ * the installed ones. Its version is NEXT_VERSION: the build takes the version
+ * from package.json, so the script's VERSION line and bundle.env are set the
+ * way a build of version NEXT_VERSION writes them.
+ */
+export async function nextReleaseBundle(base: string, o: PlanOpts = {}): Promise<ReleaseBundle> {
+  const current = testPlan(o)
+  const pins = current.stack.map((img) => `    ${img.name}: { ref: '${img.ref}', digest: '${nextDigest(img.digest)}' }`)
+  const plan = testPlan({ ...o, extra: [o.extra ?? '', '  images:', ...pins].join('\n') })
+  const dir = join(base, 'next-release')
+  mkdirSync(dir, { recursive: true })
+  const { bundleDir } = await extractedBundle(dir, plan)
+  const setVersion = (p: string, re: RegExp, line: string) => {
+    const text = readFileSync(join(bundleDir, p), 'utf8')
+    if (!re.test(text)) throw new Error(`${p}: no version line to set`)
+    writeFileSync(join(bundleDir, p), text.replace(re, line))
+  }
+  setVersion('mirror-registryctl', /^VERSION=.*$/m, `VERSION='${NEXT_VERSION}'`)
+  setVersion('bundle.env', /^VERSION=.*$/m, `VERSION=${NEXT_VERSION}`)
+  return { dir: bundleDir, refs: ctlData(plan).stackRefs, script: readFileSync(join(bundleDir, 'mirror-registryctl'), 'utf8') }
 }
 
 /** A copy of the extracted bundle whose stack images are new (other digests), as a release with new stack images has. */

@@ -471,7 +471,8 @@ function driverScript(o: { root: string; out: string; media: Record<string, stri
     // /mnt: the new system at /mnt/sysimage, and this helper's own things under /mnt/.ks
     'mount -t tmpfs -o mode=0755 ks-mnt /mnt',
     'mkdir -p /mnt/sysimage /mnt/.ks/out /mnt/.ks/dev /mnt/.ks/run',
-    `mount --bind ${shq(o.root)} /mnt/sysimage`,
+    // --rbind: a root with mounts of its own (e.g. a read-only /usr of this machine) keeps them, as Anaconda's /mnt/sysimage has /boot and the rest
+    `mount --rbind ${shq(o.root)} /mnt/sysimage`,
     `mount --bind ${shq(o.out)} /mnt/.ks/out`,
   ]
   // the labelled media, read-only

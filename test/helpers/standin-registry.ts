@@ -1,7 +1,7 @@
 // A STAND-IN for docker.io/library/registry:2.8.3, built here from Debian's
-// docker-registry package (the same program, distribution 2.8.x, see
-// DESIGN.md "Registry flavors"), for tests that need a registry image the
-// product can import, put in a payload and run, without a network.
+// docker-registry package (distribution 2.8.x: the same program the
+// registry:2 image runs), for tests that need a registry image the product
+// can import, put in a payload and run, without a network.
 //
 // What it is: an oci-archive (an OCI image layout in a tar, index.json at its
 // root) holding one OCI image INDEX of two platforms, like the real
