@@ -13,6 +13,7 @@ import { loadConfigText } from '../builder/config/load.js'
 import { planAppliance } from '../builder/plan/plan.js'
 import type { HostSpec } from '../builder/plan/types.js'
 import { openshiftHandoff, type HandoffFile } from '../builder/openshift.js'
+import { HOSTSPEC_BEGIN, renderKickstart } from '../builder/render/kickstart.js'
 
 const FAKE = fileURLToPath(new URL('./helpers/fakebin/fake', import.meta.url))
 const TOOLS = ['podman', 'skopeo', 'systemctl', 'curl', 'update-ca-trust', 'restorecon', 'getent']
@@ -110,6 +111,8 @@ t.test('quay: prepare then finish run every step in order; a second run does not
   const a = h.run('prepare')
   t.equal(a.status, 0, a.out)
   t.notOk(h.calls().some((c) => c.startsWith('systemctl start')), 'prepare does not start the registry')
+  const initRequest = join(h.root, 'etc/mirror-appliance/quay-initialize.json')
+  t.ok(existsSync(initRequest), 'the initialize request (the init password in clear) is there until the user exists')
   const b = h.run('finish')
   t.equal(b.status, 0, b.out)
   const calls = h.calls().map((c) => c.replaceAll(h.root, 'ROOT'))
@@ -141,6 +144,7 @@ t.test('quay: prepare then finish run every step in order; a second run does not
   t.equal(mode(join(h.root, 'root/mirror-appliance/ca.crt')), 0o644)
   t.equal(mode(join(h.root, FB_STATE)), 0o700)
   t.notOk(existsSync(join(h.root, FB_STATE, 'initialize.out')), 'Quay\'s answer is not left behind')
+  t.notOk(existsSync(initRequest), 'nor the initialize request: deleted once the user exists (issue 18 point 5)')
   t.match(readFileSync(join(h.root, 'etc/motd.d/mirror-appliance'), 'utf8'), /registry \(quay\): https:\/\/registry\.lab\.example:8443/)
   t.equal(mode(join(h.root, 'etc/motd.d/mirror-appliance')), 0o644)
   t.match(readFileSync(join(h.root, 'etc/hosts'), 'utf8'), /^127\.0\.0\.1 registry\.lab\.example registry$/m)
@@ -210,6 +214,12 @@ const injections: Injection[] = [
     step: 'resolve-self',
     break: (r) => { renameSync(join(r, 'etc/hosts'), join(r, 'etc/hosts.bak')); mkdirSync(join(r, 'etc/hosts')) },
     mend: (r) => { rmSync(join(r, 'etc/hosts'), { recursive: true }); renameSync(join(r, 'etc/hosts.bak'), join(r, 'etc/hosts')) },
+  },
+  {
+    // Anaconda's kickstart copy cannot be rewritten (its temp file is in the way)
+    step: 'scrub-kickstart',
+    break: (r) => { anacondaLeftovers(r, 'quay'); mkdirSync(join(r, 'root/anaconda-ks.cfg.tmp')) },
+    mend: (r) => rmSync(join(r, 'root/anaconda-ks.cfg.tmp'), { recursive: true }),
   },
   {
     step: 'verify-payload',
@@ -304,6 +314,23 @@ t.test('Quay already initialized (power cut after the API call): resume checks t
   t.equal(r.status, 0, r.out)
   t.match(r.out, /exists already and can log in/)
   t.ok(h.calls().some((c) => c.includes('/v2/auth?service=registry.lab.example:8443&account=init')))
+  t.notOk(existsSync(join(h.root, 'etc/mirror-appliance/quay-initialize.json')), 'the initialize request is deleted here too')
+})
+
+t.test('the initialize request already deleted (power cut before the step was recorded): no API call, the login is checked', async (t) => {
+  const h = harness(t, 'quay', 0)
+  t.equal(h.run('prepare').status, 0)
+  rmSync(join(h.root, 'etc/mirror-appliance/quay-initialize.json'))
+  const r = h.run('finish')
+  t.equal(r.status, 0, r.out)
+  t.match(r.out, /exists already and can log in/)
+  t.notOk(h.calls().some((c) => c.includes('/api/v1/user/initialize')), 'no initialize call without the request')
+  const bad = harness(t, 'quay', 0)
+  t.equal(bad.run('prepare').status, 0)
+  rmSync(join(bad.root, 'etc/mirror-appliance/quay-initialize.json'))
+  const f = bad.run('finish', { FAKE_FAIL: '^curl .*/v2/auth' })
+  t.not(f.status, 0)
+  t.match(f.out, /initialize request is gone \(used by an earlier run\) and the login of init does not work/)
 })
 
 t.test('a pushed image whose digest differs fails the push', async (t) => {
@@ -322,4 +349,99 @@ t.test('usage error without a phase', async (t) => {
   const r = h.run('')
   t.not(r.status, 0)
   t.match(r.out, /usage: firstboot prepare\|finish/)
+})
+
+// ---- scrub-kickstart (issue 18 point 3) ----------------------------------
+// What Anaconda leaves in the installed system, emulated: /root/original-ks.cfg
+// is the kickstart it was given; /root/anaconda-ks.cfg the one it regenerates
+// (pykickstart writes the %post bodies verbatim; emulated as the same text
+// under another first line); each chroot %post body as /tmp/ks-script-XXXXXXXX
+// (pyanaconda/kickstart.py AnacondaKSScript.run: mkstemp("", "ks-script-",
+// sysroot + "/tmp"), mode 0700). A foreign script (another install's, or
+// another %post) must stay.
+const kickstarts: Record<string, string> = {}
+function kickstartOf(flavor: string): string {
+  if (!kickstarts[flavor]) {
+    const loaded = loadConfigText(`apiVersion: mirror-appliance/v1
+host: { hostname: registry.lab.example, disk: { device: vda } }
+registry: { flavor: ${flavor}, port: 8443 }
+`, 'fb.yaml', { baseDir: '/tmp' })
+    kickstarts[flavor] = renderKickstart(planAppliance(loaded, { epoch: 1_700_000_000, seed: 'firstboot' }).plan, { source: 'oemdrv', payloadLabel: 'OEMDRV' })
+  }
+  return kickstarts[flavor]!
+}
+/** the host-spec %post of a kickstart: [header line, body lines] */
+function hostSpecPost(ks: string): { header: string; body: string } {
+  const at = ks.indexOf(HOSTSPEC_BEGIN + '\n')
+  const start = ks.lastIndexOf('\n%post', at) + 1
+  const end = ks.indexOf('\n%end\n', at)
+  const header = ks.slice(start, ks.indexOf('\n', start))
+  return { header, body: ks.slice(start + header.length + 1, end + 1) }
+}
+function anacondaLeftovers(root: string, flavor: string) {
+  const ks = kickstartOf(flavor)
+  mkdirSync(join(root, 'root'), { recursive: true })
+  mkdirSync(join(root, 'tmp'), { recursive: true })
+  writeFileSync(join(root, 'root/original-ks.cfg'), ks, { mode: 0o600 })
+  writeFileSync(join(root, 'root/anaconda-ks.cfg'), '# Generated by Anaconda 33.16.9.4\n' + ks, { mode: 0o600 })
+  writeFileSync(join(root, 'tmp/ks-script-k3x9_a1q'), hostSpecPost(ks).body, { mode: 0o700 })
+  writeFileSync(join(root, 'tmp/ks-script-other123'), 'echo another install\n', { mode: 0o700 })
+}
+
+t.test('scrub-kickstart: the host-spec %post leaves Anaconda\'s copies; the rest of them stays as it was', async (t) => {
+  const h = harness(t, 'quay', 0)
+  anacondaLeftovers(h.root, 'quay')
+  const ks = kickstartOf('quay')
+  const { header, body } = hostSpecPost(ks)
+  const { plan } = planAppliance(loadConfigText(`apiVersion: mirror-appliance/v1
+host: { hostname: registry.lab.example, disk: { device: vda } }
+registry: { flavor: quay, port: 8443 }
+`, 'fb.yaml', { baseDir: '/tmp' }), { epoch: 1_700_000_000, seed: 'firstboot' })
+  const secretFiles = spec('quay').host.files.filter((f) => f.secret)
+  t.ok(secretFiles.length >= 3, 'the host spec has secret files')
+  t.ok(secretFiles.every((f) => body.includes(`'${f.path}'`)), 'the %post the kickstart carries writes them')
+  const r = h.run('prepare')
+  t.equal(r.status, 0, r.out)
+  t.notOk(existsSync(join(h.root, 'tmp/ks-script-k3x9_a1q')), 'the script copy of the host-spec %post is removed')
+  t.ok(existsSync(join(h.root, 'tmp/ks-script-other123')), 'another script is not ours: kept')
+  for (const [name, prefix] of [['original-ks.cfg', ''], ['anaconda-ks.cfg', '# Generated by Anaconda 33.16.9.4\n']] as const) {
+    const f = join(h.root, 'root', name)
+    const now = readFileSync(f, 'utf8')
+    t.equal(mode(f), 0o600, `${name} keeps its mode`)
+    const at = now.indexOf(header + '\n')
+    t.ok(at > 0, `${name} keeps the section header`)
+    t.equal(now.slice(0, at), prefix + ks.slice(0, ks.indexOf(header + '\n')), `${name}: everything before the section as it was`)
+    const rest = now.slice(at + header.length + 1)
+    const end = rest.indexOf('%end\n')
+    t.equal(rest.slice(end), ks.slice(ks.indexOf(body) + body.length), `${name}: everything after the section as it was`)
+    const comment = rest.slice(0, end)
+    t.match(comment, /^# mirror-appliance first boot \(step scrub-kickstart\) removed the body of\n/, 'a comment says what happened')
+    t.ok(comment.split('\n').filter(Boolean).every((l) => l.startsWith('#')), 'the body is comments only')
+    for (const f of secretFiles) t.ok(comment.includes(`\n#   '${f.path}'\n`), `and says where ${f.path} went`)
+    // no secret in any form: plain, or as the base64 the section carried
+    for (const s of [plan.secrets.initPassword, plan.secrets.redisPassword, plan.secrets.quaySecretKey, 'MIRROR_APPLIANCE_B64', HOSTSPEC_BEGIN])
+      t.notOk(now.includes(s), `${name} holds no ${s.slice(0, 12)}…`)
+    const b64 = body.split('\n').filter((l) => /^[A-Za-z0-9+/=]{40,}$/.test(l))
+    t.ok(b64.length > 10, 'the section held base64 lines')
+    t.notOk(b64.some((l) => now.includes(l)), `${name} keeps none of them`)
+  }
+  t.match(r.out, /removed 1 copy\(ies\) of the host-spec %post/)
+  // the step again (its record removed): nothing left to change
+  const before = ['original-ks.cfg', 'anaconda-ks.cfg'].map((n) => readFileSync(join(h.root, 'root', n), 'utf8'))
+  rmSync(join(h.root, FB_STATE, 'scrub-kickstart.done'))
+  t.equal(h.run('prepare').status, 0)
+  t.same(['original-ks.cfg', 'anaconda-ks.cfg'].map((n) => readFileSync(join(h.root, 'root', n), 'utf8')), before, 'a second run changes nothing')
+})
+
+t.test('scrub-kickstart: no kickstart copies (a bundle install, or a qcow2 built without Anaconda): nothing to do, recorded', async (t) => {
+  const h = harness(t, 'distribution', 0)
+  mkdirSync(join(h.root, 'root'), { recursive: true })
+  mkdirSync(join(h.root, 'tmp'), { recursive: true })
+  // a host's own kickstart, from its own install: not ours, left alone
+  writeFileSync(join(h.root, 'root/anaconda-ks.cfg'), '%post\necho their own\n%end\n', { mode: 0o600 })
+  const r = h.run('prepare')
+  t.equal(r.status, 0, r.out)
+  t.ok(existsSync(join(h.root, FB_STATE, 'scrub-kickstart.done')))
+  t.equal(readFileSync(join(h.root, 'root/anaconda-ks.cfg'), 'utf8'), '%post\necho their own\n%end\n')
+  t.notOk(existsSync(join(h.root, 'root/original-ks.cfg')))
 })

@@ -35,10 +35,9 @@ import { renderIgnition } from '../builder/render/ignition.js'
 import { renderKickstart } from '../builder/render/kickstart.js'
 import { SSHD_SETTINGS_DONE, SSHD_SETTINGS_SCRIPT, SSHD_SETTINGS_UNIT } from '../builder/registry/layout.js'
 import { parseKickstart } from './helpers/kickstart-apply.js'
+import { applyKickstartWithHostUsr } from './helpers/kickstart-apply-userland.js'
 
-const REPO = fileURLToPath(new URL('..', import.meta.url))
 const RHEL8_SSHD_CONFIG = fileURLToPath(new URL('./fixtures/rhel8-sshd/sshd_config', import.meta.url))
-const RUNNER = fileURLToPath(new URL('./helpers/kickstart-apply-run.ts', import.meta.url))
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl admin@laptop'
 const SSHD = ['/usr/sbin/sshd', '/sbin/sshd'].find((p) => existsSync(p))
 const canUnshare = spawnSync('unshare', ['-m', 'true']).status === 0
@@ -248,33 +247,7 @@ t.test(
     const ksFile = join(d, 'ks.cfg')
     writeFileSync(ksFile, renderKickstart(plan, { source: 'cdrom' }))
     const root = minimalRoot(d)
-    // the install medium: a payload of one file, as the cdrom kickstart copies and checks it
-    const repo = join(d, 'repo')
-    mkdirSync(join(repo, 'appliance'), { recursive: true })
-    writeFileSync(join(repo, 'appliance/images.tsv'), 'none\n')
-    writeFileSync(
-      join(repo, 'appliance/SHA256SUMS'),
-      spawnSync('sha256sum', ['images.tsv'], { cwd: join(repo, 'appliance'), encoding: 'utf8' }).stdout,
-    )
-
-    const r = spawnSync(
-      'unshare',
-      [
-        '-m',
-        '--propagation',
-        'private',
-        'bash',
-        '-c',
-        // this machine's /usr as the root's, read-only; a tmpfs for /usr/local, where the host spec writes
-        'set -e; mount --bind /usr "$2/usr"; mount -o remount,bind,ro "$2/usr"; mount -t tmpfs -o mode=0755 ks-usr-local "$2/usr/local"; exec "$0" --import tsx "$4" "$1" "$2" "$3"',
-        process.execPath,
-        ksFile,
-        root,
-        repo,
-        RUNNER,
-      ],
-      { encoding: 'utf8', cwd: REPO, timeout: 120_000 },
-    )
+    const r = applyKickstartWithHostUsr(ksFile, root, d)
     t.equal(r.status, 0, `kickstart applied: ${r.stderr}`)
     if (r.status !== 0) return
     const report = JSON.parse(r.stdout) as { scripts: { header: string; rc: number; output: string }[] }

@@ -34,6 +34,10 @@ t.test('install (quay): preflight, files with their modes and owners, firewall, 
   t.ok(rows.length > 20)
   for (const [kind, m, owner, group, path] of rows) {
     const p = join(h.root, path!)
+    if (path === '/etc/mirror-appliance/quay-initialize.json') {
+      t.notOk(existsSync(p), `${path}: placed, used by first boot, deleted (it holds the init password)`)
+      continue
+    }
     const st = statSync(p)
     if (path!.startsWith('/root/mirror-appliance') && kind !== 'dir') continue // first boot rewrites these (tested there)
     t.equal((st.mode & 0o7777).toString(8).padStart(4, '0'), m, `${path} mode ${m}`)
@@ -145,10 +149,48 @@ t.test('--initPassword with & and | (sed replacement characters): the install fi
   t.ok(existsSync(join(h.root, 'var/lib/mirror-appliance/firstboot/done')), 'first boot steps finished')
 })
 
-t.test('--initPassword (quay): the initialize call gets it', async (t) => {
+t.test('--initPassword (quay): the initialize call gets it, and the request is deleted once used', async (t) => {
   const h = await ctlHarness(testPlan(), { teardown: (fn) => t.teardown(fn) })
-  t.equal(h.run(['install', '--initPassword', 'Quay-Init-1234']).status, 0)
-  t.same(JSON.parse(h.read('etc/mirror-appliance/quay-initialize.json')), { username: 'init', password: 'Quay-Init-1234', email: 'init@registry.lab.example', access_token: true })
+  const kept = join(h.base, 'kept')
+  mkdirSync(kept)
+  t.equal(h.run(['install', '--initPassword', 'Quay-Init-1234'], { FAKE_KEEP_DATA: kept }).status, 0)
+  t.same(JSON.parse(readFileSync(join(kept, 'quay-initialize.json'), 'utf8')), { username: 'init', password: 'Quay-Init-1234', email: 'init@registry.lab.example', access_token: true })
+  t.notOk(existsSync(join(h.root, 'etc/mirror-appliance/quay-initialize.json')), 'no copy of the password left in /etc/mirror-appliance (issue 18 point 5)')
+})
+
+t.test("install (quay) reserves uid 1001 for Quay's container with a locked account, and refuses when 1001 is a person's", async (t) => {
+  const h = await ctlHarness(testPlan(), { teardown: (fn) => t.teardown(fn) })
+  writeFileSync(join(h.root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n')
+  writeFileSync(join(h.root, 'etc/group'), 'root:x:0:\nalice:x:1000:\n')
+  const r = h.run(['install'])
+  t.equal(r.status, 0, r.out)
+  const calls = h.calls()
+  t.ok(calls.includes('groupadd -g 1001 quay-container'), 'its group, gid 1001')
+  t.ok(calls.includes("useradd -u 1001 -g 1001 -c Quay's container user (mirror-appliance) -d /home/quay-container -M -s /sbin/nologin quay-container"), 'the account: no password (useradd leaves it locked), no home, no login shell')
+  t.ok(calls.indexOf('groupadd -g 1001 quay-container') < calls.findIndex((c) => c.startsWith('systemctl start')), 'before the registry starts')
+  t.match(h.read('etc/passwd'), /^quay-container:x:1001:1001:/m)
+  t.equal(statSync(join(h.root, 'var/lib/mirror-registry/quay-config/ssl.key')).uid, 1001, "Quay's key belongs to the account's uid")
+
+  const dist = await ctlHarness(testPlan({ flavor: 'distribution' }), { teardown: (fn) => t.teardown(fn) })
+  t.equal(dist.run(['install']).status, 0)
+  t.notOk(dist.calls().some((c) => c.startsWith('useradd')), 'distribution: no account (its files are root’s)')
+
+  // an existing host where 1001 is a person: refused before anything changes
+  const taken = await ctlHarness(testPlan(), { teardown: (fn) => t.teardown(fn) })
+  writeFileSync(join(taken.root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\nbob:x:1001:1001::/home/bob:/bin/bash\n')
+  const before = taken.snapshot()
+  const no = taken.run(['install'])
+  t.equal(no.status, 1, no.out)
+  t.match(no.out, /preflight: uid 1001 belongs to the account 'bob'; Quay's container runs as uid 1001 and its TLS key, config\.yaml and database would belong to 'bob'\. Give 'bob' another uid \(usermod -u NEW_UID bob, then chown its files\) or install on another host/)
+  t.match(no.out, /nothing was changed/)
+  t.same(taken.snapshot(), before, 'the root is byte for byte as before')
+  t.notOk(taken.calls().some((c) => c.startsWith('useradd') || MUTATING.test(c)), 'no account made, no mutating call')
+
+  // the account from an earlier install: fine, not made twice
+  const again = await ctlHarness(testPlan(), { teardown: (fn) => t.teardown(fn) })
+  writeFileSync(join(again.root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\nquay-container:x:1001:1001::/home/quay-container:/sbin/nologin\n')
+  t.equal(again.run(['install']).status, 0)
+  t.notOk(again.calls().some((c) => c.startsWith('useradd')), 'an existing quay-container account is kept')
 })
 
 
@@ -186,12 +228,13 @@ t.test('--target user@host: the bundle goes over scp, install runs over ssh with
   t.equal(calls.filter((c) => /^(ssh|scp) /.test(c)).length, calls.length, 'only ssh and scp run locally')
   t.match(calls[0]!, /^ssh -o BatchMode=yes -i \/keys\/id admin@reg\.example mkdir -m 0700 \/var\/tmp\/mirror-appliance-bundle\.\d+$/)
   t.match(calls[1]!, new RegExp(`^scp -o BatchMode=yes -i /keys/id -q -r ${h.bundleDir.replace(/[.]/g, '\\.')}/\\. admin@reg\\.example:/var/tmp/mirror-appliance-bundle\\.\\d+/$`))
-  const remote = calls[2]!.replace(/^ssh -o BatchMode=yes -i \/keys\/id admin@reg\.example /, '')
+  t.match(calls[2]!, /^scp -o BatchMode=yes -i \/keys\/id -q \S+\/init-password admin@reg\.example:\/var\/tmp\/mirror-appliance-bundle\.\d+\/init-password$/, 'the password goes as a file (test/secrets-cmdline.test.ts)')
+  const remote = calls[3]!.replace(/^ssh -o BatchMode=yes -i \/keys\/id admin@reg\.example /, '')
   t.match(remote, /^sudo bash /)
-  // what the remote shell runs: the same words we were given
+  // what the remote shell runs: the same words we were given, but the password is a file
   const words = spawnSync('bash', ['-c', `set -- ${remote.replace(/^sudo /, '')}; printf '%s\\n' "$@"`], { encoding: 'utf8' }).stdout.trim().split('\n')
-  t.same(words.slice(2), ['install', '--quayRoot', "/srv/it's data", '--initPassword', 'Secret12$x'])
-  t.match(calls[3]!, /sudo rm -rf \/var\/tmp\/mirror-appliance-bundle\.\d+$/, 'remote copy removed')
+  t.match(words.slice(2), ['install', '--quayRoot', "/srv/it's data", '--initPassword-file', /^\/var\/tmp\/mirror-appliance-bundle\.\d+\/init-password$/])
+  t.match(calls[4]!, /sudo rm -rf \/var\/tmp\/mirror-appliance-bundle\.\d+$/, 'remote copy removed')
   t.notOk(existsSync(join(h.root, 'etc/mirror-appliance')), 'nothing installed locally')
 })
 

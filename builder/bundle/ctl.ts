@@ -6,7 +6,7 @@
 
 import { VERSION } from '../context.js'
 import { pinnedRef } from '../payload/lock.js'
-import type { HostFile, Plan } from '../plan/types.js'
+import type { HostAccount, HostFile, Plan } from '../plan/types.js'
 import { networkServiceName, podmanNetworkName } from '../registry/containers.js'
 import { NETWORK } from '../registry/hostspec.js'
 import * as L from '../registry/layout.js'
@@ -38,6 +38,8 @@ export interface CtlData {
   stackRefs: string[]
   initUser: string
   initEmail: string
+  /** The account that reserves the container's uid (quay), or empty fields */
+  account: { name: string; uid: string; gecos: string; home: string; shell: string }
   certFiles: string[]
   keyFiles: string[]
   caFiles: string[]
@@ -62,6 +64,9 @@ export function registryUnits(plan: Plan): string[] {
   }
   return out
 }
+
+const accountData = (a: HostAccount | undefined): CtlData['account'] =>
+  a ? { name: a.name, uid: String(a.uid), gecos: a.gecos, home: a.home, shell: a.shell } : { name: '', uid: '', gecos: '', home: '', shell: '' }
 
 const text = (c: string | Buffer) => (typeof c === 'string' ? c : c.toString('utf8'))
 
@@ -97,6 +102,7 @@ export function ctlData(plan: Plan): CtlData {
     stackRefs: plan.stack.map(pinnedRef),
     initUser: config.registry.initUser.name,
     initEmail: config.registry.initUser.email,
+    account: accountData(host.accounts?.[0]),
     certFiles,
     keyFiles,
     caFiles,

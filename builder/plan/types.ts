@@ -20,6 +20,15 @@ export interface HostFile {
   secret?: boolean
 }
 
+/** A locked system account: no password, no login shell, its own group with gid = uid. */
+export interface HostAccount {
+  name: string
+  uid: number
+  gecos: string
+  home: string
+  shell: string
+}
+
 export interface HostDir {
   path: string
   mode: number
@@ -34,6 +43,12 @@ export interface HostDir {
  */
 export interface HostSpec {
   dirs: HostDir[]
+  /**
+   * Locked accounts that reserve the ids of a container's user (Quay runs as
+   * uid 1001), created before any configured user so that no person gets
+   * that uid and with it the registry's keys. Absent: none.
+   */
+  accounts?: HostAccount[]
   files: HostFile[]
   /** systemd units to enable (names, e.g. mirror-appliance-firstboot.service) */
   enableUnits: string[]

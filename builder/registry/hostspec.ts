@@ -6,7 +6,7 @@
 import { createHmac } from 'node:crypto'
 import type { Config } from '../config/types.js'
 import { pinnedRef, resolveStack, type StackImage } from '../payload/lock.js'
-import type { HostDir, HostFile, HostSpec, Pki, Secrets } from '../plan/types.js'
+import type { HostAccount, HostDir, HostFile, HostSpec, Pki, Secrets } from '../plan/types.js'
 import { renderTemplate } from '../render/templates.js'
 import {
   networkServiceName,
@@ -52,6 +52,22 @@ export const REDIS_IP = '10.89.77.10'
 export const RHEL_ZONE_EXTRAS = ['cockpit', 'dhcpv6-client'] as const
 /** Quay runs as this uid (its Dockerfile: USER 1001, files chgrp 0). */
 export const QUAY_UID = '1001'
+/**
+ * The account that holds Quay's uid on the host. Without it the uid is free,
+ * and the second person a kickstart or Ignition creates (uids count up from
+ * 1000) would own Quay's TLS key, config.yaml and database. Locked, no login
+ * shell. Its home is an empty /home/quay-container: Anaconda always makes one
+ * (useradd -m unless the directory exists, and an existing one it re-owns
+ * recursively, so "/" is no choice), and Ignition is told to do the same so
+ * that the renderings agree.
+ */
+export const QUAY_ACCOUNT: HostAccount = {
+  name: 'quay-container',
+  uid: Number(QUAY_UID),
+  gecos: "Quay's container user (mirror-appliance)",
+  home: '/home/quay-container',
+  shell: '/sbin/nologin',
+}
 
 /** A secret derived from a generated one, so the plan's Secrets need no new field (HMAC: one-way, independent per purpose). */
 function derive(key: string, purpose: string, n = 32): Buffer {
@@ -282,6 +298,7 @@ export function registryHostSpec(input: RegistryHostSpecInput): HostSpec {
   }
 
   return {
+    ...(config.registry.flavor === 'quay' ? { accounts: [QUAY_ACCOUNT] } : {}),
     dirs: [
       dir(L.STATE_DIR, 0o755),
       dir(L.FIRSTBOOT_STATE_DIR, 0o700),

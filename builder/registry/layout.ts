@@ -36,3 +36,9 @@ export function registryAddress(config: Config): string {
 export function serverHostname(config: Config): string {
   return config.registry.port === 443 ? config.host.hostname : registryAddress(config)
 }
+
+/** Marker comments around the host-spec part of the kickstart's %post (builder/render/kickstart.ts). */
+export const HOSTSPEC_BEGIN = '# >>> mirror-appliance host spec'
+export const HOSTSPEC_END = '# <<< mirror-appliance host spec'
+/** The kickstart copies Anaconda leaves in the installed system's /root (rewritten by first boot, step scrub-kickstart). */
+export const ANACONDA_KS_COPIES = ['/root/anaconda-ks.cfg', '/root/original-ks.cfg']

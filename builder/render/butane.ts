@@ -26,11 +26,17 @@ export function renderButane(plan: Plan): string {
     // strict templates: every field present, empty when unset
     users: ign.passwd.users.map((u) => ({
       name: u.name,
+      uid: u.uid ?? null,
+      homeDir: u.homeDir ?? '',
+      shell: u.shell ?? '',
+      primaryGroup: u.primaryGroup ?? '',
+      noUserGroup: u.noUserGroup ?? false,
       gecos: u.gecos ?? '',
       groups: u.groups ?? [],
       passwordHash: u.passwordHash ?? null,
       sshAuthorizedKeys: u.sshAuthorizedKeys ?? [],
     })),
+    groups: ign.passwd.groups ?? [],
     directories: ign.storage.directories.map((d) => ({ ...d, user: ownerKey(d.user), group: ownerKey(d.group) })),
     files: ign.storage.files.map((f, i) => {
       const text = asText(model.files[i]!.contents)

@@ -34,6 +34,9 @@ export function hostModel(plan: Plan): HostModel {
   const users: HostUser[] = plan.config.host.users.map((u, index) => {
     if (!USER_NAME.test(u.name))
       throw new UserError(`host.users[${index}].name: "${u.name}" is not a valid user name (lower case letters, digits, _ and -, up to 32, not starting with a digit or -)`)
+    const reserved = (plan.host.accounts ?? []).find((a) => a.name === u.name)
+    if (reserved)
+      throw new UserError(`host.users[${index}].name: "${u.name}" is the account that reserves uid ${reserved.uid} for the registry's container; choose another name`)
     return {
       name: u.name,
       gecos: u.gecos,

@@ -33,7 +33,19 @@ interface Node {
 export interface IgnitionConfig {
   ignition: { version: string }
   passwd: {
-    users: { name: string; gecos?: string; groups?: string[]; passwordHash?: string; sshAuthorizedKeys?: string[] }[]
+    users: {
+      name: string
+      uid?: number
+      gecos?: string
+      homeDir?: string
+      shell?: string
+      primaryGroup?: string
+      noUserGroup?: boolean
+      groups?: string[]
+      passwordHash?: string
+      sshAuthorizedKeys?: string[]
+    }[]
+    groups?: { name: string; gid: number }[]
   }
   storage: {
     directories: Node[]
@@ -61,6 +73,13 @@ export function ignitionConfig(plan: Plan): IgnitionConfig {
   const m = hostModel(plan)
   const users: IgnitionConfig['passwd']['users'] = []
   if (m.rootPasswordHash !== null) users.push({ name: 'root', passwordHash: m.rootPasswordHash })
+  // Accounts that reserve a container's uid come before the users: Ignition
+  // creates passwd.users in order (groups first), with useradd, which would
+  // give a person the next free uid. No passwordHash: Ignition then sets "*",
+  // a locked password. The group is named so that its gid is the uid.
+  const accounts = m.accounts ?? []
+  for (const a of accounts)
+    users.push({ name: a.name, uid: a.uid, gecos: a.gecos, homeDir: a.home, shell: a.shell, primaryGroup: a.name, noUserGroup: true })
   for (const u of m.users)
     users.push({
       name: u.name,
@@ -71,7 +90,7 @@ export function ignitionConfig(plan: Plan): IgnitionConfig {
     })
   return {
     ignition: { version: IGNITION_VERSION },
-    passwd: { users },
+    passwd: { users, ...(accounts.length ? { groups: accounts.map((a) => ({ name: a.name, gid: a.uid })) } : {}) },
     storage: {
       directories: m.dirs.map((d) => ({ path: d.path, mode: d.mode, user: ignitionOwner(d.owner), group: ignitionOwner(d.group) })),
       files: m.files.map((f) => ({

@@ -41,9 +41,10 @@ import { PAYLOAD_DIR, SSHD_SETTINGS_SCRIPT, SSHD_SETTINGS_UNIT } from '../regist
 export const MEDIUM_PAYLOAD_DIR = 'appliance'
 /** Where the payload is really stored on the host: on the registry data volume, which is sized for it. */
 export const payloadStore = (dataDir: string) => `${dataDir.replace(/\/+$/, '')}/.payload`
-/** Marker comments around the host-spec part of %post (tests run that part in a temp root). */
-export const HOSTSPEC_BEGIN = '# >>> mirror-appliance host spec'
-export const HOSTSPEC_END = '# <<< mirror-appliance host spec'
+// Marker comments around the host-spec part of %post (tests run that part in
+// a temp root; first boot finds the section by them in Anaconda's copies).
+import { HOSTSPEC_BEGIN, HOSTSPEC_END } from '../registry/layout.js'
+export { HOSTSPEC_BEGIN, HOSTSPEC_END }
 
 function fail(what: string): never {
   throw new Error(`${what}: not a volume label (A-Z, 0-9, _)`)
@@ -125,6 +126,16 @@ export function renderKickstart(plan: Plan, opts: KickstartOptions): string {
     }
   })
 
+  // Before the users: Anaconda runs the user commands in file order, and a
+  // uid the registry needs must be taken before useradd hands it to a person.
+  const accounts = (model.accounts ?? []).map((a) => ({
+    name: one(a.name, 'the registry account'),
+    gecos: one(a.gecos, 'the registry account'),
+    uid: a.uid,
+    home: one(a.home, 'the registry account'),
+    shell: one(a.shell, 'the registry account'),
+  }))
+
   const ports = model.firewallPorts.map(portSpec)
   const xlayout = one(h.keyboard, 'host.keyboard')
   const view = {
@@ -146,6 +157,7 @@ export function renderKickstart(plan: Plan, opts: KickstartOptions): string {
     network,
     fips: h.fips,
     root: { hash: model.rootPasswordHash === null ? null : one(model.rootPasswordHash, 'host.root') },
+    accounts,
     users,
     firewall: {
       ksPorts: ports.map((p) => `${p.port}:${p.proto}`).join(','),

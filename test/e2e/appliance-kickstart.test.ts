@@ -31,6 +31,7 @@ import {
   buildAppliance,
   checkContentFromHost,
   checkFirstBootDone,
+  checkKickstartScrubbed,
   checkRegistryUnit,
   guest,
   HOSTNAME,
@@ -141,6 +142,7 @@ t.test(
 
     const vm = await bootAndWait(t, a, 'kickstart route, first boot')
     checkFirstBootDone(t, a, vm, 'kickstart route')
+    checkKickstartScrubbed(t, a, vm, 'kickstart route')
     checkRegistryUnit(t, a, vm, 'kickstart route')
     checkContentFromHost(t, a, vm, 'kickstart route')
 

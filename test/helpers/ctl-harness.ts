@@ -14,7 +14,7 @@ import { extractedBundle } from './bundle-fixture.js'
 
 const CTL_FAKE = fileURLToPath(new URL('./ctl-fakebin/fake', import.meta.url))
 const BASE_FAKE = fileURLToPath(new URL('./fakebin/fake', import.meta.url))
-export const FAKED = ['podman', 'skopeo', 'systemctl', 'curl', 'update-ca-trust', 'restorecon', 'getent', 'ss', 'getenforce', 'timedatectl', 'firewall-cmd', 'ssh', 'scp']
+export const FAKED = ['podman', 'skopeo', 'systemctl', 'curl', 'update-ca-trust', 'restorecon', 'getent', 'ss', 'getenforce', 'timedatectl', 'firewall-cmd', 'ssh', 'scp', 'useradd', 'groupadd']
 
 export interface CtlHarness {
   base: string
@@ -23,7 +23,7 @@ export interface CtlHarness {
   tarball: string
   log: string
   /** Run the bundle's mirror-registryctl (or `script`) with MA_ROOT and the fakes */
-  run(args: string[], env?: Record<string, string>, script?: string): { status: number | null; out: string }
+  run(args: string[], env?: Record<string, string>, script?: string, input?: string): { status: number | null; out: string }
   calls(): string[]
   /** path -> "mode size sha256" of every entry under the root */
   snapshot(): Map<string, string>
@@ -69,8 +69,8 @@ export async function ctlHarness(plan: Plan, opts: { content?: number; teardown:
     bundleDir,
     tarball,
     log,
-    run(args, env = {}, script = join(bundleDir, 'mirror-registryctl')) {
-      const r = spawnSync('bash', [script, ...args], { encoding: 'utf8', env: { ...env0, ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
+    run(args, env = {}, script = join(bundleDir, 'mirror-registryctl'), input = '') {
+      const r = spawnSync('bash', [script, ...args], { encoding: 'utf8', env: { ...env0, ...env }, stdio: ['pipe', 'pipe', 'pipe'], input })
       return { status: r.status, out: r.stdout + r.stderr }
     },
     calls: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean).map((c) => c.replaceAll(root, 'ROOT')) : []),

@@ -24,7 +24,14 @@
 //   chrooted one), run as `INTERPRETER /tmp/ks-script-N` (`chroot ROOT
 //   INTERPRETER …` for a chrooted one; default /bin/sh) with stdout and stderr
 //   to --log (inside the root for a chrooted one) or to
-//   /tmp/ks-script-N.log, and removed, like pyanaconda's AnacondaKSScript.
+//   /tmp/ks-script-N.log, like pyanaconda's AnacondaKSScript.run, which
+//   never removes the script (anaconda 33, RHEL 8: mkstemp("", "ks-script-",
+//   sysroot + "/tmp")): a chrooted one stays in the new system's /tmp.
+// - The kickstart is left in the new system as Anaconda leaves it:
+//   /root/original-ks.cfg (the file given) and /root/anaconda-ks.cfg (0600
+//   both). Anaconda regenerates the latter with pykickstart, which writes the
+//   %post bodies verbatim; emulated as the given text under a first line
+//   saying so.
 //   A failure of an --erroronfail script stops there (Anaconda halts the
 //   install): applyKickstart throws with the script's log. Other failures
 //   are reported and the install goes on.
@@ -216,7 +223,7 @@ export const EMULATED: { command: string; how: string }[] = [
   { command: 'rootpw', how: '--iscrypted HASH: `usermod -p HASH root` in the root; --lock: `passwd -l root`' },
   {
     command: 'user',
-    how: "`groupadd` for each of --groups the root lacks, then `useradd -m -s /bin/bash [-c GECOS] -G GROUPS -p HASH NAME` in the root (bash: RHEL's useradd default); --lock: no password",
+    how: "`groupadd` for each of --groups the root lacks (and `groupadd -g GID NAME` for a --gid no group has), then `useradd -g GID|-U -d HOME -m -s SHELL [-u UID] [-c GECOS] -G GROUPS -p HASH NAME` in the root (shell default /bin/bash: RHEL's useradd default); --lock: no password",
   },
   { command: 'sshkey', how: 'appended to ~USER/.ssh/authorized_keys (directory 0700, file 0600, owned by the user)' },
   {
@@ -320,6 +327,10 @@ async function passwdEntry(root: string, user: string): Promise<{ uid: number; g
   return undefined
 }
 
+async function groupWithGid(root: string, gid: string): Promise<boolean> {
+  return (await readFile(join(root, 'etc/group'), 'utf8')).split('\n').some((l) => l.split(':')[2] === gid)
+}
+
 async function hasGroup(root: string, group: string): Promise<boolean> {
   return (await readFile(join(root, 'etc/group'), 'utf8')).split('\n').some((l) => l.split(':')[0] === group)
 }
@@ -411,13 +422,28 @@ async function applyCommands(ks: ParsedKickstart, root: string): Promise<string[
           if (!(await hasGroup(root, g))) await chrootRun(root, ['groupadd', g], `to add group ${g} (kickstart user --groups)`)
         const password = opts.has('lock') ? [] : opts.has('iscrypted') && str('password') ? ['-p', str('password')!] : null
         if (password === null) throw new Error(`user ${name} (line ${c.line}): only --iscrypted --password and --lock are emulated`)
+        // --gid as pyanaconda/core/users.py create_user (rhinstaller/anaconda
+        // 0342ea9f): a group named after the user with that gid unless one has
+        // it, then useradd -g; without --gid, useradd -U. --homedir: -d, and -m
+        // only when it does not exist yet (Anaconda re-owns an existing one,
+        // which is not emulated: refused). --uid: -u. --shell: -s, else
+        // login.defs' default (bash on RHEL).
+        const gid = str('gid')
+        if (gid && !(await groupWithGid(root, gid)))
+          await chrootRun(root, ['groupadd', '-g', gid, name], `to add group ${name} with gid ${gid} (kickstart user --gid)`)
+        const home = str('homedir') ?? `/home/${name}`
+        if (existsSync(join(root, home))) throw new Error(`user ${name} (line ${c.line}): home ${home} exists; Anaconda's re-owning of it is not emulated`)
         await chrootRun(
           root,
           [
             'useradd',
+            ...(gid ? ['-g', gid] : ['-U']),
+            '-d',
+            home,
             '-m',
             '-s',
-            '/bin/bash',
+            str('shell') ?? '/bin/bash',
+            ...(str('uid') ? ['-u', str('uid')!] : []),
             ...(str('gecos') ? ['-c', str('gecos')!] : []),
             ...(groups.length ? ['-G', groups.join(',')] : []),
             ...password,
@@ -425,7 +451,9 @@ async function applyCommands(ks: ParsedKickstart, root: string): Promise<string[
           ],
           `to add user ${name} (kickstart user)`,
         )
-        say(`${name}${groups.length ? ` in ${groups.join(',')}` : ''}, ${password.length ? 'password hash set' : 'locked'}`)
+        say(
+          `${name}${str('uid') ? ` uid ${str('uid')}` : ''}${groups.length ? ` in ${groups.join(',')}` : ''}, ${password.length ? 'password hash set' : 'locked'}`,
+        )
         break
       }
       case 'sshkey': {
@@ -531,7 +559,8 @@ function driverScript(o: { root: string; out: string; media: Record<string, stri
       `  cp /mnt/.ks/out/script-${n} ${inRoot}/tmp/ks-script-${n} && chmod 0700 ${inRoot}/tmp/ks-script-${n}`,
       `  mkdir -p "$(dirname ${shq(log)})"`,
       `  rc=0; (cd / && ${cmd}) > ${shq(log)} 2>&1 < /dev/null || rc=$?`,
-      `  rm -f ${inRoot}/tmp/ks-script-${n}`,
+      // Anaconda leaves the script where it wrote it; the installer's /tmp (nochroot) goes with the namespace
+      sc.nochroot ? `  rm -f /tmp/ks-script-${n}` : '  :',
       `  cp ${shq(log)} /mnt/.ks/out/log-${n} 2>/dev/null || : > /mnt/.ks/out/log-${n}`,
       `  echo "${n} $rc" >> /mnt/.ks/out/results`,
       sc.erroronfail ? `  if [ "$rc" != 0 ]; then status=1; fi` : '  :',
@@ -581,6 +610,10 @@ export async function applyKickstart(ksText: string, root: string, o: ApplyOptio
 
   const commands = await applyCommands(ks, root)
   for (const c of commands) o.log?.(c)
+  await mkdir(join(root, 'root'), { recursive: true, mode: 0o700 })
+  await writeFile(join(root, 'root/original-ks.cfg'), ksText, { mode: 0o600 })
+  await writeFile(join(root, 'root/anaconda-ks.cfg'), `# kickstart-apply: emulates the kickstart Anaconda regenerates (%post bodies verbatim)\n${ksText}`, { mode: 0o600 })
+  o.log?.('kickstart copies: /root/original-ks.cfg, /root/anaconda-ks.cfg (0600)')
 
   const scripts = ks.sections.filter((s) => s.kind === 'post')
   const out = await mkdtemp(join(tmpdir(), 'ks-apply-'))
