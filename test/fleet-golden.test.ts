@@ -8,13 +8,14 @@
 //   UPDATE_GOLDEN=1 npx tap test/fleet-golden.test.ts
 import t, { type Test } from 'tap'
 import { X509Certificate } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ConfigError } from '../builder/config/diagnostics.js'
 import { loadConfig, loadConfigText } from '../builder/config/load.js'
 import { PAYLOAD_LABEL } from '../builder/fleet/build.js'
-import { fleetTable, planFleet } from '../builder/fleet/plan.js'
+import { FLEET_CA_FILE, fleetTable, planFleet } from '../builder/fleet/plan.js'
 import { renderKickstart } from '../builder/render/kickstart.js'
 import { golden as checkGolden } from './helpers/golden.js'
 
@@ -91,14 +92,30 @@ t.test('one CA; a certificate per host for its own names; nothing secret shared'
   t.equal(passwords.size, 3, 'three different registry passwords')
 })
 
-t.test('a fourth host changes nothing for the first three; a rebuild with the stored CA keeps it', async (t) => {
+t.test('a fourth host: the stored fleet CA was constrained to the first three; the build stops and says how to rotate', async (t) => {
   const text = readFileSync(join(FIXTURE, 'appliance.yaml'), 'utf8') + '    - { hostname: mirror-d.lab.example, address: 192.0.2.14/24, mac: "52:54:00:00:00:14" }\n'
-  const four = planFleet(loadConfigText(text, join(FIXTURE, 'appliance.yaml'), { baseDir: FIXTURE }), { epoch: EPOCH, seed: 'golden' })
-  t.equal(four.ca.caCertPem, fleet.ca.caCertPem, 'same CA')
-  for (let i = 0; i < 3; i++) {
-    t.equal(four.members[i]!.plan.pki.serverCertPem, fleet.members[i]!.plan.pki.serverCertPem, `${fleet.members[i]!.host.hostname}: same certificate`)
-    t.equal(four.members[i]!.plan.secrets.initPassword, fleet.members[i]!.plan.secrets.initPassword, 'same password')
-  }
+  // The fleet CA stored by the first build, as `build` writes it. Its name
+  // constraints (issue 18 point 6) permit lab.example and the install
+  // subnets, but a host's short name is a single label that only itself can
+  // permit: mirror-d is outside, and a certificate naming it would be refused
+  // by every client. So adding a host means a new fleet CA (README, "The CA").
+  const secretsDir = mkdtempSync(join(tmpdir(), 'fleet-golden-'))
+  t.teardown(() => rmSync(secretsDir, { recursive: true, force: true }))
+  writeFileSync(join(secretsDir, FLEET_CA_FILE), JSON.stringify({ version: 1, ...fleet.ca }))
+  const load = () => loadConfigText(text, join(FIXTURE, 'appliance.yaml'), { baseDir: FIXTURE })
+  t.throws(() => planFleet(load(), { epoch: EPOCH, seed: 'golden', secretsDir }), {
+    name: 'UserError',
+    message: /mirror-d is outside the names the CA in secrets\/ may sign for/,
+  })
+  // the three hosts alone with the stored CA: kept, same certificates
+  const three = planFleet(loadConfigText(readFileSync(join(FIXTURE, 'appliance.yaml'), 'utf8'), join(FIXTURE, 'appliance.yaml'), { baseDir: FIXTURE }), { epoch: EPOCH, seed: 'golden', secretsDir })
+  t.equal(three.ca.caCertPem, fleet.ca.caCertPem, 'a rebuild with the stored CA keeps it')
+  for (let i = 0; i < 3; i++)
+    t.equal(three.members[i]!.plan.pki.serverCertPem, fleet.members[i]!.plan.pki.serverCertPem, `${fleet.members[i]!.host.hostname}: same certificate`)
+  // without a stored CA: a new one, constrained to all four
+  const four = planFleet(load(), { epoch: EPOCH, seed: 'golden' })
+  t.not(four.ca.caCertPem, fleet.ca.caCertPem, 'a new CA for four hosts')
+  t.equal(four.members[0]!.plan.secrets.initPassword, fleet.members[0]!.plan.secrets.initPassword, 'passwords do not depend on the CA')
 })
 
 t.test('fleet rules', async (t) => {

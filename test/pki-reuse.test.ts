@@ -26,7 +26,12 @@ t.teardown(() => rmSync(base, { recursive: true, force: true }))
 const config = (extra = '', validityDays = 365) =>
   loadConfigText(
     `apiVersion: mirror-appliance/v1
-host: { hostname: registry.lab.example, disk: { device: vda } }
+host:
+  hostname: registry.lab.example
+  disk: { device: vda }
+  # a static install network: the CA's name constraints permit its subnet, so
+  # an address added there later keeps the CA (see test/ca-constraints.test.ts)
+  network: { mode: static, address: 192.0.2.10/24, gateway: 192.0.2.1, dns: [192.0.2.53] }
 registry:
   tls: { validityDays: ${validityDays}${extra ? `, extraSANs: [${extra}]` : ''} }
 `,

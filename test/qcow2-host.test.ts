@@ -75,11 +75,11 @@ t.test('qemu-img argv and info', async (t) => {
 })
 
 t.test('NoCloud seed without users or static network', async (t) => {
-  const f = renderNoCloud({ instanceId: 'i-1', hostname: 'h.example', users: [], rootPasswordHash: null, rhel: '8.10' })
+  const f = renderNoCloud({ instanceId: 'i-1', hostname: 'h.example', users: [], rootPasswordHash: null, rhel: '8.10', sshPasswordAuthentication: false })
   t.equal(f['network-config'], undefined, 'DHCP: no network-config, cloud-init falls back to DHCP')
   t.match(f['user-data'], /users:\n {2}- default\n/)
   t.notMatch(f['user-data'], /chpasswd/)
-  t.throws(() => renderNoCloud({ instanceId: 'i', hostname: 'h', users: [{ name: 'Bad Name', gecos: '', groups: [], passwordHash: null, sshKeys: [] }], rootPasswordHash: null, rhel: '8.10' }), { name: 'UserError' })
+  t.throws(() => renderNoCloud({ instanceId: 'i', hostname: 'h', users: [{ name: 'Bad Name', gecos: '', groups: [], passwordHash: null, sshKeys: [] }], rootPasswordHash: null, rhel: '8.10', sshPasswordAuthentication: false }), { name: 'UserError' })
 })
 
 t.test('virt-install argv escapes commas in paths', async (t) => {

@@ -126,6 +126,16 @@ t.test('rotate-cert: a new self-signed pair everywhere, CA trusted, registry res
   t.not(h.read(d.keyFiles[0]!.slice(1)), oldKey)
   t.not(h.read(d.caFiles[0]!.slice(1)), plan.pki.caCertPem, 'a new CA')
   checkCertSet(t, h, plan)
+  // issue 18 point 6: the new CA signs no other CA and no other name
+  const caText = openssl(['x509', '-in', join(h.root, d.caFiles[0]!), '-noout', '-text']).stdout
+  t.match(caText, /X509v3 Basic Constraints: critical\n\s+CA:TRUE, pathlen:0/, 'pathlen:0')
+  const permitted = (caText.split('Permitted:')[1] ?? '').split(/Excluded:|X509v3|Signature Algorithm/)[0]!
+  t.same(
+    permitted.split('\n').map((l) => l.trim()).filter(Boolean),
+    [...d.sanDns.map((n) => `DNS:${n}`), ...d.sanIp.map((ip) => `IP:${ip}/255.255.255.255`)],
+    'name constraints: exactly the names of the certificate it signed',
+  )
+  if (d.sanIp.length === 0) t.match(caText, /Excluded:\s+IP:0\.0\.0\.0\/0\.0\.0\.0/, 'no address configured: no address at all')
   const end = openssl(['x509', '-in', join(h.root, d.certFiles[0]!), '-noout', '-enddate']).stdout
   const days = (Date.parse(end.split('=')[1]!) - Date.now()) / 86400e3
   t.ok(days > 29 && days <= 30.01, `valid for 30 days (${days.toFixed(2)})`)

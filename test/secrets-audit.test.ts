@@ -492,3 +492,21 @@ t.test('no password goes through a sed replacement on the host (& and | in it wo
   t.ok(ctl, 'mirror-registryctl laid down by the kickstart')
   t.notMatch(ctl?.data.toString() ?? '', /sed [^\n]*\$pw/, 'no sed expression with the password in it')
 })
+
+t.test('the CA in secrets/ signs server certificates only, and only for this appliance (pathlen:0, name constraints)', async (t) => {
+  const ca = join(out, 'secrets/ca.crt')
+  const text = (await run('openssl', ['x509', '-in', ca, '-noout', '-text'])).stdout
+  t.match(text, /X509v3 Basic Constraints: critical\n\s+CA:TRUE, pathlen:0/, 'pathlen:0')
+  t.match(text, /X509v3 Name Constraints: critical\n\s+Permitted:/, 'name constraints')
+  // a certificate the CA's own key signs for a foreign name: refused by openssl
+  const d = mkdtempSync(join(tmpdir(), 'audit-ca-'))
+  t.teardown(() => rmSync(d, { recursive: true, force: true }))
+  writeFileSync(join(d, 'ext.cnf'), 'subjectAltName = DNS:quay.io\n')
+  await run('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(d, 'k'), '-subj', '/CN=quay.io', '-out', join(d, 'csr')])
+  await run('openssl', ['x509', '-req', '-in', join(d, 'csr'), '-CA', ca, '-CAkey', join(out, 'secrets/ca.key'), '-set_serial', '1', '-days', '1', '-extfile', join(d, 'ext.cnf'), '-out', join(d, 'crt')])
+  const v = await run('openssl', ['verify', '-CAfile', ca, join(d, 'crt')], { nothrow: true })
+  t.not(v.code, 0, `a certificate for quay.io signed with secrets/ca.key does not verify: ${v.stdout}${v.stderr}`)
+  const ctl = docs.find((x) => x.loc === 'host:/usr/local/bin/mirror-registryctl (via host/ks.cfg)')?.data.toString() ?? ''
+  t.match(ctl, /basicConstraints = critical, CA:TRUE, pathlen:0/, 'rotate-cert’s new CA: pathlen:0')
+  t.match(ctl, /-addext "nameConstraints = critical, \$nc"/, 'and name constraints')
+})

@@ -22,7 +22,7 @@ import { buildOemdrv } from '../media/oemdrv.js'
 import { writeHandoffFromPayload } from '../openshift.js'
 import type { AssembleResult } from '../payload/assemble.js'
 import { planAppliance } from '../plan/plan.js'
-import { serverCertSummary } from '../plan/pki.js'
+import { caSummary, serverCertSummary } from '../plan/pki.js'
 import type { Plan } from '../plan/types.js'
 import { renderKickstart } from '../render/kickstart.js'
 import { renderHost, writeTree } from '../render/host.js'
@@ -81,7 +81,7 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
   const manifest = await withBuildOutput(opts.output, ctx, async (dirs) => {
     const b: HostBuild = { ctx, opts, loaded, want, inputs, dirs }
     const plan = planHost(b)
-    serverCert = serverCertSummary(plan.pki)
+    serverCert = [serverCertSummary(plan.pki), caSummary(plan.pki)].filter(Boolean).join('\n  ')
     renderHostFiles(b, plan)
     const payload = await buildPayload(ctx, inputs, dirs, { config: loaded.config, loaded, allowMissing: want.allowMissing, ...(opts.config ? { configPath: opts.config } : {}) })
     // Before the media: the payload carries the hand-off to the host.
@@ -278,11 +278,11 @@ async function qcow2FromImage(b: HostBuild, plan: Plan, baseImage: string, disk:
   const { dir, dest } = b.dirs
   log.step(`media: appliance.qcow2 from ${baseImage} (libguestfs; 1-2 minutes under software emulation)`)
   const { buildQcow2FromImage } = await import('../media/qcow2.js')
-  const { noCloudSeedFromPlan } = await import('../media/qcow2-host.js')
+  const { noCloudSeedFromPlan, qcow2HostSpec } = await import('../media/qcow2-host.js')
   const r = await buildQcow2FromImage({
     baseImage,
     ...disk,
-    host: plan.host,
+    host: qcow2HostSpec(plan),
     payloadDir: b.dirs.payloadDir,
     cloudInit: { seed: noCloudSeedFromPlan(plan) },
     epoch: b.inputs.epoch,

@@ -4,7 +4,7 @@ import { formatDiagnostic } from '../config/diagnostics.js'
 import { loadConfig } from '../config/load.js'
 import { writeOutputDir } from '../output.js'
 import { buildEpoch, planAppliance } from '../plan/plan.js'
-import { serverCertSummary } from '../plan/pki.js'
+import { caSummary, serverCertSummary } from '../plan/pki.js'
 import { renderHost, writeTree } from '../render/host.js'
 import { writeSecrets } from './secrets-out.js'
 
@@ -19,7 +19,7 @@ export async function render(opts: { config?: string; output: string; seed?: str
   let serverCert = ''
   const files = await writeOutputDir(opts.output, async ({ dir, dest }) => {
     const { plan, stored } = planAppliance(loaded, { epoch: buildEpoch(), ...(opts.seed !== undefined ? { seed: opts.seed } : {}), secretsDir: join(dest, 'secrets') })
-    serverCert = serverCertSummary(plan.pki)
+    serverCert = [serverCertSummary(plan.pki), caSummary(plan.pki)].filter(Boolean).join('\n  ')
     const tree = renderHost(plan)
     writeTree(dir, tree)
     writeSecrets(join(dir, 'secrets'), plan, stored)

@@ -30,7 +30,7 @@ import { buildFleetPxeTree, macFileId, type FleetPxeEntry } from '../media/pxe.j
 import { writeHandoffFromPayload } from '../openshift.js'
 import { renderKickstart } from '../render/kickstart.js'
 import { xorrisoWrite } from '../tools/xorriso.js'
-import { serverCertSummary } from '../plan/pki.js'
+import { caSummary, serverCertSummary } from '../plan/pki.js'
 import { FLEET_CA_FILE, fleetTable, planFleet } from './plan.js'
 
 /** Volume label of the shared payload medium. */
@@ -82,6 +82,9 @@ export async function buildFleet(opts: BuildOpts, ctx: Ctx, loaded: LoadedConfig
     log.step('plan: one CA, secrets and a server certificate per host')
     const fleet = planFleet(loaded, { epoch, stack: inputs.stack, ...(opts.seed !== undefined ? { seed: opts.seed } : {}), secretsDir: join(dest, 'secrets') })
     serverCerts = fleet.members.map((m) => `${m.host.hostname}: ${serverCertSummary(m.plan.pki, `secrets/hosts/${m.host.hostname}/`)}`)
+    // one CA for all members: said once
+    const ca = fleet.members[0] ? caSummary(fleet.members[0].plan.pki, 'secrets/fleet-ca.json') : null
+    if (ca) serverCerts.push(ca)
     const secretsDir = join(dir, 'secrets')
     await mkdir(secretsDir, { recursive: true, mode: 0o700 })
     writeFileSync(join(secretsDir, FLEET_CA_FILE), JSON.stringify({ version: 1, ...fleet.ca }, null, 2) + '\n', { mode: 0o600 })

@@ -17,7 +17,7 @@ import { DEFAULT_CONFIG_NAME, type LoadedConfig } from '../config/load.js'
 import { prefixToNetmask } from '../config/normalize.js'
 import type { Config, FleetHost } from '../config/types.js'
 import { UserError } from '../errors.js'
-import { planPki } from '../plan/pki.js'
+import { caScope, planPki } from '../plan/pki.js'
 import { finishPlan } from '../plan/plan.js'
 import { seededRng, systemRng, type Rng } from '../plan/random.js'
 import { planSecrets, readStoredSecrets, type StoredSecrets } from '../plan/secrets.js'
@@ -105,7 +105,8 @@ export function planFleet(loaded: LoadedConfig, options: { epoch: number; seed?:
 
   let ca = readFleetCa(options.secretsDir)
   if (!ca) {
-    const first = planPki({ config: configs[0]!, rng: rngFor('fleet-ca'), epoch: options.epoch, configDir })
+    // one CA for the fleet: its name constraints cover every host's names and addresses
+    const first = planPki({ config: configs[0]!, caScope: caScope(configs), rng: rngFor('fleet-ca'), epoch: options.epoch, configDir })
     ca = { caCertPem: first.caCertPem, caKeyPem: first.caKeyPem! }
   }
 

@@ -6,7 +6,7 @@
 import { UserError } from '../errors.js'
 import type { Network, RhelMinor } from '../config/types.js'
 import { chpasswdForm } from './cloud-init-forms.js'
-import type { Plan } from '../plan/types.js'
+import type { HostSpec, Plan } from '../plan/types.js'
 import { hostModel } from '../render/host-model.js'
 import { renderTemplate } from '../render/templates.js'
 
@@ -163,6 +163,15 @@ export interface NoCloudSeed {
   network?: Network
   /** The target's RHEL minor: decides which form of a key its cloud-init reads (cloud-init-forms.ts) */
   rhel: RhelMinor
+  /**
+   * host.ssh.passwordAuthentication, as ssh_pwauth. cloud-init's set_passwords
+   * rewrites every PasswordAuthentication line of sshd_config to this value
+   * (cloudinit/ssh_util.py update_ssh_config_lines, 22.4.2), the one at the top
+   * that the sshd settings unit wrote included; and RHEL's /etc/cloud/cloud.cfg
+   * sets ssh_pwauth itself when the seed does not. So the seed says what the
+   * config says, never "whether anyone has a password".
+   */
+  sshPasswordAuthentication: boolean
 }
 
 export interface NoCloudFiles {
@@ -181,7 +190,19 @@ export function noCloudSeedFromPlan(plan: Plan): NoCloudSeed {
     rootPasswordHash: m.rootPasswordHash,
     network: plan.config.host.network,
     rhel: plan.config.host.rhel,
+    sshPasswordAuthentication: plan.config.host.ssh.passwordAuthentication,
   }
+}
+
+/**
+ * What the qcow2 lays into the image: the host model's files and units, as
+ * the kickstart, Butane and Ignition hosts get them (the sshd settings script
+ * and its unit, the sudoers drop-ins of key-only sudo users), not the bare
+ * plan. Users and root's password come through the NoCloud seed instead.
+ */
+export function qcow2HostSpec(plan: Plan): HostSpec {
+  const { users: _users, rootPasswordHash: _root, ...spec } = hostModel(plan)
+  return spec
 }
 
 export function renderNoCloud(seed: NoCloudSeed): NoCloudFiles {
@@ -193,7 +214,7 @@ export function renderNoCloud(seed: NoCloudSeed): NoCloudFiles {
       hostname: seed.hostname,
       shortName: seed.hostname.split('.')[0],
       users: seed.users,
-      passwordLogin: seed.users.some((u) => u.passwordHash !== null),
+      sshPasswordAuthentication: seed.sshPasswordAuthentication,
       rootPasswordHash: seed.rootPasswordHash,
       chpasswdUsers: chpasswdForm(seed.rhel) === 'users',
       rootListEntry: `root:${seed.rootPasswordHash ?? ''}`,

@@ -36,6 +36,11 @@ export const BACKDATE_SECONDS = 3600
 
 export interface PlanPkiOptions {
   config: Config
+  /**
+   * Names and subnets a new CA may sign for (its name constraints); default:
+   * this config's (caScope([config])). The fleet passes every host's.
+   */
+  caScope?: CaScope
   rng: Rng
   /** Seconds since the epoch (SOURCE_DATE_EPOCH): the certificates' notBefore */
   epoch: number
@@ -74,6 +79,164 @@ export function serverNames(config: Config): { dnsNames: string[]; ipAddresses: 
   if (config.host.network.mode === 'static') add(config.host.network.address)
   for (const s of config.registry.tls.extraSANs) add(s)
   return { dnsNames: [...dns], ipAddresses: [...ips] }
+}
+
+// ---- the CA's name constraints -----------------------------------------------
+//
+// The CA is trusted widely (the host's trust store, OpenShift's
+// additionalTrustBundle with policy Always), so a generated CA may sign
+// server certificates only (pathlen:0) and only for the names of this
+// appliance (nameConstraints, RFC 5280 4.2.1.10, checked by OpenSSL, Go's
+// crypto/x509, NSS and browsers).
+//
+// The trade-off: the CA lives in secrets/ and is reused across rebuilds,
+// while the server certificate is reissued whenever its names change. Name
+// constraints are fixed when the CA is made; a name outside them later needs
+// a new CA, and every cluster and client must then trust it again. So the
+// constraints are a little wider than today's exact names:
+//   - a DNS name of three labels or more permits its parent domain
+//     (mirror.lab.example -> lab.example and everything under it), so another
+//     alias in the same domain needs no new CA; shorter names (localhost, the
+//     short name, registry.example) permit only themselves and names under
+//     them, never a whole top-level domain;
+//   - each configured address permits only itself; a static install network
+//     also permits its subnet (host.network.address/prefix);
+//   - with no address configured, no address at all (excluded 0.0.0.0/0 and
+//     ::/0): without an IP constraint RFC 5280 leaves addresses unconstrained.
+// A name added later outside these stops the build with what to do
+// (checkNamesInCaScope) rather than issuing a certificate clients refuse.
+
+/** What a new CA may sign for. */
+export interface CaScope {
+  /** Permitted DNS subtrees (a name and everything under it) */
+  dnsDomains: string[]
+  /** Permitted IPv4 ranges as CIDR */
+  ipv4Ranges: string[]
+}
+
+/** The parent domain of a name with three labels or more, else the name itself. */
+function dnsSubtreeFor(name: string): string {
+  const labels = name.toLowerCase().split('.')
+  return labels.length >= 3 ? labels.slice(1).join('.') : labels.join('.')
+}
+
+const inDnsSubtree = (name: string, domain: string) => {
+  const n = name.toLowerCase()
+  const d = domain.toLowerCase()
+  return n === d || n.endsWith(`.${d}`)
+}
+
+function ipv4ToInt(ip: string): number {
+  const parts = ip.split('.').map(Number)
+  if (!IPV4.test(ip) || parts.some((p) => p > 255)) throw new Error(`not an IPv4 address: ${ip}`)
+  return parts.reduce((n, p) => n * 256 + p, 0)
+}
+const prefixMask = (prefix: number) => (prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0)
+const intToIpv4 = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.')
+
+function parseCidr(cidr: string): { network: number; mask: number } {
+  const [ip, prefix] = cidr.split('/')
+  const mask = prefixMask(Number(prefix))
+  return { network: (ipv4ToInt(ip!) & mask) >>> 0, mask }
+}
+
+/** The scope of a CA for these hosts' configs (one for a single host, every member for a fleet). */
+export function caScope(configs: readonly Config[]): CaScope {
+  const domains = new Set<string>()
+  const ranges = new Set<string>()
+  for (const config of configs) {
+    const { dnsNames, ipAddresses } = serverNames(config)
+    for (const n of dnsNames) domains.add(dnsSubtreeFor(n))
+    for (const ip of ipAddresses) ranges.add(`${ip}/32`)
+    const net = config.host.network
+    if (net.mode === 'static') ranges.add(`${intToIpv4(parseCidr(`${net.address}/${net.prefix}`).network)}/${net.prefix}`)
+  }
+  // a subtree inside another adds nothing
+  const dnsDomains = [...domains].filter((d) => ![...domains].some((o) => o !== d && inDnsSubtree(d, o))).sort()
+  const cidrs = [...ranges].map((c) => ({ c, ...parseCidr(c) }))
+  const ipv4Ranges = cidrs
+    .filter((a) => !cidrs.some((b) => b.c !== a.c && b.mask !== a.mask && (a.network & b.mask) >>> 0 === b.network && b.mask <= a.mask))
+    .map((a) => a.c)
+    .sort()
+  return { dnsDomains, ipv4Ranges }
+}
+
+/**
+ * The nameConstraints extension (OID 2.5.29.30, critical as RFC 5280 asks),
+ * DER built here: node-forge 1.x has no encoder for it.
+ *   NameConstraints ::= SEQUENCE { permittedSubtrees [0] GeneralSubtrees OPTIONAL,
+ *                                  excludedSubtrees  [1] GeneralSubtrees OPTIONAL }
+ *   GeneralSubtree ::= SEQUENCE { base GeneralName, ... }  (minimum 0 and no maximum: both left out)
+ *   GeneralName: dNSName [2] IA5String, iPAddress [7] OCTET STRING (address then mask)
+ */
+export function nameConstraintsExtension(scope: CaScope): { id: string; critical: true; value: string } {
+  const { asn1 } = forge
+  const ctx = (tag: number, constructed: boolean, value: string | forge.asn1.Asn1[]) =>
+    asn1.create(asn1.Class.CONTEXT_SPECIFIC, tag, constructed, value)
+  const subtree = (name: forge.asn1.Asn1) => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [name])
+  const bytes = (...ns: number[]) => Buffer.concat(ns.map((n) => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b })).toString('binary')
+  const permitted = [
+    ...scope.dnsDomains.map((d) => subtree(ctx(2, false, d))),
+    ...scope.ipv4Ranges.map((c) => { const { network, mask } = parseCidr(c); return subtree(ctx(7, false, bytes(network, mask))) }),
+  ]
+  const excluded =
+    scope.ipv4Ranges.length > 0
+      ? []
+      : [subtree(ctx(7, false, bytes(0, 0))), subtree(ctx(7, false, Buffer.alloc(32).toString('binary')))] // 0.0.0.0/0 and ::/0
+  const parts = [...(permitted.length ? [ctx(0, true, permitted)] : []), ...(excluded.length ? [ctx(1, true, excluded)] : [])]
+  const der = asn1.toDer(asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, parts)).getBytes()
+  return { id: '2.5.29.30', critical: true, value: der }
+}
+
+interface ParsedConstraints {
+  dns: string[]
+  /** permitted IPv4 (network, mask) */
+  ipv4: { network: number; mask: number }[]
+  /** Some IPv4 subtree is permitted or all of IPv4 excluded: addresses are constrained */
+  ipv4Constrained: boolean
+}
+
+/** The constraints of a CA certificate as made above; null when it has none. */
+function readNameConstraints(ca: forge.pki.Certificate): ParsedConstraints | null {
+  const ext = ca.getExtension({ id: '2.5.29.30' } as unknown as { id: number }) as { value?: string } | null
+  if (!ext?.value) return null
+  const r: ParsedConstraints = { dns: [], ipv4: [], ipv4Constrained: false }
+  const top = forge.asn1.fromDer(ext.value)
+  for (const part of top.value as forge.asn1.Asn1[]) {
+    for (const st of part.value as forge.asn1.Asn1[]) {
+      const name = (st.value as forge.asn1.Asn1[])[0]!
+      const v = Buffer.from(name.value as string, 'binary')
+      if (part.type === 0 && name.type === 2) r.dns.push(v.toString('latin1'))
+      if (name.type === 7 && v.length === 8) {
+        r.ipv4Constrained = true
+        if (part.type === 0) r.ipv4.push({ network: v.readUInt32BE(0), mask: v.readUInt32BE(4) })
+      }
+    }
+  }
+  return r
+}
+
+/** Every name of the server certificate must be inside the CA's constraints, or clients refuse it. */
+function checkNamesInCaScope(ca: forge.pki.Certificate, names: { dnsNames: string[]; ipAddresses: string[] }): void {
+  const nc = readNameConstraints(ca)
+  if (!nc) return
+  const outside = [
+    ...names.dnsNames.filter((n) => nc.dns.length > 0 && !nc.dns.some((d) => inDnsSubtree(n, d))),
+    ...names.ipAddresses.filter((ip) => nc.ipv4Constrained && !nc.ipv4.some((r) => ((ipv4ToInt(ip) & r.mask) >>> 0) === ((r.network & r.mask) >>> 0))),
+  ]
+  if (outside.length)
+    throw new UserError(
+      `registry.tls: ${outside.join(', ')} ${outside.length > 1 ? 'are' : 'is'} outside the names the CA in secrets/ may sign for (${[...nc.dns, ...nc.ipv4.map((r) => intToIpv4(r.network))].join(', ') || 'no addresses'}): clients would refuse the certificate`,
+      'to rotate the CA: remove secrets/ca.crt and secrets/ca.key (for a fleet, secrets/fleet-ca.json), rebuild, and make every client and cluster trust the new ca.crt',
+    )
+}
+
+/** constrained: pathlen:0 and name constraints (CAs made since issue 18); legacy: an older CA kept from secrets/. */
+export type CaProfile = 'constrained' | 'legacy'
+
+function caProfileOf(ca: forge.pki.Certificate): CaProfile {
+  const bc = ca.getExtension('basicConstraints') as { pathLenConstraint?: number } | null
+  return bc?.pathLenConstraint === 0 && readNameConstraints(ca) ? 'constrained' : 'legacy'
 }
 
 // ---- key generation --------------------------------------------------------
@@ -183,9 +346,11 @@ function generatedPki(opts: PlanPkiOptions): Pki {
   let caCert: forge.pki.Certificate
   let caKey: forge.pki.rsa.PrivateKey
   let caKeyPem: string
+  let caProfile: CaProfile = 'constrained'
   if (opts.existing) {
     ;({ caCert, caKey } = reuseCa(opts.existing, epoch))
     caKeyPem = opts.existing.caKeyPem
+    caProfile = caProfileOf(caCert)
   } else {
     caKeyPem = rsaKeyPem(rng, 'pki/ca-key', CA_KEY_BITS)
     caKey = forge.pki.privateKeyFromPem(caKeyPem)
@@ -201,8 +366,10 @@ function generatedPki(opts: PlanPkiOptions): Pki {
     caCert.setSubject(subject)
     caCert.setIssuer(subject)
     caCert.setExtensions([
-      { name: 'basicConstraints', cA: true, critical: true },
+      // pathlen:0: the CA signs server certificates only, never another CA
+      { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+      nameConstraintsExtension(opts.caScope ?? caScope([config])),
       { name: 'subjectKeyIdentifier' },
       { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
     ])
@@ -210,11 +377,12 @@ function generatedPki(opts: PlanPkiOptions): Pki {
   }
 
   const { dnsNames, ipAddresses } = serverNames(config)
+  checkNamesInCaScope(caCert, { dnsNames, ipAddresses })
   const caCertPemNow = forge.pki.certificateToPem(caCert)
   let serverCertSource: ServerCertSource = { kind: 'new' }
   if (opts.existingServer) {
     const changes = storedServerCertChanges(opts.existingServer, { caCertPem: caCertPemNow, dnsNames, ipAddresses, validityDays: tls.validityDays, epoch })
-    if (changes.length === 0) return reusedServerPki(opts.existingServer, { caCertPem: caCertPemNow, caKeyPem, dnsNames, ipAddresses })
+    if (changes.length === 0) return { ...reusedServerPki(opts.existingServer, { caCertPem: caCertPemNow, caKeyPem, dnsNames, ipAddresses }), caProfile }
     serverCertSource = { kind: 'reissued', reason: changes.join('; ') }
   }
   const serverKeyPem = rsaKeyPem(rng, 'pki/server-key', SERVER_KEY_BITS)
@@ -255,6 +423,7 @@ function generatedPki(opts: PlanPkiOptions): Pki {
     notBefore: cert.validity.notBefore,
     notAfter: cert.validity.notAfter,
     serverCertSource,
+    caProfile,
   }
 }
 
@@ -362,6 +531,16 @@ export function serverCertSummary(pki: Pki, where = 'secrets/'): string {
     case 'provided':
       return `server certificate: provided (registry.tls.certFile, ${until})`
   }
+}
+
+/** The build summary's line about the CA, when there is something to say: an older CA kept from secrets/ is not constrained. */
+export function caSummary(pki: Pki, files = 'secrets/ca.crt and secrets/ca.key'): string | null {
+  if (pki.caProfile !== 'legacy') return null
+  return (
+    `CA: kept from ${files}, made before CAs got pathlen:0 and name constraints (it may sign for any name, and sign other CAs); ` +
+    `kept so that clients need not trust a new one. To rotate: remove ${files}, rebuild, ` +
+    `and trust the new ca.crt on every client and cluster`
+  )
 }
 
 function reuseCa(existing: { caCertPem: string; caKeyPem: string }, epoch: number) {

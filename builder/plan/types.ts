@@ -97,6 +97,8 @@ export interface Pki {
   notAfter: Date
   /** Where this build's server certificate came from, said in the build summary (absent: issued, nothing stored to compare) */
   serverCertSource?: ServerCertSource
+  /** Generated CAs: constrained (pathlen:0 and name constraints) or legacy (an older CA kept from secrets/) */
+  caProfile?: 'constrained' | 'legacy'
 }
 
 /**

@@ -26,6 +26,7 @@ import {
   checkContentFromHost,
   checkFirstBootDone,
   checkRegistryUnit,
+  checkSshd,
   guest,
   powerCut,
   stopVm,
@@ -41,6 +42,7 @@ t.test(`appliance boot, distribution flavor, on a Debian trixie guest standing i
   // ---- first boot, undisturbed
   const vm = await bootAndWait(t, a, 'first boot')
   checkFirstBootDone(t, a, vm, 'first boot')
+  checkSshd(t, a, vm, 'first boot')
   checkRegistryUnit(t, a, vm, 'first boot')
   checkContentFromHost(t, a, vm, 'first boot')
   const doneAt = guest(a, vm, 'stat -c %Y /var/lib/mirror-appliance/firstboot/done').out.trim()

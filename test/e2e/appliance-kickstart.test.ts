@@ -33,6 +33,7 @@ import {
   checkFirstBootDone,
   checkKickstartScrubbed,
   checkRegistryUnit,
+  checkSshd,
   guest,
   HOSTNAME,
   stopVm,
@@ -142,6 +143,7 @@ t.test(
 
     const vm = await bootAndWait(t, a, 'kickstart route, first boot')
     checkFirstBootDone(t, a, vm, 'kickstart route')
+    checkSshd(t, a, vm, 'kickstart route')
     checkKickstartScrubbed(t, a, vm, 'kickstart route')
     checkRegistryUnit(t, a, vm, 'kickstart route')
     checkContentFromHost(t, a, vm, 'kickstart route')

@@ -51,6 +51,7 @@ const seed = {
   rootPasswordHash: '$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1',
   network: { mode: 'static' as const, address: '192.0.2.10', prefix: 24, netmask: '255.255.255.0', gateway: '192.0.2.1', dns: ['192.0.2.53'], searchDomains: ['example.com'] },
   rhel: '8.10' as const,
+  sshPasswordAuthentication: false,
 }
 
 t.test('path 1: a guest image with the host spec laid in, inspected and booted', async (t) => {

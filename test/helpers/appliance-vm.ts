@@ -251,6 +251,28 @@ export function checkFirstBootDone(t: Test, a: Appliance, vm: VmInfo, what: stri
 }
 
 /**
+ * The SSH server runs with the config's host.ssh (issue 18 point 8): the
+ * config above gives admin an SSH key and says nothing of host.ssh, so the
+ * defaults apply: root by key only, no password logins. `sshd -T` is what
+ * the running sshd's binary makes of its files, after our settings unit (or
+ * the kickstart's %post) and cloud-init's ssh_pwauth edit on the qcow2 route.
+ */
+export function checkSshd(t: Test, a: Appliance, vm: VmInfo, what: string): void {
+  const r = guest(a, vm, 'PATH=/usr/sbin:/sbin:$PATH sshd -T')
+  t.equal(r.code, 0, `${what}: sshd -T runs: ${r.err}`)
+  const settings = new Map(
+    r.out
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .filter((f) => f.length >= 2)
+      .map((f) => [f[0]!.toLowerCase(), f.slice(1).join(' ')] as const),
+  )
+  // sshd -T prints prohibit-password by its old name
+  t.equal(settings.get('permitrootlogin'), 'without-password', `${what}: root logs in by key only`)
+  t.equal(settings.get('passwordauthentication'), 'no', `${what}: no password logins (admin has a key)`)
+}
+
+/**
  * Kickstart route: the copies of the kickstart Anaconda leaves (and the
  * emulation, test/helpers/kickstart-apply.ts, leaves the same way) no longer
  * carry the host-spec %post (issue 18 point 3). Caveat: the Debian stand-in
