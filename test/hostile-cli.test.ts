@@ -164,7 +164,7 @@ fixed.forEach((v, i) => {
       )
       for (const [n, post] of postSections(s).entries())
         t.equal(await lintBash(post.body.join('\n') + '\n', dir, `post-${n}.sh`), '', `bash -n and shellcheck clean on %post ${n}`)
-      const userLine = s.commands.find((c) => c.startsWith('user '))!
+      const userLine = s.commands.find((c) => c.startsWith('user ') && c.includes('--name=admin'))!
       const [argv] = await shlexSplit([userLine])
       t.ok(argv!.includes(`--gecos=${v.gecos}`), 'shlex reads the gecos back exactly')
 

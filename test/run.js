@@ -108,7 +108,8 @@ child.on('close', (code) => {
   if (failures.length) {
     console.log(`\nfailed (${failures.length}):`)
     for (const f of failures) {
-      console.log(`  ${f.path.join(' > ')}`)
+      // a test named by a whole command output would drown the list: 300 characters a name
+      console.log(`  ${f.path.map((n) => (n.length > 300 ? n.slice(0, 300) + '…' : n)).join(' > ')}`)
       for (const l of briefDiagnostic(f.lines)) console.log(`      ${l}`)
     }
   }

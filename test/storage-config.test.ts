@@ -158,7 +158,7 @@ t.test('first boot: the preflight runs in prepare, after trust-ca, before the re
   for (const flavor of ['quay', 'distribution']) {
     const p = plan(yaml(flavor, CEPH))
     const script = String(p.host.files.find((x) => x.path.endsWith('/libexec/mirror-appliance/firstboot'))!.contents)
-    t.match(script, 'PREPARE_STEPS=(verify-payload load-images trust-ca storage-preflight)', `${flavor}: preflight is the last prepare step`)
+    t.match(script, 'PREPARE_STEPS=(scrub-kickstart verify-payload load-images trust-ca storage-preflight)', `${flavor}: preflight is the last prepare step`)
     t.match(script, /step_storage_preflight\(\) \{[\s\S]*platform-python[\s\S]*'\/usr\/local\/libexec\/mirror-appliance\/s3-preflight' "\$ROOT"'\/etc\/mirror-appliance\/storage\.env'/)
     const path = join(dir, `firstboot-${flavor}`)
     writeFileSync(path, script)
@@ -168,7 +168,7 @@ t.test('first boot: the preflight runs in prepare, after trust-ca, before the re
   }
   const local = plan(yaml('distribution', '    type: local'))
   const script = String(local.host.files.find((x) => x.path.endsWith('/libexec/mirror-appliance/firstboot'))!.contents)
-  t.match(script, 'PREPARE_STEPS=(verify-payload load-images trust-ca)\n', 'local storage: no preflight')
+  t.match(script, 'PREPARE_STEPS=(scrub-kickstart verify-payload load-images trust-ca)\n', 'local storage: no preflight')
   t.notMatch(script, 'storage_preflight')
 })
 

@@ -142,5 +142,5 @@ t.test('export usage errors exit 2', async (t) => {
     t.match(r.out, msg)
   }
   const help = h.run(['help'])
-  t.match(help.out, /mirror-registryctl export --to-registry HOST\[:PORT\]\[\/PREFIX\] \[--dest-creds U:P\]/, 'export is in the help')
+  t.match(help.out, /mirror-registryctl export --to-registry HOST\[:PORT\]\[\/PREFIX\] \[--dest-creds-file F\]/, 'export is in the help')
 })

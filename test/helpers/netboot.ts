@@ -72,10 +72,12 @@ export function line(log: string, tag: string): string | undefined {
 export async function buildAndServe(t: Test, args: string[], env: Record<string, string>): Promise<{ tree: string; url: string }> {
   const r = await runCli(args, { env })
   if (r.code !== 0) throw new Error(`build failed (${r.code}): ${r.stderr}`)
-  const hint = /serve (?:the tree|it) with: mirror-appliance serve (\S+) --port (\d+)/.exec(r.stdout + r.stderr)
+  // e.g. "serve the tree with: mirror-appliance serve DIR --bind 10.0.2.2 --port 8080": the guest reaches
+  // the host's 127.0.0.1 as 10.0.2.2 through QEMU's user network, so the test serves on 127.0.0.1.
+  const hint = /serve (?:the tree|it) with: mirror-appliance serve (\S+)(?: --bind (\S+))? --port (\d+)/.exec(r.stdout + r.stderr)
   if (!hint) throw new Error(`the build did not say how to serve the tree:\n${r.stdout}${r.stderr}`)
-  const [, tree, port] = hint
-  const child = spawn(process.execPath, [CLI, 'serve', tree!, '--port', port!, '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const [, tree, , port] = hint
+  const child = spawn(process.execPath, [CLI, 'serve', tree!, '--port', port!, '--bind', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => {
     child.kill('SIGKILL')
   })
