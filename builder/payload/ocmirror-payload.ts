@@ -19,9 +19,8 @@
 // payload.json `releaseSignatures`; on the host they are at
 // /var/lib/mirror-appliance/payload/release-signatures/.
 
-import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { randomBytes } from 'node:crypto'
 import { FailureError } from '../errors.js'
 import { digestHex, sha256Bytes } from './digest.js'
 import { RELEASE_SIGNATURES_DIR, type ContentKind } from './names.js'
@@ -34,6 +33,7 @@ import {
   type OcMirrorRun,
   type OcMirrorSkip,
   type ReleaseSignature,
+  writeAtomic,
 } from './ocmirror.js'
 import { REF_NAME, sparseAbsent, type Descriptor, type ImageIndex, type OciLayout } from './oci.js'
 
@@ -154,14 +154,7 @@ export async function placeReleaseSignatures(
     })
     const rel = `${RELEASE_SIGNATURES_DIR}/${s.file}`
     const dst = join(outDir, rel)
-    const tmp = `${dst}.tmp-${randomBytes(6).toString('hex')}`
-    try {
-      await writeFile(tmp, data)
-      await rename(tmp, dst)
-    } catch (e) {
-      await unlink(tmp).catch(() => {})
-      throw e
-    }
+    await writeAtomic(dst, data)
     sums.push(`${digestHex(sha256Bytes(data))}  ${rel}`)
     entries.push({ file: rel, tag: s.tag, digest: s.digest })
   }

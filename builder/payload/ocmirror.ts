@@ -609,7 +609,8 @@ export async function readImportRecords(cacheDir: string): Promise<ImportRecord[
   }
 }
 
-async function writeAtomic(path: string, data: Buffer | string): Promise<void> {
+/** Write a file by a temp name beside it and a rename: never half-written, the temp removed on failure. */
+export async function writeAtomic(path: string, data: Buffer | string): Promise<void> {
   await mkdir(dirname(path), { recursive: true })
   const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`
   try {
