@@ -1,13 +1,16 @@
 // mirror-appliance: the command line. One table of commands; each parses its
-// own flags strictly (node:util parseArgs) and returns an exit code. At the
-// entry, the user's mistakes (UserError: exit 2) are told apart from the
-// world's failures (exit 1) and from our bugs (stack trace + report hint).
+// own flags strictly (node:util parseArgs) and returns an exit code. The
+// build's flags, their help and the config keys they set are one table
+// (config/flags.ts), which the config loader merges with. At the entry, the
+// user's mistakes (UserError: exit 2) are told apart from the world's
+// failures (exit 1) and from our bugs (stack trace + report hint).
 
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { UserError, FailureError } from './errors.js'
 import { ConfigError, formatDiagnostic } from './config/diagnostics.js'
 import { createLogger, logOptionsFromEnv, type Logger } from './log.js'
 import { VERSION, type Ctx } from './context.js'
+import { buildFlagsHelp, buildOptsFrom, buildParseOptions } from './config/flags.js'
 
 interface Command {
   summary: string
@@ -50,7 +53,8 @@ Options:
   -o, --output FILE  where to write (default: appliance.yaml)
       --force        overwrite an existing file`,
     options: { output: { type: 'string', short: 'o' }, force: { type: 'boolean' } },
-    run: async (v, _p, ctx) => (await import('./commands/init.js')).init({ output: str(v.output) ?? 'appliance.yaml', force: !!v.force }, ctx),
+    run: async (v, _p, ctx) =>
+      (await import('./commands/init.js')).init({ output: str(v.output) ?? 'appliance.yaml', force: !!v.force }, ctx),
   },
   schema: {
     summary: 'print the JSON schema of the config format, for editors',
@@ -98,61 +102,14 @@ Options:
     help: `Builds the media the config asks for (plus those named by flags) into DIR,
 atomically: everything is written to a temp directory and renamed at the end.
 Without -c the embedded demo config is used: it builds what needs no Red Hat
-content and prints what a production build still needs.
+content and prints what a production build still needs. A flag that sets a
+config key (shown after it) wins over the key in the file.
 
 Options:
-  -c, --config FILE     the config (default: the embedded demo config)
-  -o, --output DIR      where to write (required)
-      --iso BASE.iso    remaster this RHEL 8 DVD or boot ISO into an unattended ISO
-      --oemdrv          build the OEMDRV medium (default: on, see outputs.oemdrv)
-      --no-oemdrv       do not build the OEMDRV medium
-      --pxe             write a PXE/HTTP install tree (needs --iso for kernel and initrd)
-      --pxe-url URL     where the tree will be served (default: outputs.pxe.baseUrl)
-      --qcow2           build a VM disk
-      --base-image IMG  RHEL 8 KVM guest image for --qcow2
-      --bundle          build the install bundle for existing hosts
-      --pull-secret FILE  merge the registry's auth into this pull secret (openshift/pull-secret-merged.json)
-      --cache DIR       image cache (default: $MIRROR_APPLIANCE_CACHE or ~/.cache/mirror-appliance/oci)
-      --allow-missing   build even when locked stack images are missing (dry run)
-      --force           build a non-RHEL-8 base ISO anyway
-      --seed TEXT       derive generated secrets from TEXT (tests and demos only)`,
-    options: {
-      ...configOpt,
-      output: { type: 'string', short: 'o' },
-      iso: { type: 'string' },
-      oemdrv: { type: 'boolean' },
-      'no-oemdrv': { type: 'boolean' },
-      pxe: { type: 'boolean' },
-      'pxe-url': { type: 'string' },
-      qcow2: { type: 'boolean' },
-      'base-image': { type: 'string' },
-      bundle: { type: 'boolean' },
-      'pull-secret': { type: 'string' },
-      cache: { type: 'string' },
-      'allow-missing': { type: 'boolean' },
-      force: { type: 'boolean' },
-      seed: { type: 'string' },
-    },
-    run: async (v, _p, ctx) =>
-      (await import('./commands/build.js')).build(
-        {
-          config: str(v.config),
-          output: req(v.output, '-o DIR'),
-          iso: str(v.iso),
-          oemdrv: v['no-oemdrv'] ? false : v.oemdrv ? true : undefined,
-          pxe: !!v.pxe,
-          pxeUrl: str(v['pxe-url']),
-          qcow2: !!v.qcow2,
-          baseImage: str(v['base-image']),
-          bundle: !!v.bundle,
-          pullSecret: str(v['pull-secret']),
-          cache: str(v.cache),
-          allowMissing: !!v['allow-missing'],
-          force: !!v.force,
-          seed: str(v.seed),
-        },
-        ctx,
-      ),
+${buildFlagsHelp()}`,
+    // One table for the flags, their help and the config keys they set (config/flags.ts).
+    options: buildParseOptions(),
+    run: async (v, _p, ctx) => (await import('./commands/build.js')).build(buildOptsFrom(v), ctx),
   },
   images: {
     summary: 'fetch, import, list and verify images in the image cache',
@@ -195,7 +152,12 @@ Options:
     allowPositionals: true,
     run: async (v, p, ctx) =>
       (await import('./commands/serve.js')).serve(
-        { dir: req(p[0], 'DIR'), port: port(v.port), bind: bindAddress(v.bind, v.host), ...(str(v.prefix) !== undefined ? { prefix: str(v.prefix)! } : {}) },
+        {
+          dir: req(p[0], 'DIR'),
+          port: port(v.port),
+          bind: bindAddress(v.bind, v.host),
+          ...(str(v.prefix) !== undefined ? { prefix: str(v.prefix)! } : {}),
+        },
         ctx,
       ),
   },
@@ -316,7 +278,8 @@ function req(v: unknown, what: string): string {
 function bindAddress(bind: unknown, host: unknown): string {
   const b = str(bind)
   const h = str(host)
-  if (b !== undefined && h !== undefined && b !== h) throw new UserError(`--bind ${b} and --host ${h} disagree: --host is the older name of --bind, give one`)
+  if (b !== undefined && h !== undefined && b !== h)
+    throw new UserError(`--bind ${b} and --host ${h} disagree: --host is the older name of --bind, give one`)
   return b ?? h ?? '0.0.0.0'
 }
 function port(v: unknown): number {
@@ -354,7 +317,9 @@ export async function main(argv: string[]): Promise<number> {
   if (!cmd) {
     const { didYouMean } = await import('./config/load.js')
     const guess = didYouMean(name, Object.keys(commands))
-    process.stderr.write(`error: unknown command "${name}"${guess ? `; did you mean "${guess}"?` : ''}\nRun "mirror-appliance --help" for the list.\n`)
+    process.stderr.write(
+      `error: unknown command "${name}"${guess ? `; did you mean "${guess}"?` : ''}\nRun "mirror-appliance --help" for the list.\n`,
+    )
     return 2
   }
   const controller = new AbortController()
@@ -380,18 +345,34 @@ export async function main(argv: string[]): Promise<number> {
     if (name === 'images') {
       const flags = rest.filter((a) => ['--json', '--quiet', '-q', '--verbose', '-v', '--no-color'].includes(a))
       log = createLogger(
-        logOptionsFromEnv({ json: flags.includes('--json'), quiet: flags.includes('--quiet') || flags.includes('-q'), verbose: flags.includes('--verbose') || flags.includes('-v'), noColor: flags.includes('--no-color') }),
+        logOptionsFromEnv({
+          json: flags.includes('--json'),
+          quiet: flags.includes('--quiet') || flags.includes('-q'),
+          verbose: flags.includes('--verbose') || flags.includes('-v'),
+          noColor: flags.includes('--no-color'),
+        }),
       )
       if (rest.length === 0 || rest[0] === '--help' || rest[0] === '-h') {
         process.stdout.write(`Usage: ${cmd.usage}\n\n${cmd.help}\n`)
         return rest.length === 0 ? 2 : 0
       }
       const { imagesCommand } = await import('./payload/cli.js')
-      return await imagesCommand(rest, { json: flags.includes('--json'), quiet: log.opts.quiet, verbose: log.opts.verbose, log, signal: controller.signal })
+      return await imagesCommand(rest, {
+        json: flags.includes('--json'),
+        quiet: log.opts.quiet,
+        verbose: log.opts.verbose,
+        log,
+        signal: controller.signal,
+      })
     }
     let parsed
     try {
-      parsed = parseArgs({ args: rest, options: { ...common, ...cmd.options }, allowPositionals: cmd.allowPositionals ?? false, strict: true })
+      parsed = parseArgs({
+        args: rest,
+        options: { ...common, ...cmd.options },
+        allowPositionals: cmd.allowPositionals ?? false,
+        strict: true,
+      })
     } catch (e) {
       throw new UserError(`${name}: ${(e as Error).message}`, `run "mirror-appliance ${name} --help"`)
     }
@@ -415,7 +396,13 @@ export async function main(argv: string[]): Promise<number> {
 export function reportError(e: unknown, log: Logger): number {
   if (e instanceof ConfigError) {
     if (log.opts.json) {
-      process.stdout.write(JSON.stringify({ valid: false, errors: e.diagnostics.map((d) => ({ ...d, text: formatDiagnostic(d, { caret: false }) })) }, null, 2) + '\n')
+      process.stdout.write(
+        JSON.stringify(
+          { valid: false, errors: e.diagnostics.map((d) => ({ ...d, text: formatDiagnostic(d, { caret: false }) })) },
+          null,
+          2,
+        ) + '\n',
+      )
     }
     process.stderr.write(e.message + '\n')
     return 2

@@ -11,9 +11,8 @@ import { fileURLToPath } from 'node:url'
 import type { Logger } from './log.js'
 
 /** This package's version (package.json), written into manifests and the host's mirror-registryctl. */
-export const VERSION = (
-  JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string }
-).version
+export const VERSION = (JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string })
+  .version
 
 /** What every command gets from the command line's entry. */
 export interface Ctx {

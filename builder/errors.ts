@@ -59,7 +59,9 @@ export class MissingToolError extends FailureError {
   ) {
     super(
       tooOld ? `${tooOld} (needed ${why})` : `${tool} is needed ${why} but was not found`,
-      tooOld ? `install a newer one: apt-get install ${debianPackage} (Debian 12 has a new enough one)` : `install it: apt-get install ${debianPackage}`,
+      tooOld
+        ? `install a newer one: apt-get install ${debianPackage} (Debian 12 has a new enough one)`
+        : `install it: apt-get install ${debianPackage}`,
     )
     this.name = 'MissingToolError'
   }

@@ -6,32 +6,10 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { $, quote, which, type ProcessPromise } from 'zx'
 import { MissingToolError, ToolError } from './errors.js'
+import { TOOL_FACTS } from './tool-needs.js'
 
-/** Debian package that provides each tool we call; used in "missing" messages. */
-export const TOOL_PACKAGES: Record<string, string> = {
-  xorriso: 'xorriso',
-  mcopy: 'mtools',
-  mtype: 'mtools',
-  mdir: 'mtools',
-  mmd: 'mtools',
-  mlabel: 'mtools',
-  'grub-mkimage': 'grub-common',
-  'grub-mkstandalone': 'grub-common',
-  mkfs_fat: 'dosfstools',
-  'mkfs.fat': 'dosfstools',
-  skopeo: 'skopeo',
-  'qemu-img': 'qemu-utils',
-  'qemu-system-x86_64': 'qemu-system-x86',
-  guestfish: 'libguestfs-tools',
-  'virt-customize': 'libguestfs-tools',
-  'ignition-validate': 'ignition',
-  shellcheck: 'shellcheck',
-  'docker-registry': 'docker-registry',
-  htpasswd: 'apache2-utils',
-  tar: 'tar',
-  cpio: 'cpio',
-  busybox: 'busybox-static',
-}
+/** Debian package that provides each tool we call (from TOOL_FACTS); used in "missing" messages. */
+export const TOOL_PACKAGES: Record<string, string> = Object.fromEntries(Object.entries(TOOL_FACTS).map(([tool, f]) => [tool, f.debian]))
 
 export interface RunOptions {
   /** Working directory */
@@ -77,9 +55,11 @@ export async function findTool(tool: string): Promise<string | null> {
 
 /**
  * Oldest versions we can work with, for tools whose older releases lack an
- * option we pass. skopeo: --preserve-digests came in 1.6.0 (skopeo issue 1761).
+ * option we pass (from TOOL_FACTS, where each says why).
  */
-export const MIN_VERSIONS: Record<string, string> = { skopeo: '1.6.0' }
+export const MIN_VERSIONS: Record<string, string> = Object.fromEntries(
+  Object.entries(TOOL_FACTS).flatMap(([tool, f]) => (f.minVersion ? [[tool, f.minVersion]] : [])),
+)
 
 /** The first x.y[.z] in a --version line, as numbers. */
 export function parseVersion(text: string): number[] | null {
@@ -109,7 +89,12 @@ export async function requireTool(tool: string, why: string): Promise<string> {
           const line = (r.stdout || r.stderr).trim().split('\n')[0] ?? ''
           const have = parseVersion(line)
           if (!have || !versionAtLeast(have, min)) {
-            throw new MissingToolError(tool, TOOL_PACKAGES[tool] ?? tool, why, `${tool} ${min} or newer is needed; ${path} says "${line || 'no version'}"`)
+            throw new MissingToolError(
+              tool,
+              TOOL_PACKAGES[tool] ?? tool,
+              why,
+              `${tool} ${min} or newer is needed; ${path} says "${line || 'no version'}"`,
+            )
           }
         })(),
       )

@@ -1,4 +1,5 @@
-// manifest.json and SHA256SUMS: what went into a build and checksums of every
+// manifest.json and SHA256SUMS: what went into a build (the config, every
+// host it made media for, the images, the tools) and checksums of every
 // output, written last so that a complete manifest means a complete build.
 
 import { readdir, stat, writeFile } from 'node:fs/promises'
@@ -14,11 +15,31 @@ export interface ManifestImage {
   target: string
 }
 
+/** One host of the build: the facts of its config, and where its outputs and rendered files are. */
+export interface ManifestHost {
+  hostname: string
+  rhel: string
+  flavor: string
+  port: number
+  /** A fleet host's entry: its role, address/prefix, MAC and disk */
+  role?: string
+  address?: string
+  mac?: string
+  disk?: string
+  /** Its outputs, relative to the output directory ('' for a site of one) */
+  dir: string
+  /** Its rendered files (ks.cfg, appliance.bu, appliance.ign, rootfs/) */
+  render: string
+}
+
 export interface BuildManifest {
   schema: 'mirror-appliance/manifest/v1'
   builder: { version: string; node: string }
   config: { file: string; digest: string }
+  /** The first of hosts (the only one of a site of one), as manifests before fleets named it */
   host: { hostname: string; rhel: string; flavor: string; port: number }
+  /** Every host the build made media for; absent in manifests of older builds */
+  hosts?: ManifestHost[]
   epoch: number
   demo: boolean
   images: ManifestImage[]

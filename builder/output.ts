@@ -21,7 +21,10 @@ function acquireLock(lockPath: string): () => void {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
       const pid = Number(readFileSync(lockPath, 'utf8').trim())
       if (pidAlive(pid)) {
-        throw new UserError(`${dirname(lockPath)}: another mirror-appliance (pid ${pid}) is writing this output`, `wait for it to finish, or remove ${lockPath} if it is gone`)
+        throw new UserError(
+          `${dirname(lockPath)}: another mirror-appliance (pid ${pid}) is writing this output`,
+          `wait for it to finish, or remove ${lockPath} if it is gone`,
+        )
       }
       rmSync(lockPath, { force: true }) // stale lock of a process that died
     }
@@ -66,7 +69,10 @@ function diskError(e: unknown, dest: string): unknown {
     EROFS: 'the file system is read-only',
   }
   if (code && what[code]) {
-    return new FailureError(`cannot write ${dest}: ${what[code]} (${(e as Error).message}); nothing was written`, 'free some space or choose another output directory')
+    return new FailureError(
+      `cannot write ${dest}: ${what[code]} (${(e as Error).message}); nothing was written`,
+      'free some space or choose another output directory',
+    )
   }
   return e
 }
@@ -88,7 +94,10 @@ export async function writeOutputDir<T>(dest: string, work: (tx: OutputTransacti
   const parent = dirname(dest)
   mkdirSync(parent, { recursive: true })
   if (existsSync(dest) && readdirSync(dest).length > 0 && !existsSync(join(dest, MARKER))) {
-    throw new UserError(`${dest} exists and was not written by mirror-appliance; refusing to replace it`, 'choose another output directory or empty this one')
+    throw new UserError(
+      `${dest} exists and was not written by mirror-appliance; refusing to replace it`,
+      'choose another output directory or empty this one',
+    )
   }
   const release = acquireLock(join(parent, `.${basename(dest)}.lock`))
   const tmp = join(parent, `.${basename(dest)}.tmp-${process.pid}`)

@@ -87,6 +87,25 @@ t.test('build: every image of the archives on the medium, by digest; again once 
   )
   t.match(b.stderr, /oc-mirror image left out: content ubi9\/ubi:latest \(sha256:[a-f0-9]{64}, 1 platform\(s\) left out\)/)
   t.equal(f[`release-signatures/${sig.file}`], sig.data.toString('latin1'), 'the release signature is on the medium')
+  // distribution on the host's disk: the payload carries the registry storage tree's links, no blob twice (issue 21 point 5)
+  const whole = join(dist, '..', 'medium-payload')
+  const x = spawnSync('xorriso', ['-indev', join(dist, 'oemdrv.iso'), '-osirrox', 'on', '-extract', '/appliance', whole], {
+    encoding: 'utf8',
+  })
+  t.equal(x.status, 0, x.stderr)
+  const treeFiles = spawnSync('find', [join(whole, 'registry-tree'), '-type', 'f'], { encoding: 'utf8' })
+    .stdout.trim()
+    .split('\n')
+  t.ok(treeFiles.length > 10 && treeFiles.every((p) => p.endsWith('/link')), `only link files in registry-tree/ (${treeFiles.length})`)
+  t.ok(
+    rows
+      .filter((x) => x[0] === 'content')
+      .every((x) => treeFiles.some((p) => p.endsWith(`/_manifests/revisions/sha256/${x[2]!.slice(7)}/link`))),
+    'a revision link for each content image',
+  )
+  const check = spawnSync('sha256sum', ['--strict', '--quiet', '-c', 'SHA256SUMS'], { cwd: whole, encoding: 'utf8' })
+  t.equal(check.status, 0, `the payload on the medium verifies, links included: ${check.stdout}${check.stderr}`)
+  t.match(b.stderr, /data volume \/var\/lib\/mirror-registry \(distribution, its storage tree moved into place, no push\): needs /)
   t.match(f['SHA256SUMS']!, new RegExp(`  release-signatures/${sig.file}$`, 'm'))
   const m = JSON.parse(readFileSync(join(dist, 'manifest.json'), 'utf8')) as {
     images: { role: string; target: string; tag?: string; digest: string }[]

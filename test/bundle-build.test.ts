@@ -34,11 +34,25 @@ t.test('contents and modes, as GNU tar extracts them', async (t) => {
   t.equal(statSync(b).mode & 0o777, 0o700)
   t.same(readdirSync(b).sort(), ['README.md', 'bundle.env', 'ca.crt', 'files', 'files.tsv', 'mirror-registryctl', 'payload'])
   t.equal(statSync(join(b, 'mirror-registryctl')).mode & 0o777, 0o755)
-  t.equal(spawnSync('shellcheck', ['-s', 'bash', join(b, 'mirror-registryctl')]).status, 0, 'shellcheck clean')
+  // the script sources the library the bundle carries under files/ (and the facts, which shellcheck is not given)
+  const sc = spawnSync(
+    'shellcheck',
+    ['-s', 'bash', '-x', '-P', join(b, 'files/usr/local/libexec/mirror-appliance'), join(b, 'mirror-registryctl')],
+    { encoding: 'utf8' },
+  )
+  t.equal(sc.status, 0, `shellcheck clean, with the library it sources: ${sc.stdout}`)
+  t.equal(
+    readFileSync(join(b, 'mirror-registryctl'), 'utf8'),
+    readFileSync(join(b, 'files/usr/local/bin/mirror-registryctl'), 'utf8'),
+    'the same script as the host gets',
+  )
   t.equal(readFileSync(join(b, 'ca.crt'), 'utf8'), plan.pki.caCertPem)
   t.notOk(spawnSync('grep', ['-rl', plan.pki.caKeyPem!.split('\n')[1]!, b]).stdout.length, 'the CA key is not in the bundle')
   // every host file at its path with its mode; files.tsv agrees with the host spec
-  const rows = readFileSync(join(b, 'files.tsv'), 'utf8').trim().split('\n').map((l) => l.split('\t'))
+  const rows = readFileSync(join(b, 'files.tsv'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split('\t'))
   t.equal(rows.length, plan.host.dirs.length + plan.host.files.length)
   for (const f of plan.host.files) {
     const p = join(b, 'files', f.path)
@@ -48,14 +62,27 @@ t.test('contents and modes, as GNU tar extracts them', async (t) => {
     t.same(row.slice(1, 4), [f.mode.toString(8).padStart(4, '0'), f.owner, f.group], `${f.path} in files.tsv`)
     t.equal(row[0], f.path.endsWith('.container') || f.path.endsWith('.network') ? 'unit' : 'file')
   }
-  for (const d of plan.host.dirs) t.ok(rows.some((r) => r[0] === 'dir' && r[4] === d.path && r[1] === d.mode.toString(8).padStart(4, '0')), `dir ${d.path}`)
+  for (const d of plan.host.dirs)
+    t.ok(
+      rows.some((r) => r[0] === 'dir' && r[4] === d.path && r[1] === d.mode.toString(8).padStart(4, '0')),
+      `dir ${d.path}`,
+    )
   const sums = spawnSync('sha256sum', ['--strict', '-c', 'SHA256SUMS'], { cwd: join(b, 'payload'), encoding: 'utf8' })
   t.equal(sums.status, 0, `payload intact: ${sums.stdout}${sums.stderr}`)
-  t.match(readFileSync(join(b, 'bundle.env'), 'utf8'), /^FLAVOR=quay\nHOSTNAME=registry\.lab\.example\nPORT=8443\nDATA_DIR=\/var\/lib\/mirror-registry\n/m)
+  t.match(
+    readFileSync(join(b, 'bundle.env'), 'utf8'),
+    /^FLAVOR=quay\nHOSTNAME=registry\.lab\.example\nPORT=8443\nDATA_DIR=\/var\/lib\/mirror-registry\n/m,
+  )
   // GNU tar's own view: owners and times
   const list = spawnSync('tar', ['--numeric-owner', '--full-time', '-tvzf', out], { encoding: 'utf8' }).stdout.trim().split('\n')
-  t.ok(list.every((l) => / 0\/0 /.test(l) && l.includes('2023-11-14 22:13:20')), 'uid/gid 0 and the epoch as mtime on every entry')
-  const names = spawnSync('tar', ['-tzf', out], { encoding: 'utf8' }).stdout.trim().split('\n').map((n) => n.replace(/\/$/, ''))
+  t.ok(
+    list.every((l) => / 0\/0 /.test(l) && l.includes('2023-11-14 22:13:20')),
+    'uid/gid 0 and the epoch as mtime on every entry',
+  )
+  const names = spawnSync('tar', ['-tzf', out], { encoding: 'utf8' })
+    .stdout.trim()
+    .split('\n')
+    .map((n) => n.replace(/\/$/, ''))
   t.same(names, [...names].sort(), 'entries sorted')
   t.equal(readFileSync(out).subarray(4, 8).readUInt32LE(), 0, 'gzip header carries no timestamp')
 })
@@ -79,22 +106,35 @@ t.test('long names go into PAX records that GNU tar reads back', async (t) => {
   t.equal(spawnSync('tar', ['-xzf', out, '-C', x]).status, 0)
   t.equal(readFileSync(join(x, BUNDLE_TOP, 'payload/oci', 'x'.repeat(120), 'y'.repeat(120), 'z'.repeat(90)), 'utf8'), 'long')
   rmSync(join(payload, 'oci', 'x'.repeat(120)), { recursive: true })
-  t.equal(tarHeader({ name: 'a', type: 'file', mode: 0o644, size: 9 * 1024 ** 3 }, 0).length, 3 * 512, 'a size past 8 GiB gets a PAX record')
+  t.equal(
+    tarHeader({ name: 'a', type: 'file', mode: 0o644, size: 9 * 1024 ** 3 }, 0).length,
+    3 * 512,
+    'a size past 8 GiB gets a PAX record',
+  )
 })
 
 t.test('refusals and aborts leave nothing behind', async (t) => {
   const empty = join(work, 'empty')
   mkdirSync(empty)
-  await t.rejects(buildBundle({ plan, payloadDir: empty, outFile: join(work, 'no.tar.gz'), epoch: 1 }), /not an assembled payload \(SHA256SUMS missing\)/)
+  await t.rejects(
+    buildBundle({ plan, payloadDir: empty, outFile: join(work, 'no.tar.gz'), epoch: 1 }),
+    /not an assembled payload \(SHA256SUMS missing\)/,
+  )
   const ac = new AbortController()
   ac.abort()
   await t.rejects(buildBundle({ plan, payloadDir: payload, outFile: join(work, 'ab.tar.gz'), epoch: 1, signal: ac.signal }))
-  t.same(readdirSync(work).filter((n) => n.startsWith('no.') || n.startsWith('ab.')), [], 'no output, no temp file')
+  t.same(
+    readdirSync(work).filter((n) => n.startsWith('no.') || n.startsWith('ab.')),
+    [],
+    'no output, no temp file',
+  )
 })
 
 t.test('build --bundle writes dist/mirror-appliance-bundle.tar.gz', async (t) => {
   const out = join(work, 'dist')
-  const r = await runCli(['build', '-o', out, '--bundle', '--no-oemdrv', '--seed', 'cli', '--cache', join(work, 'nocache')], { env: { SOURCE_DATE_EPOCH: '1700000000' } })
+  const r = await runCli(['build', '-o', out, '--bundle', '--no-oemdrv', '--seed', 'cli', '--cache', join(work, 'nocache')], {
+    env: { SOURCE_DATE_EPOCH: '1700000000' },
+  })
   t.equal(r.code, 0, r.stderr)
   t.ok(existsSync(join(out, BUNDLE_NAME)))
   const list = spawnSync('tar', ['-tzf', join(out, BUNDLE_NAME)], { encoding: 'utf8' }).stdout

@@ -50,9 +50,32 @@ function sign(name: string, sans: string, issuer: { crt: string; key: string }, 
   openssl(['genrsa', '-out', key, '2048'])
   const csr = join(dir, `${name}.csr`)
   openssl(['req', '-new', '-key', key, '-subj', `/CN=${name}`, '-out', csr])
-  const ext = write(`${name}.cnf`, ca ? 'basicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign\n' : `basicConstraints = CA:FALSE\nsubjectAltName = ${sans}\n`)
+  const ext = write(
+    `${name}.cnf`,
+    ca
+      ? 'basicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign\n'
+      : `basicConstraints = CA:FALSE\nsubjectAltName = ${sans}\n`,
+  )
   const crt = join(dir, `${name}.crt`)
-  openssl(['x509', '-req', '-sha256', '-in', csr, '-CA', issuer.crt, '-CAkey', issuer.key, '-set_serial', '7', '-days', '30', '-extfile', ext, '-out', crt])
+  openssl([
+    'x509',
+    '-req',
+    '-sha256',
+    '-in',
+    csr,
+    '-CA',
+    issuer.crt,
+    '-CAkey',
+    issuer.key,
+    '-set_serial',
+    '7',
+    '-days',
+    '30',
+    '-extfile',
+    ext,
+    '-out',
+    crt,
+  ])
   return { crt, key }
 }
 const ca = { crt: caCrt, key: caKey }
@@ -63,7 +86,10 @@ t.test('the CA as openssl reads it: pathlen:0 and name constraints for its names
   t.match(text, /X509v3 Name Constraints: critical/)
   const permitted = text.split('Permitted:')[1]?.split('X509v3')[0] ?? ''
   t.same(
-    permitted.split('\n').map((l) => l.trim()).filter(Boolean),
+    permitted
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean),
     ['DNS:lab.example', 'DNS:localhost', 'DNS:registry', 'IP:192.0.2.0/255.255.255.0', 'IP:198.51.100.7/255.255.255.255'],
     'the parent domain of the host name, the short name and localhost exactly, the install subnet, the extra address',
   )
@@ -124,23 +150,51 @@ t.test('a CA kept from an older build: unchanged, the summary says how to rotate
   old.validity.notAfter = new Date((EPOCH + 3650 * 86400) * 1000)
   old.setSubject([{ shortName: 'CN', value: 'old CA' }])
   old.setIssuer([{ shortName: 'CN', value: 'old CA' }])
-  old.setExtensions([{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, critical: true }])
+  old.setExtensions([
+    { name: 'basicConstraints', cA: true, critical: true },
+    { name: 'keyUsage', keyCertSign: true, critical: true },
+  ])
   old.sign(caSigner(pki.caKeyPem!), forge.md.sha256.create())
   const oldPem = forge.pki.certificateToPem(old)
-  const p = planPki({ config: cfg, rng: seededRng('ca-old'), epoch: EPOCH, configDir: dir, existing: { caCertPem: oldPem, caKeyPem: pki.caKeyPem! } })
+  const p = planPki({
+    config: cfg,
+    rng: seededRng('ca-old'),
+    epoch: EPOCH,
+    configDir: dir,
+    existing: { caCertPem: oldPem, caKeyPem: pki.caKeyPem! },
+  })
   t.equal(p.caCertPem, oldPem, 'the same CA, byte for byte: nobody must trust a new one')
   t.equal(p.caProfile, 'legacy')
-  t.match(caSummary(p), /predates|made before CAs got pathlen:0 and name constraints.*To rotate: remove secrets\/ca\.crt and secrets\/ca\.key, rebuild/)
+  t.match(
+    caSummary(p),
+    /predates|made before CAs got pathlen:0 and name constraints.*To rotate: remove secrets\/ca\.crt and secrets\/ca\.key, rebuild/,
+  )
 })
 
 t.test('a kept CA and a new name outside its constraints: the build stops and says how to rotate', async (t) => {
   const more = config('registry.lab.example', '  tls:\n    extraSANs: [localhost, 198.51.100.7, mirror.elsewhere.example]\n', staticNet)
-  t.throws(() => planPki({ config: more, rng: seededRng('ca-more'), epoch: EPOCH, configDir: dir, existing: { caCertPem: pki.caCertPem, caKeyPem: pki.caKeyPem! } }), {
-    name: 'UserError',
-    message: /mirror\.elsewhere\.example is outside the names the CA in secrets\/ may sign for/,
-  })
+  t.throws(
+    () =>
+      planPki({
+        config: more,
+        rng: seededRng('ca-more'),
+        epoch: EPOCH,
+        configDir: dir,
+        existing: { caCertPem: pki.caCertPem, caKeyPem: pki.caKeyPem! },
+      }),
+    {
+      name: 'UserError',
+      message: /mirror\.elsewhere\.example is outside the names the CA in secrets\/ may sign for/,
+    },
+  )
   const same = config('registry.lab.example', '  tls:\n    extraSANs: [localhost, 198.51.100.7, alias.lab.example]\n', staticNet)
-  const p = planPki({ config: same, rng: seededRng('ca-same'), epoch: EPOCH, configDir: dir, existing: { caCertPem: pki.caCertPem, caKeyPem: pki.caKeyPem! } })
+  const p = planPki({
+    config: same,
+    rng: seededRng('ca-same'),
+    epoch: EPOCH,
+    configDir: dir,
+    existing: { caCertPem: pki.caCertPem, caKeyPem: pki.caKeyPem! },
+  })
   t.equal(p.caCertPem, pki.caCertPem, 'an alias in the same domain: the CA is kept')
   t.equal(verify('-CAfile', caCrt, write('alias.crt', p.serverCertPem)).status, 0, 'and its new server certificate verifies')
 })

@@ -15,7 +15,8 @@ const mode = (p: string) => statSync(p).mode & 0o777
 t.test('--help lists every command and exits 0; no command exits 2', async (t) => {
   const r = await runCli(['--help'])
   t.equal(r.code, 0)
-  for (const c of ['init', 'schema', 'validate', 'render', 'build', 'images', 'inspect', 'serve', 'doctor']) t.match(r.stdout, new RegExp(`^  ${c} `, 'm'), c)
+  for (const c of ['init', 'schema', 'validate', 'render', 'build', 'images', 'inspect', 'serve', 'doctor'])
+    t.match(r.stdout, new RegExp(`^  ${c} `, 'm'), c)
   const none = await runCli([])
   t.equal(none.code, 2)
 })
@@ -79,7 +80,7 @@ function editorSchemaPath(yamlText: string, yamlPath: string): string | undefine
   return resolve(dirname(yamlPath), value)
 }
 
-t.test('schema prints the shipped schema; init writes it where the config\'s $schema line points editors', async (t) => {
+t.test("schema prints the shipped schema; init writes it where the config's $schema line points editors", async (t) => {
   const s = await runCli(['schema'])
   t.equal(s.code, 0, s.stderr)
   t.equal(s.stdout, readFileSync(SCHEMA_PATH, 'utf8'), 'byte for byte the schema validate compiles')
@@ -97,7 +98,7 @@ t.test('schema prints the shipped schema; init writes it where the config\'s $sc
   const opened = editorSchemaPath(text, f)
   t.equal(opened, join(d, 'mirror-appliance.schema.json'), 'the $schema line resolves to the file beside the config')
   t.ok(opened && existsSync(opened), 'a file the editor can open, offline')
-  t.equal(readFileSync(opened!, 'utf8'), s.stdout, 'and it is this version\'s schema')
+  t.equal(readFileSync(opened!, 'utf8'), s.stdout, "and it is this version's schema")
   // What the editor then reports: the example config as written satisfies the schema it points at.
   const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false })
   const check = ajv.compile(JSON.parse(readFileSync(opened!, 'utf8')) as object)
@@ -128,7 +129,10 @@ t.test('validate: bad config exits 2 with file:line:col; --json gives the diagno
   t.equal(j.code, 2)
   const parsed = JSON.parse(j.stdout) as { valid: boolean; errors: { line: number; col: number; path: string[] }[] }
   t.equal(parsed.valid, false)
-  t.same(parsed.errors.map((e) => [e.line, e.col, e.path.join('.')]), [[5, 9, 'registry.port']])
+  t.same(
+    parsed.errors.map((e) => [e.line, e.col, e.path.join('.')]),
+    [[5, 9, 'registry.port']],
+  )
   const missing = await runCli(['validate', '-c', join(d, 'nope.yaml')])
   t.equal(missing.code, 2)
   t.match(missing.stderr, /nope\.yaml: no such file/)
@@ -152,7 +156,10 @@ t.test('render writes ks.cfg, Butane, Ignition, rootfs and 0600 secrets; same se
   t.equal(mode(join(d, 'a', 'secrets')), 0o700)
   for (const f of readdirSync(join(d, 'a', 'secrets'))) t.equal(mode(join(d, 'a', 'secrets', f)), 0o600, `secrets/${f}`)
   const list = (root: string): string[] =>
-    readdirSync(root, { recursive: true, withFileTypes: false }).map(String).filter((p) => statSync(join(root, p)).isFile()).sort()
+    readdirSync(root, { recursive: true, withFileTypes: false })
+      .map(String)
+      .filter((p) => statSync(join(root, p)).isFile())
+      .sort()
   t.same(list(join(d, 'a')), list(join(d, 'b')), 'same files')
   for (const p of list(join(d, 'a'))) t.ok(readFileSync(join(d, 'a', p)).equals(readFileSync(join(d, 'b', p))), `identical: ${p}`)
   // Rendering again into the same output reuses its secrets (no seed needed).
@@ -182,7 +189,9 @@ t.test('render refuses to replace a directory it did not write, and leaves it al
 t.test('build --seed warns as loudly as render --seed: predictable secrets', async (t) => {
   const d = mkdtempSync(join(tmpdir(), 'ma-seed-'))
   t.teardown(() => rmSync(d, { recursive: true, force: true }))
-  const r = await runCli(['build', '-o', join(d, 'dist'), '--seed', 'demo', '--allow-missing'], { env: { MIRROR_APPLIANCE_CACHE: join(d, 'cache') } })
+  const r = await runCli(['build', '-o', join(d, 'dist'), '--seed', 'demo', '--allow-missing'], {
+    env: { MIRROR_APPLIANCE_CACHE: join(d, 'cache') },
+  })
   t.equal(r.code, 0, r.stderr)
   t.match(r.stderr, /warning: --seed: secrets are derived from the seed .*tests and demos only/)
   const plain = await runCli(['build', '-o', join(d, 'dist2'), '--allow-missing'], { env: { MIRROR_APPLIANCE_CACHE: join(d, 'cache') } })

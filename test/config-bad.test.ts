@@ -59,7 +59,9 @@ t.ok(cases.length >= 30, `at least 30 bad configs (${cases.length})`)
 for (const name of cases) {
   t.test(name, async (t) => {
     const path = join(dir, name)
-    const expected = readFileSync(path.replace(/\.yaml$/, '.expected'), 'utf8').trimEnd().split('\n')
+    const expected = readFileSync(path.replace(/\.yaml$/, '.expected'), 'utf8')
+      .trimEnd()
+      .split('\n')
     const e = refused(() => loadConfig(path))
     t.ok(e instanceof UserError, 'a user error')
     t.equal(e.exitCode, 2)
@@ -148,7 +150,8 @@ t.test('cross-field rules do not restate a schema error', async (t) => {
   const e = refused(() => loadConfigText(text, 'c.yaml', { baseDir: '/' }))
   t.equal(firstLines(e).length, 1, firstLines(e).join('\n'))
   // A bad item in a list keeps the other rules running, but not list rules on that list.
-  const users = 'apiVersion: mirror-appliance/v1\nhost:\n  users:\n    - name: admin\n      sudo: maybe\n    - name: admin\n  disk:\n    firmware: uefi\n'
+  const users =
+    'apiVersion: mirror-appliance/v1\nhost:\n  users:\n    - name: admin\n      sudo: maybe\n    - name: admin\n  disk:\n    firmware: uefi\n'
   const e2 = refused(() => loadConfigText(users, 'u.yaml', { baseDir: '/' }))
   t.same(firstLines(e2), [
     'u.yaml:5:13 host.users[0].sudo: must be true or false, not string "maybe"',
@@ -160,5 +163,8 @@ t.test('warnings alone do not fail the load', async (t) => {
   const text = 'apiVersion: mirror-appliance/v1\nhost:\n  rhel: "8.6"\n  disk:\n    device: vda\n'
   const r = loadConfigText(text, 'w.yaml', { baseDir: '/' })
   t.equal(r.warnings.length, 1)
-  t.equal(formatDiagnostic(r.warnings[0]!, { caret: false }), 'w.yaml:3:9 warning: host.rhel: RHEL 8.6 has no quadlet (podman < 4.4): plain systemd units running podman are used')
+  t.equal(
+    formatDiagnostic(r.warnings[0]!, { caret: false }),
+    'w.yaml:3:9 warning: host.rhel: RHEL 8.6 has no quadlet (podman < 4.4): plain systemd units running podman are used',
+  )
 })

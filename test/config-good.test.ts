@@ -38,9 +38,11 @@ const MINIMAL: Config = {
     port: 8443,
     dataDir: '/var/lib/mirror-registry',
     initUser: { name: 'init', email: 'init@mirror.example.internal' },
-    tls: { mode: 'generate', validityDays: 730, extraSANs: [] },
+    tls: { mode: 'generate', validityDays: 730, extraSANs: [], autoRenew: true },
+    // sign-up closed: the init user creates users (issue 18 point 4)
+    quay: { userCreation: false },
   },
-  content: { architecture: 'amd64', images: [], archives: [], ocMirrorArchives: [] },
+  content: { architecture: 'amd64', images: [], archives: [], ocMirrorArchives: [], keepPayload: false },
   outputs: { oemdrv: true, bundle: false },
 }
 
@@ -82,7 +84,12 @@ t.test('full config: every field set, each normalized', async (t) => {
       ['svc_backup', '', true, 'locked', 0],
     ],
   )
-  t.same(c.host.disk, { device: '/dev/disk/by-id/virtio-registry0', minSizeGiB: 200, firmware: 'uefi', layout: { rootGiB: 30, swapGiB: 8, varGiB: 20, registryDataGiB: 120 } })
+  t.same(c.host.disk, {
+    device: '/dev/disk/by-id/virtio-registry0',
+    minSizeGiB: 200,
+    firmware: 'uefi',
+    layout: { rootGiB: 30, swapGiB: 8, varGiB: 20, registryDataGiB: 120 },
+  })
   t.same(c.registry, {
     flavor: 'distribution',
     port: 5000,
@@ -95,7 +102,9 @@ t.test('full config: every field set, each normalized', async (t) => {
       caFile: '/etc/pki/lab/ca.crt',
       validityDays: 365,
       extraSANs: ['registry', '192.0.2.10'],
+      autoRenew: false,
     },
+    quay: { userCreation: true },
   })
   t.same(c.content, {
     architecture: 'all',
@@ -112,6 +121,7 @@ t.test('full config: every field set, each normalized', async (t) => {
       { path: '/data/oci-images', format: 'oci-dir' },
     ],
     ocMirrorArchives: [here('mirror_000001.tar')],
+    keepPayload: false,
   })
   t.same(c.outputs, {
     oemdrv: false,
@@ -147,7 +157,15 @@ t.test('netmask from prefix', async (t) => {
   const c = load(
     'apiVersion: mirror-appliance/v1\nhost:\n  network:\n    mode: static\n    address: 10.1.2.3/20\n    gateway: 10.1.15.254\n  disk:\n    device: vda\n',
   ).config
-  t.same(c.host.network, { mode: 'static', address: '10.1.2.3', prefix: 20, netmask: '255.255.240.0', gateway: '10.1.15.254', dns: [], searchDomains: [] })
+  t.same(c.host.network, {
+    mode: 'static',
+    address: '10.1.2.3',
+    prefix: 20,
+    netmask: '255.255.240.0',
+    gateway: '10.1.15.254',
+    dns: [],
+    searchDomains: [],
+  })
 })
 
 t.test('derived values: short name, disk device, init user email, TLS mode', async (t) => {
@@ -162,7 +180,7 @@ t.test('derived values: short name, disk device, init user email, TLS mode', asy
   t.equal(load(HEAD + 'registry:\n  initUser:\n    name: quayadmin\n').config.registry.initUser.email, 'quayadmin@mirror.example.internal')
   // A certFile without a mode means provided.
   const tls = load(HEAD + 'registry:\n  tls:\n    certFile: c.pem\n    keyFile: k.pem\n', '/x').config.registry.tls
-  t.same(tls, { mode: 'provided', certFile: '/x/c.pem', keyFile: '/x/k.pem', validityDays: 730, extraSANs: [] })
+  t.same(tls, { mode: 'provided', certFile: '/x/c.pem', keyFile: '/x/k.pem', validityDays: 730, extraSANs: [], autoRenew: true })
 })
 
 t.test('images: digest taken from ref@sha256, target from the source path', async (t) => {
@@ -219,16 +237,22 @@ t.test('YAML details users run into', async (t) => {
   t.same(load('{apiVersion: mirror-appliance/v1, host: {disk: {device: vda}}}').config, MINIMAL)
 })
 
-t.test('host.ssh: password logins off by default once a user has a key; the config overrides; a warning when nobody could log in', async (t) => {
-  const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl a@b'
-  const withKey = `${HEAD}  users:\n    - name: admin\n      sshKeys: ["${key}"]\n`
-  t.same(load(withKey).config.host.ssh, { permitRootLogin: 'prohibit-password', passwordAuthentication: false })
-  t.same(load(`${withKey}  ssh: {passwordAuthentication: true, permitRootLogin: "no"}\n`).config.host.ssh, { permitRootLogin: 'no', passwordAuthentication: true })
-  const noKey = load(`${HEAD}  ssh:\n    passwordAuthentication: false\n`)
-  t.same(noKey.config.host.ssh.passwordAuthentication, false, 'honoured')
-  t.same(
-    noKey.warnings.map((w) => [w.line, w.path.join('.'), w.message]),
-    [[6, 'host.ssh.passwordAuthentication', 'false, and no user in host.users has sshKeys: nobody can log in over SSH (console only)']],
-  )
-  t.same(load(`${HEAD}  firewall: {keepServices: [cockpit]}\n`).config.host.firewall, { keepServices: ['cockpit'] })
-})
+t.test(
+  'host.ssh: password logins off by default once a user has a key; the config overrides; a warning when nobody could log in',
+  async (t) => {
+    const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl a@b'
+    const withKey = `${HEAD}  users:\n    - name: admin\n      sshKeys: ["${key}"]\n`
+    t.same(load(withKey).config.host.ssh, { permitRootLogin: 'prohibit-password', passwordAuthentication: false })
+    t.same(load(`${withKey}  ssh: {passwordAuthentication: true, permitRootLogin: "no"}\n`).config.host.ssh, {
+      permitRootLogin: 'no',
+      passwordAuthentication: true,
+    })
+    const noKey = load(`${HEAD}  ssh:\n    passwordAuthentication: false\n`)
+    t.same(noKey.config.host.ssh.passwordAuthentication, false, 'honoured')
+    t.same(
+      noKey.warnings.map((w) => [w.line, w.path.join('.'), w.message]),
+      [[6, 'host.ssh.passwordAuthentication', 'false, and no user in host.users has sshKeys: nobody can log in over SSH (console only)']],
+    )
+    t.same(load(`${HEAD}  firewall: {keepServices: [cockpit]}\n`).config.host.firewall, { keepServices: ['cockpit'] })
+  },
+)

@@ -118,6 +118,7 @@ function full(password: PasswordInput): DeepRequired<ConfigInput> {
         caFile: 'ca.crt',
         validityDays: 365,
         extraSANs: ['registry', '192.0.2.10'],
+        autoRenew: false,
       },
       storage: {
         type: 's3',
@@ -129,6 +130,7 @@ function full(password: PasswordInput): DeepRequired<ConfigInput> {
         secretKeyFile: 's3-secret-key',
         caFile: 'rgw-ca.crt',
       },
+      quay: { userCreation: true },
       // Every role, though one flavor uses only some: the schema allows each (rules.ts checks the flavor).
       images: {
         quay: { ref: 'registry.redhat.io/quay/quay-rhel8:v3.12.1', digest: 'sha256:' + 'b'.repeat(64) },
@@ -141,6 +143,7 @@ function full(password: PasswordInput): DeepRequired<ConfigInput> {
       images: [{ ref: 'quay.io/org/app:1.0', digest: 'sha256:' + 'a'.repeat(64), target: 'org/app' }],
       archives: [{ path: 'tools.tar', format: 'docker-archive' }],
       ocMirrorArchives: ['mirror_000001.tar'],
+      keepPayload: true,
     },
     outputs: {
       oemdrv: true,
@@ -151,7 +154,15 @@ function full(password: PasswordInput): DeepRequired<ConfigInput> {
     },
     fleet: {
       hosts: [
-        { hostname: 'mirror-a.lab.example.com', address: '192.0.2.11/24', mac: '52:54:00:00:00:11', gateway: '192.0.2.1', interface: 'ens3', disk: 'vda', role: 'registry' },
+        {
+          hostname: 'mirror-a.lab.example.com',
+          address: '192.0.2.11/24',
+          mac: '52:54:00:00:00:11',
+          gateway: '192.0.2.1',
+          interface: 'ens3',
+          disk: 'vda',
+          role: 'registry',
+        },
       ],
     },
   }
@@ -286,7 +297,7 @@ t.test('the walk would notice a one-sided field', async (t) => {
   t.notOk(facts.paths.has('registry.replicas'))
 })
 
-t.test('registry.images roles: schema, StackRole and the flavors\' lock roles are one set', async (t) => {
+t.test("registry.images roles: schema, StackRole and the flavors' lock roles are one set", async (t) => {
   const { STACK_ROLES } = await import('../builder/payload/lock.js')
   const ROLES = { quay: true, redis: true, registry: true } satisfies Members<StackRole>
   const inSchema = Object.keys(schema.definitions!.registry!.properties!.images!.properties ?? {}).sort()

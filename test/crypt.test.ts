@@ -6,18 +6,42 @@ import { spawnSync } from 'node:child_process'
 // Test vectors from Drepper's "Unix crypt using SHA-256 and SHA-512" (the
 // specification glibc's crypt(3) implements; RHEL 8 stores root passwords as these hashes).
 const vectors: [string, string, number | undefined, string][] = [
-  ['Hello world!', 'saltstring', undefined,
-    '$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1'],
-  ['Hello world!', 'saltstringsaltstring', 10000,
-    '$6$rounds=10000$saltstringsaltst$OW1/O6BYHV6BcXZu8QVeXbDWra3Oeqh0sbHbbMCVNSnCM/UrjmM0Dp8vOuZeHBy/YTBmSK6H9qs/y3RnOaw5v.'],
-  ['This is just a test', 'toolongsaltstring', 5000,
-    '$6$rounds=5000$toolongsaltstrin$lQ8jolhgVRVhY4b5pZKaysCLi0QBxGoNeKQzQ3glMhwllF7oGDZxUhx1yxdYcz/e1JSbq3y6JMxxl8audkUEm0'],
-  ['we have a short salt string but not a short password', 'short', 77777,
-    '$6$rounds=77777$short$WuQyW2YR.hBNpjjRhpYD/ifIw05xdfeEyQoMxIXbkvr0gge1a1x3yRULJ5CCaUeOxFmtlcGZelFl5CxtgfiAc0'],
-  ['a very much shorter password', 'asaltof16chars..', 1400,
-    '$6$rounds=1400$asaltof16chars..$h4Xu4/wl870ZluHMyy5gQ2QkdOhNlEzegIsJYy2siJ/bslonsvO5ZXsrXKdiNNC8JE7/uZEJFKh7iKocS31IU.'],
-  ['the minimum number is still observed', 'roundstoolow', 10,
-    '$6$rounds=1000$roundstoolow$kUMsbe306n21p9R.FRkW3IGn.S9NPN0x50YhH1xhLsPuWGsUSklZt58jaTfF4ZEQpyUNGc0dqbpBYYBaHHrsX.'],
+  [
+    'Hello world!',
+    'saltstring',
+    undefined,
+    '$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1',
+  ],
+  [
+    'Hello world!',
+    'saltstringsaltstring',
+    10000,
+    '$6$rounds=10000$saltstringsaltst$OW1/O6BYHV6BcXZu8QVeXbDWra3Oeqh0sbHbbMCVNSnCM/UrjmM0Dp8vOuZeHBy/YTBmSK6H9qs/y3RnOaw5v.',
+  ],
+  [
+    'This is just a test',
+    'toolongsaltstring',
+    5000,
+    '$6$rounds=5000$toolongsaltstrin$lQ8jolhgVRVhY4b5pZKaysCLi0QBxGoNeKQzQ3glMhwllF7oGDZxUhx1yxdYcz/e1JSbq3y6JMxxl8audkUEm0',
+  ],
+  [
+    'we have a short salt string but not a short password',
+    'short',
+    77777,
+    '$6$rounds=77777$short$WuQyW2YR.hBNpjjRhpYD/ifIw05xdfeEyQoMxIXbkvr0gge1a1x3yRULJ5CCaUeOxFmtlcGZelFl5CxtgfiAc0',
+  ],
+  [
+    'a very much shorter password',
+    'asaltof16chars..',
+    1400,
+    '$6$rounds=1400$asaltof16chars..$h4Xu4/wl870ZluHMyy5gQ2QkdOhNlEzegIsJYy2siJ/bslonsvO5ZXsrXKdiNNC8JE7/uZEJFKh7iKocS31IU.',
+  ],
+  [
+    'the minimum number is still observed',
+    'roundstoolow',
+    10,
+    '$6$rounds=1000$roundstoolow$kUMsbe306n21p9R.FRkW3IGn.S9NPN0x50YhH1xhLsPuWGsUSklZt58jaTfF4ZEQpyUNGc0dqbpBYYBaHHrsX.',
+  ],
 ]
 
 for (const [pw, salt, rounds, expected] of vectors) {
@@ -33,7 +57,7 @@ t.test('hashPassword gives a valid $6$ hash that verifies with the same salt', a
 })
 
 t.test('agrees with glibc crypt (mkpasswd from Debian whois) on awkward passwords', async (t) => {
-  const pws = ['x', 'pässwörd ünïcode', "quote' \"dq\" $(x) `y` \\", 'a'.repeat(200), ' leading space', '%end #']
+  const pws = ['x', 'pässwörd ünïcode', 'quote\' "dq" $(x) `y` \\', 'a'.repeat(200), ' leading space', '%end #']
   for (const pw of pws) {
     const salt = 'abcdefgh12345678'
     const r = spawnSync('mkpasswd', ['-m', 'sha-512', '-s', '-S', salt], { input: pw, encoding: 'utf8' })
@@ -52,7 +76,7 @@ t.test('plain passwords: $6$ with rounds=100000, which glibc crypt verifies; gen
   const { loadConfigText } = await import('../builder/config/load.js')
   t.ok(PLAIN_PASSWORD_ROUNDS >= 100_000)
   const rootPw = 'Plain root & pw|1'
-  const userPw = "it's a \"user\" pw $(x)"
+  const userPw = 'it\'s a "user" pw $(x)'
   const yaml = `apiVersion: mirror-appliance/v1
 host:
   disk: {device: vda}
@@ -72,9 +96,18 @@ host:
     if (r.status !== 0) throw new Error(`python3 crypt: ${r.stderr}`)
     return JSON.parse(r.stdout) as boolean[]
   }
-  const chosen = [['root', rootPw, secrets.rootPasswordHash!], ['alice', userPw, secrets.userPasswordHashes.alice!]] as const
+  const chosen = [
+    ['root', rootPw, secrets.rootPasswordHash!],
+    ['alice', userPw, secrets.userPasswordHashes.alice!],
+  ] as const
   const bob = secrets.userPasswordHashes.bob!
-  const ok = verify([...chosen.flatMap(([, pw, hash]): [string, string][] => [[pw, hash], [pw + 'x', hash]]), [stored.userPasswords.bob!, bob]])
+  const ok = verify([
+    ...chosen.flatMap(([, pw, hash]): [string, string][] => [
+      [pw, hash],
+      [pw + 'x', hash],
+    ]),
+    [stored.userPasswords.bob!, bob],
+  ])
   for (const [i, [who, pw, hash]] of chosen.entries()) {
     t.match(hash, /^\$6\$rounds=100000\$[./A-Za-z0-9]{16}\$[./A-Za-z0-9]{86}$/, `${who}: rounds=100000 in the hash`)
     t.equal(ok[2 * i], true, `${who}: glibc crypt verifies it`)
@@ -96,7 +129,10 @@ t.test('htpasswd: bcrypt cost 12 for a chosen init password, 10 for a generated 
   const d = mkdtempSync(join(tmpdir(), 'htpasswd-'))
   t.teardown(() => rmSync(d, { recursive: true, force: true }))
   const salt = Buffer.alloc(16, 7)
-  for (const [cost, pw] of [[12, 'Chosen & |pw'], [10, 'generated-0123456789abcdef']] as const) {
+  for (const [cost, pw] of [
+    [12, 'Chosen & |pw'],
+    [10, 'generated-0123456789abcdef'],
+  ] as const) {
     const line = htpasswdLine('init', pw, salt, cost)
     t.match(line, new RegExp(`^init:\\$2b\\$${cost}\\$`), `cost ${cost} in the hash`)
     writeFileSync(join(d, 'htpasswd'), line + '\n')

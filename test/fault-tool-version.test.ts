@@ -1,10 +1,15 @@
-// A tool that is there but too old is named with what we need and what it said.
+// A tool that is there but too old is named with what we need and what it
+// said: when run, by the up-front check of the tools a stage declares, and
+// by `doctor`.
 import t from 'tap'
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseVersion, run, versionAtLeast } from '../builder/exec.js'
 import { MissingToolError } from '../builder/errors.js'
+import { toolProblems } from '../builder/commands/tool-check.js'
+import { FETCH_TOOLS } from '../builder/payload/fetch.js'
+import { runCli } from './helpers/cli.js'
 
 t.test('version parsing and comparison', async (t) => {
   t.same(parseVersion('skopeo version 1.9.3'), [1, 9, 3])
@@ -31,4 +36,25 @@ t.test('an old skopeo is refused by name, with its version and the minimum', asy
   t.type(err, MissingToolError)
   t.match((err as Error).message, /skopeo 1\.6\.0 or newer is needed; .*skopeo says "skopeo version 1\.5\.0" \(needed to copy images\)/)
   t.match((err as MissingToolError).hint, /apt-get install skopeo/)
+
+  // The minimum comes from the declaration `images fetch` makes, and the up-front check says it too.
+  t.same(
+    FETCH_TOOLS.map((n) => [n.tool, n.minVersion]),
+    [['skopeo', '1.6.0']],
+  )
+  const problems = await toolProblems(FETCH_TOOLS)
+  t.equal(problems.length, 1)
+  t.match(
+    problems[0],
+    /^skopeo 1\.6\.0 or newer is needed; .*skopeo says "skopeo version 1\.5\.0" .*: install a newer one, apt-get install skopeo or dnf install skopeo$/,
+  )
+
+  const doc = await runCli(['doctor', '--json'], { env: { PATH: process.env.PATH } })
+  const row = (JSON.parse(doc.stdout) as { tool: string; found: boolean; ok: boolean; tooOld: string | null }[]).find(
+    (r) => r.tool === 'skopeo',
+  )
+  t.same(row && { found: row.found, ok: row.ok }, { found: true, ok: false }, 'doctor: found, but not ok')
+  t.match(row?.tooOld, /skopeo 1\.6\.0 or newer is needed; .*says "skopeo version 1\.5\.0"/)
+  const text = await runCli(['doctor'], { env: { PATH: process.env.PATH } })
+  t.match(text.stdout, /^too old\s+skopeo\s+1\.6\.0 or newer needed: apt-get install skopeo or dnf install skopeo\s+images fetch$/m)
 })

@@ -4,9 +4,18 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { chmod, mkdir, readdir, rename, stat, utimes, writeFile } from 'node:fs/promises'
+import { appendFile, chmod, mkdir, open, readdir, rename, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileIdentity, hashFile, hashPinned, sha256File, sha256FileCached, type PinnedHash } from '../builder/hash.js'
+import {
+  fileIdentity,
+  hashedWhileWritten,
+  hashFile,
+  hashPinned,
+  hashWhileWritten,
+  sha256File,
+  sha256FileCached,
+  type PinnedHash,
+} from '../builder/hash.js'
 import { writeManifest } from '../builder/manifest.js'
 
 const MiB = 1 << 20
@@ -89,7 +98,11 @@ t.test('sha256FileCached: no cache, a broken entry or an unwritable cache still 
   await mkdir(join(ro, 'checksums'), { recursive: true })
   await chmod(join(ro, 'checksums'), 0o555)
   t.same(await sha256FileCached(p, ro), { sha256: want, cached: false }, 'read-only cache')
-  t.same((await readdir(join(ro, 'checksums'))).filter((f) => f.includes('.tmp-')), [], 'no temp files left')
+  t.same(
+    (await readdir(join(ro, 'checksums'))).filter((f) => f.includes('.tmp-')),
+    [],
+    'no temp files left',
+  )
 })
 
 t.test('hashes started early: used by the manifest only for the version that was read', async (t) => {
@@ -103,7 +116,17 @@ t.test('hashes started early: used by the manifest only for the version that was
   // ... unless the file is no longer the version that was hashed
   await new Promise((r) => setTimeout(r, 10))
   await writeFile(join(dir, 'b.iso'), 'medium B')
-  const base = { schema: 'mirror-appliance/manifest/v1', builder: { version: '0', node: 'v20' }, config: { file: 'x', digest: 'y' }, host: { hostname: 'h', rhel: '8.10', flavor: 'quay', port: 8443 }, epoch: 0, demo: false, images: [], missingImages: [], tools: {} } as unknown as Parameters<typeof writeManifest>[1]
+  const base = {
+    schema: 'mirror-appliance/manifest/v1',
+    builder: { version: '0', node: 'v20' },
+    config: { file: 'x', digest: 'y' },
+    host: { hostname: 'h', rhel: '8.10', flavor: 'quay', port: 8443 },
+    epoch: 0,
+    demo: false,
+    images: [],
+    missingImages: [],
+    tools: {},
+  } as unknown as Parameters<typeof writeManifest>[1]
   const m = await writeManifest(dir, base, early)
   const by = Object.fromEntries(m.outputs.map((o) => [o.path, o.sha256]))
   t.equal(by['a.iso'], trusted, 'the early hash of an unchanged file is used')
@@ -111,4 +134,64 @@ t.test('hashes started early: used by the manifest only for the version that was
   t.equal(by['c.iso'], sha256sum(join(dir, 'c.iso')), 'a file without an early hash is hashed')
   t.notOk('secrets/ca.key' in by, 'secrets are not outputs')
   t.equal(await hashPinned(join(dir, 'nope')), null, 'a missing file pins nothing')
+})
+
+/**
+ * A writer like xorriso: a head of zeros first, then `chunks` one after
+ * another a few ms apart, and the real head last (or a failure).
+ */
+async function isoLikeWriter(path: string, head: Buffer, chunks: Buffer[], opts: { fail?: boolean } = {}): Promise<void> {
+  await appendFile(path, Buffer.alloc(head.length))
+  for (const c of chunks) {
+    await appendFile(path, c)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  if (opts.fail) throw new Error('writer failed')
+  const fh = await open(path, 'r+')
+  await fh.write(head, 0, head.length, 0)
+  await fh.close()
+}
+
+t.test('hashWhileWritten: the sha256 of a file read while it is written, its head written last, checked by sha256sum', async (t) => {
+  const dir = t.testdir()
+  const head = randomBytes(64 * 1024)
+  // the file appears only after a while, then grows in uneven pieces across the 1 MiB read size
+  const chunks = [randomBytes(5), randomBytes(MiB + 7), randomBytes(3 * MiB), randomBytes(1), randomBytes(MiB - 1)]
+  const p = join(dir, 'out.iso')
+  const writer = new Promise((r) => setTimeout(r, 50)).then(() => isoLikeWriter(p, head, chunks))
+  const r = await hashWhileWritten(p, writer, head)
+  t.same(
+    r.hash,
+    { sha256: sha256sum(p), size: head.length + chunks.reduce((n, c) => n + c.length, 0) },
+    'the right guess: the hash of the file',
+  )
+  t.ok(r.head.equals(head), 'and the head it got')
+  t.same(await hashedWhileWritten(p), r.hash, 'remembered for this version of the file')
+  t.equal((await hashPinned(p))?.sha256, r.hash!.sha256, 'hashPinned answers with it')
+
+  // chmod and rename keep the version (inode, size, mtime); a write does not
+  const moved = join(dir, 'final.iso')
+  await chmod(p, 0o600)
+  await rename(p, moved)
+  t.same(await hashedWhileWritten(moved), r.hash, 'still known after chmod and rename')
+  await new Promise((r) => setTimeout(r, 10))
+  await appendFile(moved, 'x')
+  t.equal(await hashedWhileWritten(moved), null, 'forgotten once the file is written to')
+  t.equal((await hashPinned(moved))?.sha256, sha256sum(moved), 'and hashPinned reads it again')
+})
+
+t.test('hashWhileWritten: a wrong guess gives no hash; a failed writer rejects', async (t) => {
+  const dir = t.testdir()
+  const head = randomBytes(64 * 1024)
+  const p = join(dir, 'other.iso')
+  const r = await hashWhileWritten(p, isoLikeWriter(p, head, [randomBytes(2 * MiB)]), randomBytes(64 * 1024))
+  t.equal(r.hash, null, 'the head the file got is not the guess: no hash')
+  t.ok(r.head.equals(head), 'the head it got, for the next guess')
+  t.equal(await hashedWhileWritten(p), null, 'nothing remembered')
+
+  const q = join(dir, 'failed.iso')
+  const failing = isoLikeWriter(q, head, [randomBytes(MiB)], { fail: true })
+  await t.rejects(hashWhileWritten(q, failing, head), /its writer failed/)
+  await t.rejects(failing, /writer failed/)
+  await t.rejects(hashWhileWritten(join(dir, 'never'), Promise.resolve(), head), /not written/, 'a writer that wrote nothing')
 })

@@ -203,8 +203,7 @@ fixed.forEach((v, i) => {
       ] as const) {
         const hash = re.exec(ks)?.[1]
         // glibc's crypt(3) through perl: openssl passwd -stdin would stop at a line break.
-        const check =
-          hash && (await run('perl', ['-e', 'print crypt($ENV{PW}, $ARGV[0])', hash], { env: { PW: pw } })) // the hash as the setting: its rounds= and salt
+        const check = hash && (await run('perl', ['-e', 'print crypt($ENV{PW}, $ARGV[0])', hash], { env: { PW: pw } })) // the hash as the setting: its rounds= and salt
         t.equal(check && check.stdout, hash, `${who}: the hash is of the password exactly (glibc crypt)`)
       }
     },

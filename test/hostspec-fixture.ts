@@ -45,13 +45,21 @@ export function sampleHostSpec(config: Config): HostSpec {
       },
       {
         path: '/etc/systemd/system/mirror-appliance-firstboot.service',
-        contents: '[Unit]\nDescription=First boot\nAfter=network-online.target\n\n[Service]\nType=oneshot\nExecStart=/usr/local/libexec/mirror-appliance-firstboot\n\n[Install]\nWantedBy=multi-user.target\n',
+        contents:
+          '[Unit]\nDescription=First boot\nAfter=network-online.target\n\n[Service]\nType=oneshot\nExecStart=/usr/local/libexec/mirror-appliance-firstboot\n\n[Install]\nWantedBy=multi-user.target\n',
         mode: 0o644,
         owner: 'root',
         group: 'root',
       },
       { path: '/etc/mirror-appliance/empty', contents: '', mode: 0o644, owner: 'root', group: 'root' },
-      { path: '/etc/mirror-appliance/binary.bin', contents: Buffer.from([0, 1, 2, 255, 10, 37, 101, 110, 100]), mode: 0o640, owner: 'root', group: 'root', selinuxType: 'container_file_t' },
+      {
+        path: '/etc/mirror-appliance/binary.bin',
+        contents: Buffer.from([0, 1, 2, 255, 10, 37, 101, 110, 100]),
+        mode: 0o640,
+        owner: 'root',
+        group: 'root',
+        selinuxType: 'container_file_t',
+      },
     ],
     enableUnits: ['mirror-appliance-firstboot.service'],
     disableUnits: ['kdump.service'],
@@ -62,7 +70,13 @@ export function sampleHostSpec(config: Config): HostSpec {
 /** Fixed-salt hashes so golden files do not change run to run. */
 export function planFor(config: Config, digest: string, host: HostSpec = sampleHostSpec(config)): Plan {
   const hash = (p: { kind: string; plain?: string; hash?: string }, salt: string): string | null =>
-    p.kind === 'plain' ? sha512crypt(p.plain!, salt) : p.kind === 'hash' ? p.hash! : p.kind === 'generate' ? sha512crypt('generated-' + salt, salt) : null
+    p.kind === 'plain'
+      ? sha512crypt(p.plain!, salt)
+      : p.kind === 'hash'
+        ? p.hash!
+        : p.kind === 'generate'
+          ? sha512crypt('generated-' + salt, salt)
+          : null
   const userPasswordHashes: Record<string, string> = {}
   for (const u of config.host.users) {
     const h = hash(u.password, `salt${u.name}`.slice(0, 16))
@@ -115,7 +129,19 @@ export interface KsStructure {
   problems: string[]
 }
 
-const KNOWN_SECTIONS = ['%pre', '%pre-install', '%post', '%traceback', '%onerror', '%packages', '%addon', '%anaconda', '%include', '%ksappend', '%end']
+const KNOWN_SECTIONS = [
+  '%pre',
+  '%pre-install',
+  '%post',
+  '%traceback',
+  '%onerror',
+  '%packages',
+  '%addon',
+  '%anaconda',
+  '%include',
+  '%ksappend',
+  '%end',
+]
 
 /** Sections as pykickstart's _stateMachine/_readSection see them. */
 export function ksStructure(text: string): KsStructure {
@@ -189,12 +215,25 @@ export function laidFromIgnitionLike(doc: any, butane: boolean): Laid {
   // {id: N} or {name: S} (Ignition's NodeUser/NodeGroup), as chown would take it
   const who = (o: any): string => (o.id !== undefined ? String(o.id) : o.name)
   return {
-    dirs: byPath((doc.storage.directories ?? []).map((d: any) => ({ path: d.path, mode: d.mode, owner: `${who(d.user)}:${who(d.group)}` }))),
-    files: byPath(
-      (doc.storage.files ?? []).map((f: any) => ({ path: f.path, mode: f.mode, owner: `${who(f.user)}:${who(f.group)}`, contents: decode(f.contents) })),
+    dirs: byPath(
+      (doc.storage.directories ?? []).map((d: any) => ({ path: d.path, mode: d.mode, owner: `${who(d.user)}:${who(d.group)}` })),
     ),
-    enabled: (doc.systemd.units ?? []).filter((u: any) => u.enabled === true).map((u: any) => u.name).sort(),
-    disabled: (doc.systemd.units ?? []).filter((u: any) => u.enabled === false).map((u: any) => u.name).sort(),
+    files: byPath(
+      (doc.storage.files ?? []).map((f: any) => ({
+        path: f.path,
+        mode: f.mode,
+        owner: `${who(f.user)}:${who(f.group)}`,
+        contents: decode(f.contents),
+      })),
+    ),
+    enabled: (doc.systemd.units ?? [])
+      .filter((u: any) => u.enabled === true)
+      .map((u: any) => u.name)
+      .sort(),
+    disabled: (doc.systemd.units ?? [])
+      .filter((u: any) => u.enabled === false)
+      .map((u: any) => u.name)
+      .sort(),
   }
 }
 
@@ -228,7 +267,7 @@ export async function laidFromKickstart(ks: string, tmp: string): Promise<Laid &
 
   const fields = readFileSync(log, 'utf8').split('\0')
   const calls: string[][] = []
-  for (let i = 0; i < fields.length - 1; ) {
+  for (let i = 0; i < fields.length - 1;) {
     const n = Number(fields[i])
     calls.push(fields.slice(i + 1, i + 1 + n))
     i += n + 1
@@ -244,14 +283,26 @@ export async function laidFromKickstart(ks: string, tmp: string): Promise<Laid &
       if (st.isDirectory()) {
         if (owners.has(p)) laid.dirs.push({ path: p, mode: st.mode & 0o7777, owner: owners.get(p)! })
         walk(p)
-      } else laid.files.push({ path: p, mode: st.mode & 0o7777, owner: owners.get(p) ?? '?', contents: readFileSync(join(root, p)).toString('base64') })
+      } else
+        laid.files.push({
+          path: p,
+          mode: st.mode & 0o7777,
+          owner: owners.get(p) ?? '?',
+          contents: readFileSync(join(root, p)).toString('base64'),
+        })
     }
   }
   walk('')
   laid.dirs = byPath(laid.dirs)
   laid.files = byPath(laid.files)
-  laid.enabled = calls.filter((c) => c[0] === 'systemctl' && c[1] === 'enable').map((c) => c[3]!).sort()
-  laid.disabled = calls.filter((c) => c[0] === 'systemctl' && c[1] === 'disable').map((c) => c[3]!).sort()
+  laid.enabled = calls
+    .filter((c) => c[0] === 'systemctl' && c[1] === 'enable')
+    .map((c) => c[3]!)
+    .sort()
+  laid.disabled = calls
+    .filter((c) => c[0] === 'systemctl' && c[1] === 'disable')
+    .map((c) => c[3]!)
+    .sort()
   return laid
 }
 

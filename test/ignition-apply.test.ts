@@ -186,12 +186,17 @@ for (const name of CASES) {
       for (const a of model.accounts ?? []) {
         t.equal(users.get(a.name), a.uid, `${a.name} holds uid ${a.uid}`)
         t.equal(groups.get(a.name), a.uid, `its group has gid ${a.uid}`)
-        const entry = readFileSync(join(root, 'etc/passwd'), 'utf8').split('\n').find((l) => l.startsWith(`${a.name}:`))!
+        const entry = readFileSync(join(root, 'etc/passwd'), 'utf8')
+          .split('\n')
+          .find((l) => l.startsWith(`${a.name}:`))!
         t.equal(entry.split(':')[6], '/sbin/nologin', `${a.name}: no login shell`)
         t.notMatch(shadowOf(root).get(a.name) ?? '', /^\$/, `${a.name}: no password (locked)`)
         for (const u of model.users) t.not(users.get(u.name), a.uid, `user ${u.name} does not get uid ${a.uid}`)
         const owned = model.files.filter((f) => f.owner === String(a.uid))
-        t.ok(owned.some((f) => f.path.endsWith('/ssl.key')), "Quay's TLS key is among the files owned by the uid")
+        t.ok(
+          owned.some((f) => f.path.endsWith('/ssl.key')),
+          "Quay's TLS key is among the files owned by the uid",
+        )
         for (const f of owned) t.equal(lstatSync(join(root, f.path)).uid, a.uid, `${f.path}: owned by ${a.name}`)
       }
       if (name === 'ks-bios-custom')

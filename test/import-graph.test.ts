@@ -81,7 +81,15 @@ t.test('the cycle finder finds a cycle, through a dynamic and a type-only import
     ['e', ['e']],
   ])
   t.same(cycles(g), [['a', 'b', 'c'], ['e']])
-  t.same(cycles(new Map([['a', ['b']], ['b', []]])), [])
+  t.same(
+    cycles(
+      new Map([
+        ['a', ['b']],
+        ['b', []],
+      ]),
+    ),
+    [],
+  )
   // The resolver sees the kinds of import that do not exist at run time or are loaded late.
   const dir = t.testdir({
     'x.ts': "import type { Y } from './y.js'\nexport type X = Y\n",
@@ -91,12 +99,14 @@ t.test('the cycle finder finds a cycle, through a dynamic and a type-only import
   const options: ts.CompilerOptions = { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext }
   const host = ts.createCompilerHost(options)
   const edges = files.map((f) =>
-    ts.preProcessFile(readFileSync(f, 'utf8'), true, true).importedFiles.map((i) => ts.resolveModuleName(i.fileName, f, options, host).resolvedModule?.resolvedFileName),
+    ts
+      .preProcessFile(readFileSync(f, 'utf8'), true, true)
+      .importedFiles.map((i) => ts.resolveModuleName(i.fileName, f, options, host).resolvedModule?.resolvedFileName),
   )
   t.same(edges, [[files[1]], [files[0]]], 'type-only and dynamic imports are both resolved')
 })
 
-t.test("builder/ has no import cycle", async (t) => {
+t.test('builder/ has no import cycle', async (t) => {
   const files = sources(BUILDER)
   const graph = importGraph(files)
   t.ok(files.length > 50, `${files.length} modules read`)
@@ -107,6 +117,8 @@ t.test("builder/ has no import cycle", async (t) => {
 
 t.test('the ground floor imports nothing of the builder but the logger', async (t) => {
   const file = join(BUILDER, 'context.ts')
-  const deps = importGraph([file]).get(file)!.map((f) => relative(ROOT, f))
+  const deps = importGraph([file])
+    .get(file)!
+    .map((f) => relative(ROOT, f))
   t.same(deps, ['builder/log.ts'])
 })

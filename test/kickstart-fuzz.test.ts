@@ -16,7 +16,16 @@ import { hostModel } from '../builder/render/host-model.js'
 import { renderIgnition } from '../builder/render/ignition.js'
 import { renderKickstart } from '../builder/render/kickstart.js'
 import type { HostSpec } from '../builder/plan/types.js'
-import { ksStructure, laidFromKickstart, laidFromModel, lintBash, loadFixture, planFor, postSections, shlexSplit } from './hostspec-fixture.js'
+import {
+  ksStructure,
+  laidFromKickstart,
+  laidFromModel,
+  lintBash,
+  loadFixture,
+  planFor,
+  postSections,
+  shlexSplit,
+} from './hostspec-fixture.js'
 
 const FIXTURES = new URL('./fixtures/', import.meta.url).pathname
 const base = loadFixture(join(FIXTURES, 'ks-dhcp-auto', 'appliance.yaml'))
@@ -31,11 +40,51 @@ const rnd = (n: number) => {
 const pick = <T>(xs: readonly T[]): T => xs[rnd(xs.length)]!
 
 const NASTY = [
-  "'", '"', '\\', '$(touch /tmp/fuzz-pwned)', '`id`', '${HOME}', '$HOME', '#', ' #c', '%end', '\n%end\n', '%include /x', '%ksappend x',
-  '%post', ';', '&&', '|', '>', '<', '*', '?', '[a]', '!', '~', ' ', '\t', '\n', '\r', '\u2028', '\x0b', 'é', '✓', '\x7f',
-  'MIRROR_APPLIANCE_B64', "'\\''", '"\\"', '--', '=', ',', ':', '{', '}',
+  "'",
+  '"',
+  '\\',
+  '$(touch /tmp/fuzz-pwned)',
+  '`id`',
+  '${HOME}',
+  '$HOME',
+  '#',
+  ' #c',
+  '%end',
+  '\n%end\n',
+  '%include /x',
+  '%ksappend x',
+  '%post',
+  ';',
+  '&&',
+  '|',
+  '>',
+  '<',
+  '*',
+  '?',
+  '[a]',
+  '!',
+  '~',
+  ' ',
+  '\t',
+  '\n',
+  '\r',
+  '\u2028',
+  '\x0b',
+  'é',
+  '✓',
+  '\x7f',
+  'MIRROR_APPLIANCE_B64',
+  "'\\''",
+  '"\\"',
+  '--',
+  '=',
+  ',',
+  ':',
+  '{',
+  '}',
 ]
-const nasty = (len = 1 + rnd(5)) => Array.from({ length: len }, () => (rnd(3) === 0 ? pick(['a', 'Z', '0', '.', '-', '_']) : pick(NASTY))).join('')
+const nasty = (len = 1 + rnd(5)) =>
+  Array.from({ length: len }, () => (rnd(3) === 0 ? pick(['a', 'Z', '0', '.', '-', '_']) : pick(NASTY))).join('')
 /** What a kickstart line can never carry */
 const unprintable = (v: string) => /[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]/.test(v)
 const show = (v: string) => JSON.stringify(v).replace(/[\u0080-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
@@ -57,10 +106,24 @@ t.test(`fuzz ${ROUNDS} rounds, seed ${seed}`, async (t) => {
     config.host.timezone = tz
     config.host.network.searchDomains = [search]
     config.host.users = [
-      { name: 'fuzz', gecos, sudo: true, password: { kind: 'plain', plain: nasty(6) }, sshKeys: [`ssh-ed25519 AAAAC3Nza ${comment}`, `ssh-rsa AAAAB3 ${nasty()}`] },
+      {
+        name: 'fuzz',
+        gecos,
+        sudo: true,
+        password: { kind: 'plain', plain: nasty(6) },
+        sshKeys: [`ssh-ed25519 AAAAC3Nza ${comment}`, `ssh-rsa AAAAB3 ${nasty()}`],
+      },
     ]
     const host: HostSpec = {
-      dirs: [{ path: `/etc/fz${nasty(3).replace(/\//g, '')}`, mode: 0o750, owner: 'root', group: rnd(2) ? 'root' : nasty(2), selinuxType: 'container_file_t' }],
+      dirs: [
+        {
+          path: `/etc/fz${nasty(3).replace(/\//g, '')}`,
+          mode: 0o750,
+          owner: 'root',
+          group: rnd(2) ? 'root' : nasty(2),
+          selinuxType: 'container_file_t',
+        },
+      ],
       files: Array.from({ length: 3 }, (_, i) => ({
         path: `/etc/fuzz/${i}${nasty(3).replace(/\//g, '')}`,
         contents: rnd(2) ? `${nasty(8)}\n%end\nMIRROR_APPLIANCE_B64\n` : Buffer.from(Array.from({ length: rnd(300) }, () => rnd(256))),
@@ -98,9 +161,17 @@ t.test(`fuzz ${ROUNDS} rounds, seed ${seed}`, async (t) => {
 
     const s = ksStructure(ks)
     t.same(s.problems, [], `${label}: no stray sections`)
-    t.same(s.sections.map((x) => x.header.split(' ')[0]), ['%packages', '%post', '%post'], `${label}: exactly our sections`)
+    t.same(
+      s.sections.map((x) => x.header.split(' ')[0]),
+      ['%packages', '%post', '%post'],
+      `${label}: exactly our sections`,
+    )
     for (const [i, sec] of postSections(s).entries())
-      t.equal(await lintBash(sec.body.join('\n') + '\n', tmp, `fuzz-${round}-${i}.sh`), '', `${label}: %post ${i} bash -n and shellcheck clean`)
+      t.equal(
+        await lintBash(sec.body.join('\n') + '\n', tmp, `fuzz-${round}-${i}.sh`),
+        '',
+        `${label}: %post ${i} bash -n and shellcheck clean`,
+      )
 
     const args = await shlexSplit(s.commands)
     const find = (cmd: string) => args.find((a) => a[0] === cmd) ?? []
@@ -108,7 +179,10 @@ t.test(`fuzz ${ROUNDS} rounds, seed ${seed}`, async (t) => {
     t.equal(find('timezone')[1], tz, `${label}: timezone carried exactly`)
     t.ok(find('user').includes(`--gecos=${gecos}`) || gecos === '', `${label}: gecos carried exactly`)
     t.same(find('sshkey'), ['sshkey', '--username=fuzz', `ssh-ed25519 AAAAC3Nza ${comment}`.trim()], `${label}: ssh key carried exactly`)
-    t.notOk(ks.includes(config.host.users[0]!.password.kind === 'plain' ? (config.host.users[0]!.password as { plain: string }).plain : '\0'), `${label}: no plain password`)
+    t.notOk(
+      ks.includes(config.host.users[0]!.password.kind === 'plain' ? (config.host.users[0]!.password as { plain: string }).plain : '\0'),
+      `${label}: no plain password`,
+    )
 
     const rootDir = join(tmp, `r${round}`)
     const { calls: _calls, ...laid } = await laidFromKickstart(ks, rootDir)

@@ -35,7 +35,8 @@ t.teardown(() => rmSync(tmp, { recursive: true, force: true }))
  * every kickstart the way pykickstart does.
  */
 const PYKICKSTART = process.env.PYKICKSTART_DIR
-const NO_PYKICKSTART = 'PYKICKSTART_DIR is not set: pykickstart (ksvalidator) is not packaged for Debian 12; set PYKICKSTART_DIR to a pykickstart checkout to run it'
+const NO_PYKICKSTART =
+  'PYKICKSTART_DIR is not set: pykickstart (ksvalidator) is not packaged for Debian 12; set PYKICKSTART_DIR to a pykickstart checkout to run it'
 
 for (const c of CASES) {
   t.test(c.name, async (t) => {
@@ -61,16 +62,35 @@ for (const c of CASES) {
     }
     const args = await shlexSplit(s.commands)
     const cmd = (name: string) => args.filter((a) => a[0] === name)
-    t.same(cmd('clearpart'), [['clearpart', '--all', '--initlabel', `--drives=${plan.config.host.disk.device}`, ...(plan.config.host.disk.firmware === 'auto' ? [] : ['--disklabel=gpt'])]], 'clearpart names only the configured disk')
+    t.same(
+      cmd('clearpart'),
+      [
+        [
+          'clearpart',
+          '--all',
+          '--initlabel',
+          `--drives=${plan.config.host.disk.device}`,
+          ...(plan.config.host.disk.firmware === 'auto' ? [] : ['--disklabel=gpt']),
+        ],
+      ],
+      'clearpart names only the configured disk',
+    )
     t.same(cmd('ignoredisk'), [['ignoredisk', `--only-use=${plan.config.host.disk.device}`]])
-    t.equal(cmd('network')[0]!.find((a) => a.startsWith('--hostname=')), `--hostname=${plan.config.host.hostname}`)
+    t.equal(
+      cmd('network')[0]!.find((a) => a.startsWith('--hostname=')),
+      `--hostname=${plan.config.host.hostname}`,
+    )
     t.same(
       cmd('user').map((a) => a.find((x) => x.startsWith('--name='))),
       plan.config.host.users.map((u) => `--name=${u.name}`),
       'one user line per configured user',
     )
     for (const u of plan.config.host.users)
-      if (u.gecos) t.ok(cmd('user').some((a) => a.includes(`--gecos=${u.gecos}`)), `gecos of ${u.name} arrives exactly`)
+      if (u.gecos)
+        t.ok(
+          cmd('user').some((a) => a.includes(`--gecos=${u.gecos}`)),
+          `gecos of ${u.name} arrives exactly`,
+        )
     t.same(
       cmd('sshkey').map((a) => a.slice(1)),
       plan.config.host.users.flatMap((u) => u.sshKeys.slice(0, 1).map((k) => [`--username=${u.name}`, k.trim()])),

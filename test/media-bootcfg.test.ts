@@ -13,7 +13,7 @@ const EDIT = { volumeId: VOLID, ksPath: '/ks.cfg' }
 
 const golden = (t: Test, name: string, actual: string) => checkGolden(t, join(DIR, 'expected', name), actual, `expected/${name}`)
 
-t.test('udevEscape follows udev\'s whitelist', async (t) => {
+t.test("udevEscape follows udev's whitelist", async (t) => {
   const cases: Array<[string, string]> = [
     [VOLID, VOLID],
     ['RHEL-8.6 Server.x86_64', 'RHEL-8.6\\x20Server.x86_64'],
@@ -50,8 +50,14 @@ t.test('grub.cfg: inst.ks on install entries, entry 0 default, 5 s, search label
 t.test('an existing inst.ks is replaced, a different label is made consistent', async (t) => {
   const cfg = 'label linux\n  append initrd=initrd.img inst.stage2=hd:LABEL=OLD inst.ks=http://x/ks.cfg quiet\n'
   const r = patchIsolinuxCfg(cfg, { volumeId: 'My Label', ksPath: '/ks.cfg' })
-  t.equal(r.text, 'label linux\n  menu default\n  append initrd=initrd.img inst.stage2=hd:LABEL=My\\x20Label quiet inst.ks=hd:LABEL=My\\x20Label:/ks.cfg\n')
-  const g = patchGrubCfg("set default=\"1\"\nsearch --no-floppy --set=root -l 'OLD'\nmenuentry 'x' {\n\tlinuxefi /v inst.stage2=hd:LABEL=OLD\n}\n", { volumeId: "My 'Label'", ksPath: '/ks.cfg' })
+  t.equal(
+    r.text,
+    'label linux\n  menu default\n  append initrd=initrd.img inst.stage2=hd:LABEL=My\\x20Label quiet inst.ks=hd:LABEL=My\\x20Label:/ks.cfg\n',
+  )
+  const g = patchGrubCfg(
+    "set default=\"1\"\nsearch --no-floppy --set=root -l 'OLD'\nmenuentry 'x' {\n\tlinuxefi /v inst.stage2=hd:LABEL=OLD\n}\n",
+    { volumeId: "My 'Label'", ksPath: '/ks.cfg' },
+  )
   t.match(g.text, /-l 'My '\\''Label'\\'''/, 'grub quoting of the real (unescaped) label')
   t.match(g.text, /inst\.stage2=hd:LABEL=My\\x20\\x27Label\\x27 inst\.ks=hd:LABEL=My\\x20\\x27Label\\x27:\/ks\.cfg/)
   t.equal(ksArg({ volumeId: VOLID, ksPath: '/ks.cfg' }), 'inst.ks=hd:LABEL=RHEL-8-10-0-BaseOS-x86_64:/ks.cfg')

@@ -88,8 +88,17 @@ t.test('abort while writing leaves no file behind', async (t) => {
   let progressed = false
   await t.rejects(
     buildOemdrv({
-      ksText: KS, payloadDir: p, outFile: out, epoch: EPOCH, signal: ac.signal,
-      onProgress: (x) => { if (!progressed && x.percent < 100) { progressed = true; ac.abort() } },
+      ksText: KS,
+      payloadDir: p,
+      outFile: out,
+      epoch: EPOCH,
+      signal: ac.signal,
+      onProgress: (x) => {
+        if (!progressed && x.percent < 100) {
+          progressed = true
+          ac.abort()
+        }
+      },
     }),
   )
   t.ok(progressed, 'aborted mid-write')

@@ -4,10 +4,23 @@ import { request } from 'node:http'
 import { symlink, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { accessLogLine, checkBindAddress, isWildcard, normalizePrefix, parseRange, resolveUnder, serveDir, stripPrefix } from '../builder/media/serve.js'
+import {
+  accessLogLine,
+  checkBindAddress,
+  isWildcard,
+  normalizePrefix,
+  parseRange,
+  resolveUnder,
+  serveDir,
+  stripPrefix,
+} from '../builder/media/serve.js'
 import { UserError } from '../builder/errors.js'
 
-interface Res { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
+interface Res {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: Buffer
+}
 
 function req(port: number, path: string, opts: { method?: string; headers?: Record<string, string> } = {}): Promise<Res> {
   return new Promise((ok, fail) => {
@@ -87,7 +100,16 @@ t.test('serving a tree', async (t) => {
   t.equal(empty.headers['content-length'], '0')
 
   t.equal((await req(port, '/space%20dir/f%20i.txt')).body.toString(), 'spaced', 'percent-decoding')
-  for (const p of ['/../secret.txt', '/images/../../secret.txt', '/%2e%2e/secret.txt', '/..%2fsecret.txt', '/link-out', '/nope', '/images', '/']) {
+  for (const p of [
+    '/../secret.txt',
+    '/images/../../secret.txt',
+    '/%2e%2e/secret.txt',
+    '/..%2fsecret.txt',
+    '/link-out',
+    '/nope',
+    '/images',
+    '/',
+  ]) {
     const r = await req(port, p)
     t.equal(r.status, 404, `404 for ${p}`)
     t.notMatch(r.body.toString(), /outside/)
@@ -105,7 +127,8 @@ t.test('serving under a URL path prefix (a --pxe-url with a path)', async (t) =>
   t.equal(normalizePrefix('/'), '')
   t.equal(normalizePrefix('/pxe/'), '/pxe')
   t.equal(normalizePrefix('/sites/lab1'), '/sites/lab1')
-  for (const bad of ['pxe', '/a/../b', '/a/./b', '/a//b', '/a?b', '/a#b', '/a%2fb']) t.throws(() => normalizePrefix(bad), UserError, `refuses ${bad}`)
+  for (const bad of ['pxe', '/a/../b', '/a/./b', '/a//b', '/a?b', '/a#b', '/a%2fb'])
+    t.throws(() => normalizePrefix(bad), UserError, `refuses ${bad}`)
   t.equal(stripPrefix('/pxe', '/pxe/ks.cfg'), '/ks.cfg')
   t.equal(stripPrefix('/pxe', '/pxe'), '/')
   t.equal(stripPrefix('/pxe', '/pxefoo/ks.cfg'), null)
@@ -117,20 +140,30 @@ t.test('serving under a URL path prefix (a --pxe-url with a path)', async (t) =>
   const port = (server.address() as AddressInfo).port
   t.equal((await req(port, '/pxe/ks.cfg')).body.toString(), '#version=RHEL8\n', 'served under the prefix')
   t.equal((await req(port, '/pxe/repo/.treeinfo')).status, 200)
-  for (const p of ['/ks.cfg', '/pxefoo/ks.cfg', '/pxe/../secret.txt', '/pxe/%2e%2e/secret.txt', '/secret.txt']) t.equal((await req(port, p)).status, 404, `404 for ${p}`)
+  for (const p of ['/ks.cfg', '/pxefoo/ks.cfg', '/pxe/../secret.txt', '/pxe/%2e%2e/secret.txt', '/secret.txt'])
+    t.equal((await req(port, p)).status, 404, `404 for ${p}`)
 })
 
 // Issue 18: the tree's ks.cfg holds the registry's keys, so serve says who
 // fetched what, and listens where it is told.
 t.test('access log lines: client, method, path, status, bytes; nothing a request sends can forge a line', async (t) => {
   const at = new Date(Date.UTC(2023, 10, 14, 22, 13, 20, 512))
-  t.equal(accessLogLine({ client: '192.0.2.7', method: 'GET', path: '/ks.cfg', status: 200, bytes: 4096 }, at), '2023-11-14T22:13:20Z 192.0.2.7 "GET /ks.cfg" 200 4096')
   t.equal(
-    accessLogLine({ client: '::1', method: 'GET', path: '/a b"\n2023-11-14T00:00:00Z 10.0.0.1 "GET /forged" 200 1', status: 404, bytes: 10 }, at),
+    accessLogLine({ client: '192.0.2.7', method: 'GET', path: '/ks.cfg', status: 200, bytes: 4096 }, at),
+    '2023-11-14T22:13:20Z 192.0.2.7 "GET /ks.cfg" 200 4096',
+  )
+  t.equal(
+    accessLogLine(
+      { client: '::1', method: 'GET', path: '/a b"\n2023-11-14T00:00:00Z 10.0.0.1 "GET /forged" 200 1', status: 404, bytes: 10 },
+      at,
+    ),
     '2023-11-14T22:13:20Z ::1 "GET /a%20b%22%0A2023-11-14T00:00:00Z%2010.0.0.1%20%22GET%20/forged%22%20200%201" 404 10',
     'space, quote and line break escaped: one request, one line',
   )
-  t.equal(accessLogLine({ client: '192.0.2.7', method: 'GET', path: '/é', status: 404, bytes: 0 }, at), '2023-11-14T22:13:20Z 192.0.2.7 "GET /%C3%A9" 404 0')
+  t.equal(
+    accessLogLine({ client: '192.0.2.7', method: 'GET', path: '/é', status: 404, bytes: 0 }, at),
+    '2023-11-14T22:13:20Z 192.0.2.7 "GET /%C3%A9" 404 0',
+  )
 })
 
 t.test('--bind: an IP address, or a usage error that says what to give', async (t) => {
@@ -151,7 +184,10 @@ t.test('serve (the command): each request logged to stderr with the client; --bi
   // One serve process: started, fetched from, stopped with Ctrl-C; its stderr.
   const serveWith = async (args: string[], fetches: (port: number) => Promise<void>) => {
     const port = await freePort()
-    const child = spawn(process.execPath, [CLI, 'serve', root, '--port', String(port), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+    const child = spawn(process.execPath, [CLI, 'serve', root, '--port', String(port), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    })
     t.teardown(() => {
       child.kill('SIGKILL')
     })
@@ -185,7 +221,10 @@ t.test('serve (the command): each request logged to stderr with the client; --bi
     t.equal((await fetch(`http://127.0.0.1:${port}/ks.cfg`)).status, 200)
   })
   t.equal(open.code, 0, open.err)
-  t.match(open.err, /warning: listening on every address of this machine: anyone who can reach port \d+ can fetch ks\.cfg, and with it the registry's TLS key and passwords/)
+  t.match(
+    open.err,
+    /warning: listening on every address of this machine: anyone who can reach port \d+ can fetch ks\.cfg, and with it the registry's TLS key and passwords/,
+  )
 
   const port = String(await freePort())
   for (const [args, msg] of [
@@ -202,9 +241,23 @@ t.test('serve (the command): each request logged to stderr with the client; --bi
 t.test("the build's serve line: --bind to the --pxe-url's address when it is one, else a hint", async (t) => {
   const { serveCommand, serveBindHint } = await import('../builder/commands/build-stages.js')
   t.equal(serveCommand('dist/pxe', 'http://192.0.2.1:8080'), 'mirror-appliance serve dist/pxe --bind 192.0.2.1 --port 8080')
-  t.equal(serveCommand('dist/pxe', 'http://[2001:db8::5]:8080/lab'), 'mirror-appliance serve dist/pxe --bind 2001:db8::5 --port 8080 --prefix /lab')
+  t.equal(
+    serveCommand('dist/pxe', 'http://[2001:db8::5]:8080/lab'),
+    'mirror-appliance serve dist/pxe --bind 2001:db8::5 --port 8080 --prefix /lab',
+  )
   t.equal(serveBindHint('http://192.0.2.1:8080'), null)
-  t.equal(serveCommand('dist/pxe', 'http://pxe.lab.example:8080'), 'mirror-appliance serve dist/pxe --port 8080', 'a host name: no address to bind is known here')
-  t.equal(serveBindHint('http://pxe.lab.example:8080'), 'add --bind with the address pxe.lab.example has on this machine, so that only the install network reaches the kickstart')
-  t.equal(serveCommand('dist/pxe', 'https://192.0.2.1/pxe'), 'mirror-appliance serve dist/pxe --port 443 --prefix /pxe behind your HTTPS front end (serve speaks plain HTTP)', 'https: the front end has the address')
+  t.equal(
+    serveCommand('dist/pxe', 'http://pxe.lab.example:8080'),
+    'mirror-appliance serve dist/pxe --port 8080',
+    'a host name: no address to bind is known here',
+  )
+  t.equal(
+    serveBindHint('http://pxe.lab.example:8080'),
+    'add --bind with the address pxe.lab.example has on this machine, so that only the install network reaches the kickstart',
+  )
+  t.equal(
+    serveCommand('dist/pxe', 'https://192.0.2.1/pxe'),
+    'mirror-appliance serve dist/pxe --port 443 --prefix /pxe behind your HTTPS front end (serve speaks plain HTTP)',
+    'https: the front end has the address',
+  )
 })

@@ -145,7 +145,10 @@ t.test('the qcow2 lays down the sshd settings script and enables its unit', asyn
   t.ok(spec.enableUnits.includes(SSHD_SETTINGS_UNIT), 'enabled')
   // the links qcow2.ts makes for an enabled unit: what systemctl enable would
   const links = enableLinks(SSHD_SETTINGS_UNIT, unit!.path, parseInstallSection(unit!.contents.toString()))
-  t.same(links.map((l) => l.link), [`/etc/systemd/system/multi-user.target.wants/${SSHD_SETTINGS_UNIT}`])
+  t.same(
+    links.map((l) => l.link),
+    [`/etc/systemd/system/multi-user.target.wants/${SSHD_SETTINGS_UNIT}`],
+  )
 })
 
 t.test('ssh_pwauth says what host.ssh.passwordAuthentication says, whoever has a password', async (t) => {
@@ -175,15 +178,44 @@ t.test('the booted qcow2’s sshd: script, then cloud-init, then sshd -T', { ski
     t.equal(s.status, 0, s.stderr)
     const pw = YAML.parse(renderNoCloud(noCloudSeedFromPlan(plan))['user-data']).ssh_pwauth
     // the interpreter cloud-init itself runs with (its #! line), not whatever python3 is first on PATH
-    const python = readFileSync(cloudInit!, 'utf8').split('\n')[0]!.replace(/^#!\s*/, '').split(/\s+/)[0]!
-    const ci = spawnSync(python, ['-c', 'import sys\nfrom cloudinit import ssh_util\nssh_util.update_ssh_config({"PasswordAuthentication": sys.argv[1]}, sys.argv[2])', pw ? 'yes' : 'no', conf], { encoding: 'utf8' })
+    const python = readFileSync(cloudInit!, 'utf8')
+      .split('\n')[0]!
+      .replace(/^#!\s*/, '')
+      .split(/\s+/)[0]!
+    const ci = spawnSync(
+      python,
+      [
+        '-c',
+        'import sys\nfrom cloudinit import ssh_util\nssh_util.update_ssh_config({"PasswordAuthentication": sys.argv[1]}, sys.argv[2])',
+        pw ? 'yes' : 'no',
+        conf,
+      ],
+      { encoding: 'utf8' },
+    )
     t.equal(ci.status, 0, ci.stderr)
     const key = join(root, 'host_key')
     spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key])
-    const r = spawnSync('unshare', ['-m', 'bash', '-c', 'mount -t tmpfs none /run && mkdir -m 0755 /run/sshd && "$0" -T -f "$1" -h "$2"', SSHD!, conf, key], { encoding: 'utf8' })
+    const r = spawnSync(
+      'unshare',
+      ['-m', 'bash', '-c', 'mount -t tmpfs none /run && mkdir -m 0755 /run/sshd && "$0" -T -f "$1" -h "$2"', SSHD!, conf, key],
+      { encoding: 'utf8' },
+    )
     t.equal(r.status, 0, r.stderr)
-    return Object.fromEntries(r.stdout.split('\n').filter((l) => /^(permitrootlogin|passwordauthentication) /.test(l)).map((l) => l.split(' ')))
+    return Object.fromEntries(
+      r.stdout
+        .split('\n')
+        .filter((l) => /^(permitrootlogin|passwordauthentication) /.test(l))
+        .map((l) => l.split(' ')),
+    )
   }
-  t.same(effective(''), { permitrootlogin: 'without-password', passwordauthentication: 'no' }, 'default with a key: root by key only, no passwords')
-  t.same(effective('  ssh:\n    passwordAuthentication: true\n'), { permitrootlogin: 'without-password', passwordauthentication: 'yes' }, 'the config asks for passwords')
+  t.same(
+    effective(''),
+    { permitrootlogin: 'without-password', passwordauthentication: 'no' },
+    'default with a key: root by key only, no passwords',
+  )
+  t.same(
+    effective('  ssh:\n    passwordAuthentication: true\n'),
+    { permitrootlogin: 'without-password', passwordauthentication: 'yes' },
+    'the config asks for passwords',
+  )
 })

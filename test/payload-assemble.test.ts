@@ -59,7 +59,10 @@ t.test('payload layout, images.tsv, payload.json, SHA256SUMS', async (t) => {
   const sums = spawnSync('sha256sum', ['-c', '--strict', 'SHA256SUMS'], { cwd: outDir, encoding: 'utf8' })
   t.equal(sums.status, 0, sums.stderr)
   const layout = await OciLayout.open(join(outDir, 'oci'), { create: false })
-  t.same((await layout.entries()).map((e) => e.annotations!['org.opencontainers.image.ref.name']), ['stack/quay', 'stack/redis', 'content/openshift/multi:4.16'])
+  t.same(
+    (await layout.entries()).map((e) => e.annotations!['org.opencontainers.image.ref.name']),
+    ['stack/quay', 'stack/redis', 'content/openshift/multi:4.16'],
+  )
   t.same((await layout.verify({ full: true })).problems, [])
   const sk = spawnSync('skopeo', ['inspect', '--raw', `oci:${join(outDir, 'oci')}:stack/redis`], { encoding: 'utf8' })
   t.equal(sk.status, 0, sk.stderr)
@@ -99,13 +102,24 @@ t.test('images list / verify through the CLI handler', async (t) => {
   const ctx = { json: true, quiet: true, verbose: false }
   t.equal(await imagesCommand(['list', '--cache', cache], ctx, (s) => (out += s)), 0)
   const listed = JSON.parse(out)
-  t.same(listed.images.map((i: { name: string }) => i.name).sort(), ['content/openshift/multi:4.16', 'stack/quay', 'stack/redis', 'unused/image:1'])
+  t.same(listed.images.map((i: { name: string }) => i.name).sort(), [
+    'content/openshift/multi:4.16',
+    'stack/quay',
+    'stack/redis',
+    'unused/image:1',
+  ])
   out = ''
   t.equal(await imagesCommand(['verify', '--cache', cache], { ...ctx, json: false }, (s) => (out += s)), 0)
   t.match(out, /4 image\(s\) verified/)
   out = ''
   t.equal(await imagesCommand(['fetch', '--help'], ctx, (s) => (out += s)), 0)
   t.match(out, /--authfile FILE/)
-  await t.rejects(imagesCommand(['list', '--bogus'], ctx, () => {}), { name: 'UserError', message: /Unknown option '--bogus'/ })
-  await t.rejects(imagesCommand(['frob'], ctx, () => {}), { name: 'UserError' })
+  await t.rejects(
+    imagesCommand(['list', '--bogus'], ctx, () => {}),
+    { name: 'UserError', message: /Unknown option '--bogus'/ },
+  )
+  await t.rejects(
+    imagesCommand(['frob'], ctx, () => {}),
+    { name: 'UserError' },
+  )
 })

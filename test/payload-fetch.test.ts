@@ -82,11 +82,19 @@ t.test('pinned, unpinned and multi-arch images land in one layout, shared blobs 
   t.equal(files.filter((f) => `sha256:${f}` === baseLayer).length, 1)
   const { problems } = await layout.verify({ full: true })
   t.same(problems, [])
-  t.ok(events.some((e) => e.phase === 'blob' && e.bytes > 0), 'progress reports bytes')
+  t.ok(
+    events.some((e) => e.phase === 'blob' && e.bytes > 0),
+    'progress reports bytes',
+  )
   t.ok(events.some((e) => e.phase === 'done' && e.image === 'content/multi'))
 
   // Second run: nothing to do.
-  const again = await fetchImages({ ...base, cacheDir, architecture: 'all', images: [{ ref: `${reg.host}/test/app:1`, digest: imgs.app.manifest.digest, ociName: 'stack/app' }] })
+  const again = await fetchImages({
+    ...base,
+    cacheDir,
+    architecture: 'all',
+    images: [{ ref: `${reg.host}/test/app:1`, digest: imgs.app.manifest.digest, ociName: 'stack/app' }],
+  })
   t.equal(again[0]!.skipped, true)
 })
 
@@ -104,7 +112,12 @@ t.test('one architecture: the index digest is checked, the arch manifest stored'
   t.equal(e!.annotations![SOURCE_DIGEST], imgs.multi.digest)
   t.notOk(await layout.hasBlob(imgs.amd.layers[1]!.digest), 'the amd64 layer was not copied')
   await t.rejects(
-    fetchImages({ ...base, cacheDir, architecture: 's390x', images: [{ ref: `${reg.host}/test/multi:1`, digest: imgs.multi.digest, ociName: 'x' }] }),
+    fetchImages({
+      ...base,
+      cacheDir,
+      architecture: 's390x',
+      images: [{ ref: `${reg.host}/test/multi:1`, digest: imgs.multi.digest, ociName: 'x' }],
+    }),
     { name: 'UserError', message: /no linux\/s390x image \(it has: amd64, arm64\)/ },
   )
 })
@@ -156,7 +169,13 @@ t.test('401/404 are not retried; connection failures are, with backoff', async (
   const cacheDir = join(work, 'cache-err')
   const events: FetchProgress[] = []
   await t.rejects(
-    fetchImages({ ...base, cacheDir, architecture: 'all', onProgress: (e) => events.push(e), images: [{ ref: `${reg.host}/test/nope:1`, ociName: 'nope' }] }),
+    fetchImages({
+      ...base,
+      cacheDir,
+      architecture: 'all',
+      onProgress: (e) => events.push(e),
+      images: [{ ref: `${reg.host}/test/nope:1`, ociName: 'nope' }],
+    }),
     { name: 'ToolError', message: /manifest unknown|not found/i },
   )
   t.equal(events.filter((e) => e.phase === 'retry').length, 0)
@@ -164,7 +183,13 @@ t.test('401/404 are not retried; connection failures are, with backoff', async (
   const dead = `127.0.0.1:${reg.host.split(':')[1] === '1' ? 2 : 1}`
   events.length = 0
   await t.rejects(
-    fetchImages({ ...base, cacheDir, architecture: 'all', onProgress: (e) => events.push(e), images: [{ ref: `${dead}/x/y:1`, ociName: 'dead' }] }),
+    fetchImages({
+      ...base,
+      cacheDir,
+      architecture: 'all',
+      onProgress: (e) => events.push(e),
+      images: [{ ref: `${dead}/x/y:1`, ociName: 'dead' }],
+    }),
     { name: 'ToolError' },
   )
   const retries = events.filter((e) => e.phase === 'retry')

@@ -39,9 +39,15 @@ t.test('docker-archive (podman save format) and oci-archive from skopeo', async 
   skopeo('copy', '--preserve-digests', `oci:${src}:tool`, `oci-archive:${ociTar}:example.com/tool:2`)
 
   const a = await importArchive({ cacheDir: cache, path: dockerTar, format: 'auto' })
-  t.same(a.map((i) => i.ociName), ['localhost/app:1'])
+  t.same(
+    a.map((i) => i.ociName),
+    ['localhost/app:1'],
+  )
   const b = await importArchive({ cacheDir: cache, path: ociTar })
-  t.same(b.map((i) => [i.ociName, i.digest]), [['example.com/tool:2', imgs.tool.manifest.digest]])
+  t.same(
+    b.map((i) => [i.ociName, i.digest]),
+    [['example.com/tool:2', imgs.tool.manifest.digest]],
+  )
   const layout = await OciLayout.open(cache)
   t.same((await layout.verify({ full: true })).problems, [])
   // The result is usable by skopeo: copy it out again.
@@ -62,7 +68,10 @@ t.test('OCI layout directory; shared blobs stored once', async (t) => {
 t.test('oc-mirror v2 archive: distribution storage tree, split over two chunks', async (t) => {
   const cache = join(work, 'c3')
   const reg = 'docker/registry/v2/'
-  const blob = (b: { digest: string; data: Buffer }): TarEntry => ({ name: `${reg}blobs/sha256/${b.digest.slice(7, 9)}/${b.digest.slice(7)}/data`, body: b.data })
+  const blob = (b: { digest: string; data: Buffer }): TarEntry => ({
+    name: `${reg}blobs/sha256/${b.digest.slice(7, 9)}/${b.digest.slice(7)}/data`,
+    body: b.data,
+  })
   const chunk1 = tarBytes([
     { name: 'working-dir/.oc-mirror/.cache/whatever.json', body: '{}' },
     { name: `${reg}repositories/openshift/multi/_manifests/tags/4.16/current/link`, body: imgs.multi.digest },
@@ -76,7 +85,10 @@ t.test('oc-mirror v2 archive: distribution storage tree, split over two chunks',
   await writeFile(join(work, 'mirror_000001.tar'), chunk1)
   await writeFile(join(work, 'mirror_000002.tar'), chunk2)
   const r = await importArchives({ cacheDir: cache, paths: [join(work, 'mirror_000001.tar'), join(work, 'mirror_000002.tar')] })
-  t.same(r.map((i) => [i.ociName, i.digest]), [['openshift/multi:4.16', imgs.multi.digest]])
+  t.same(
+    r.map((i) => [i.ociName, i.digest]),
+    [['openshift/multi:4.16', imgs.multi.digest]],
+  )
   t.same((await (await OciLayout.open(cache)).verify({ full: true })).problems, [])
 })
 
@@ -85,7 +97,14 @@ const hostile: [string, TarEntry[], RegExp][] = [
   ['absolute path', [{ name: '/etc/evil', body: 'x' }], /absolute path/],
   ['symlink pointing out', [{ name: 'index.json', type: '2', linkname: '../../../etc/passwd' }], /symlink index.json points outside/],
   ['absolute symlink', [{ name: 'manifest.json', type: '2', linkname: '/etc/passwd' }], /points outside/],
-  ['hard link', [{ name: 'a', body: 'x' }, { name: 'manifest.json', type: '1', linkname: 'a' }], /hard link manifest.json -> a refused/],
+  [
+    'hard link',
+    [
+      { name: 'a', body: 'x' },
+      { name: 'manifest.json', type: '1', linkname: 'a' },
+    ],
+    /hard link manifest.json -> a refused/,
+  ],
   ['device file', [{ name: 'dev', type: '3' }], /device or FIFO entry dev refused/],
 ]
 for (const [what, entries, msg] of hostile) {
@@ -139,10 +158,14 @@ t.test('refused: oversized manifest, gzip archive, symlink out of a layout dir',
       { name: 'index.json', body: JSON.stringify({ schemaVersion: 2, manifests: [big] }) },
     ]),
   )
-  await t.rejects(importArchive({ cacheDir: join(work, 'c-big'), path: join(work, 'big.tar') }), { message: /more than the 4194304 allowed/ })
+  await t.rejects(importArchive({ cacheDir: join(work, 'c-big'), path: join(work, 'big.tar') }), {
+    message: /more than the 4194304 allowed/,
+  })
 
   await writeFile(join(work, 'x.tar.gz'), Buffer.from([0x1f, 0x8b, 8, 0, ...Buffer.alloc(600)]))
-  await t.rejects(importArchive({ cacheDir: join(work, 'c-gz'), path: join(work, 'x.tar.gz') }), { message: /gzip-compressed; decompress it first/ })
+  await t.rejects(importArchive({ cacheDir: join(work, 'c-gz'), path: join(work, 'x.tar.gz') }), {
+    message: /gzip-compressed; decompress it first/,
+  })
 
   const evil = join(work, 'evil-dir')
   await writeLayout(evil, [{ name: 'app:1', root: imgs.app.manifest, images: [imgs.app] }])
@@ -151,5 +174,8 @@ t.test('refused: oversized manifest, gzip archive, symlink out of a layout dir',
   await mkdir(join(work, 'outside'), { recursive: true })
   await writeFile(join(work, 'outside', 'cfg'), imgs.app.config.data)
   await symlink(join(work, 'outside', 'cfg'), cfg)
-  await t.rejects(importArchive({ cacheDir: join(work, 'c-evil'), path: evil }), { name: 'ArchiveError', message: /symlink pointing outside the directory/ })
+  await t.rejects(importArchive({ cacheDir: join(work, 'c-evil'), path: evil }), {
+    name: 'ArchiveError',
+    message: /symlink pointing outside the directory/,
+  })
 })

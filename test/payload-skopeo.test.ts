@@ -8,9 +8,22 @@ import { contentOciName } from '../builder/payload/names.js'
 import { loadStackLock, pinnedRef } from '../builder/payload/lock.js'
 
 t.same(skopeoCopyArgs({ src: 'docker://a/b@sha256:x', dest: 'oci:/c:stack/b', all: true, preserveDigests: true, authfile: '/p.json' }), [
-  'copy', '--all', '--preserve-digests', '--authfile', '/p.json', 'docker://a/b@sha256:x', 'oci:/c:stack/b',
+  'copy',
+  '--all',
+  '--preserve-digests',
+  '--authfile',
+  '/p.json',
+  'docker://a/b@sha256:x',
+  'oci:/c:stack/b',
 ])
-t.same(skopeoCopyArgs({ src: 's', dest: 'd', overrideArch: 'arm64', srcTlsVerify: false }), ['--override-arch', 'arm64', 'copy', '--src-tls-verify=false', 's', 'd'])
+t.same(skopeoCopyArgs({ src: 's', dest: 'd', overrideArch: 'arm64', srcTlsVerify: false }), [
+  '--override-arch',
+  'arm64',
+  'copy',
+  '--src-tls-verify=false',
+  's',
+  'd',
+])
 t.same(skopeoInspectArgs({ ref: 'docker://x', raw: true, tlsVerify: false }), ['inspect', '--raw', '--tls-verify=false', 'docker://x'])
 
 for (const [stderr, permanent] of [
@@ -41,5 +54,11 @@ for (const flavor of ['quay', 'distribution'] as const) {
     t.match(pinnedRef(img), /^[a-z0-9.\-/]+@sha256:[a-f0-9]{64}$/)
   }
 }
-t.same(loadStackLock('quay').images.map((i) => i.ociName), ['stack/quay', 'stack/redis'])
-t.same(loadStackLock('distribution').images.map((i) => i.ref), ['docker.io/library/registry:2.8.3'])
+t.same(
+  loadStackLock('quay').images.map((i) => i.ociName),
+  ['stack/quay', 'stack/redis'],
+)
+t.same(
+  loadStackLock('distribution').images.map((i) => i.ref),
+  ['docker.io/library/registry:2.8.3'],
+)

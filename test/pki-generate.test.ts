@@ -47,9 +47,12 @@ const staticNet = `  network:
     address: 192.0.2.10/24
     gateway: 192.0.2.1
     dns: [192.0.2.53]`
-const cfg = config(`  tls:
+const cfg = config(
+  `  tls:
     validityDays: 400
-    extraSANs: [mirror.alias.example, 198.51.100.7]`, staticNet)
+    extraSANs: [mirror.alias.example, 198.51.100.7]`,
+  staticNet,
+)
 const pki = planPki({ config: cfg, rng: seededRng('pki-test'), epoch: EPOCH, configDir: dir })
 
 t.test('openssl verifies the server certificate against the CA, for TLS servers', async (t) => {
@@ -59,7 +62,9 @@ t.test('openssl verifies the server certificate against the CA, for TLS servers'
   t.match(out, /srv\.crt: OK/)
   // and not against some other CA
   const other = planPki({ config: cfg, rng: seededRng('other'), epoch: EPOCH, configDir: dir })
-  const r = spawnSync('openssl', ['verify', '-attime', String(EPOCH + 60), '-CAfile', write('other.crt', other.caCertPem), srv], { encoding: 'utf8' })
+  const r = spawnSync('openssl', ['verify', '-attime', String(EPOCH + 60), '-CAfile', write('other.crt', other.caCertPem), srv], {
+    encoding: 'utf8',
+  })
   t.not(r.status, 0, 'a different CA does not verify it')
 })
 
@@ -122,19 +127,41 @@ t.test('an existing CA is reused: same CA, new server cert still verifies', asyn
   t.equal(next.caCertPem, pki.caCertPem)
   t.equal(next.caKeyPem, pki.caKeyPem)
   t.not(next.serverKeyPem, pki.serverKeyPem)
-  const out = openssl(['verify', '-attime', String(EPOCH + 86400 + 60), '-CAfile', write('ca-old.crt', pki.caCertPem), write('srv2.crt', next.serverCertPem)])
+  const out = openssl([
+    'verify',
+    '-attime',
+    String(EPOCH + 86400 + 60),
+    '-CAfile',
+    write('ca-old.crt', pki.caCertPem),
+    write('srv2.crt', next.serverCertPem),
+  ])
   t.match(out, /OK/)
   const other = planPki({ config: cfg, rng: seededRng('other'), epoch: EPOCH, configDir: dir })
   t.throws(
-    () => planPki({ config: cfg, rng: seededRng('x'), epoch: EPOCH, configDir: dir, existing: { caCertPem: pki.caCertPem, caKeyPem: other.caKeyPem! } }),
+    () =>
+      planPki({
+        config: cfg,
+        rng: seededRng('x'),
+        epoch: EPOCH,
+        configDir: dir,
+        existing: { caCertPem: pki.caCertPem, caKeyPem: other.caKeyPem! },
+      }),
     { name: 'UserError', message: /key does not belong to the certificate/ },
   )
   t.throws(
-    () => planPki({ config: cfg, rng: seededRng('x'), epoch: EPOCH + 3651 * 86400, configDir: dir, existing: { caCertPem: pki.caCertPem, caKeyPem: pki.caKeyPem! } }),
+    () =>
+      planPki({
+        config: cfg,
+        rng: seededRng('x'),
+        epoch: EPOCH + 3651 * 86400,
+        configDir: dir,
+        existing: { caCertPem: pki.caCertPem, caKeyPem: pki.caKeyPem! },
+      }),
     { name: 'UserError', message: /expired/ },
   )
   t.throws(
-    () => planPki({ config: cfg, rng: seededRng('x'), epoch: EPOCH, configDir: dir, existing: { caCertPem: 'garbage', caKeyPem: 'garbage' } }),
+    () =>
+      planPki({ config: cfg, rng: seededRng('x'), epoch: EPOCH, configDir: dir, existing: { caCertPem: 'garbage', caKeyPem: 'garbage' } }),
     { name: 'UserError', message: /cannot be read/ },
   )
 })
@@ -162,7 +189,10 @@ t.test('without a seed, native key generation makes valid, different keys', asyn
   const a = planPki({ config: c, rng: systemRng, epoch: EPOCH, configDir: dir })
   const b = planPki({ config: c, rng: systemRng, epoch: EPOCH, configDir: dir })
   t.not(a.caKeyPem, b.caKeyPem)
-  t.match(openssl(['verify', '-attime', String(EPOCH + 60), '-CAfile', write('ca-n.crt', a.caCertPem), write('srv-n.crt', a.serverCertPem)]), /OK/)
+  t.match(
+    openssl(['verify', '-attime', String(EPOCH + 60), '-CAfile', write('ca-n.crt', a.caCertPem), write('srv-n.crt', a.serverCertPem)]),
+    /OK/,
+  )
   t.match(openssl(['rsa', '-noout', '-text'], a.caKeyPem!), /Private-Key: \(3072 bit/)
 })
 

@@ -15,32 +15,98 @@ const p = (n: string) => join(dir, n)
 const ossl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
 
 function key(name: string, alg: 'rsa' | 'ec' = 'rsa') {
-  ossl(alg === 'rsa'
-    ? ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', p(name)]
-    : ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', p(name)])
+  ossl(
+    alg === 'rsa'
+      ? ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', p(name)]
+      : ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', p(name)],
+  )
 }
 function selfSignedCa(name: string, days = 3650) {
   key(`${name}.key`)
-  ossl(['req', '-x509', '-new', '-key', p(`${name}.key`), '-subj', `/CN=${name}`, '-days', String(days), '-out', p(`${name}.crt`),
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'])
+  ossl([
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    p(`${name}.key`),
+    '-subj',
+    `/CN=${name}`,
+    '-days',
+    String(days),
+    '-out',
+    p(`${name}.crt`),
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ])
 }
-function sign(opts: { name: string; ca: string; san: string; days?: number; isCa?: boolean; alg?: 'rsa' | 'ec'; notBefore?: string; notAfter?: string }) {
+function sign(opts: {
+  name: string
+  ca: string
+  san: string
+  days?: number
+  isCa?: boolean
+  alg?: 'rsa' | 'ec'
+  notBefore?: string
+  notAfter?: string
+}) {
   key(`${opts.name}.key`, opts.alg)
   ossl(['req', '-new', '-key', p(`${opts.name}.key`), '-subj', `/CN=${opts.name}`, '-out', p(`${opts.name}.csr`)])
-  writeFileSync(p(`${opts.name}.ext`), opts.isCa
-    ? 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n'
-    : `subjectAltName=${opts.san}\nextendedKeyUsage=serverAuth\n`)
+  writeFileSync(
+    p(`${opts.name}.ext`),
+    opts.isCa
+      ? 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n'
+      : `subjectAltName=${opts.san}\nextendedKeyUsage=serverAuth\n`,
+  )
   if (opts.notBefore) {
     // openssl ca can set explicit dates; x509 -req cannot before 3.x: use `ca` with a minimal config
-    writeFileSync(p('ca.cnf'), `[ca]\ndefault_ca=d\n[d]\ndatabase=${p('index.txt')}\nnew_certs_dir=${dir}\nserial=${p('serial')}\ndefault_md=sha256\npolicy=pol\ncopy_extensions=none\n[pol]\ncommonName=supplied\n`)
+    writeFileSync(
+      p('ca.cnf'),
+      `[ca]\ndefault_ca=d\n[d]\ndatabase=${p('index.txt')}\nnew_certs_dir=${dir}\nserial=${p('serial')}\ndefault_md=sha256\npolicy=pol\ncopy_extensions=none\n[pol]\ncommonName=supplied\n`,
+    )
     writeFileSync(p('index.txt'), '')
     writeFileSync(p('serial'), '1000\n')
-    ossl(['ca', '-batch', '-config', p('ca.cnf'), '-cert', p(`${opts.ca}.crt`), '-keyfile', p(`${opts.ca}.key`), '-in', p(`${opts.name}.csr`),
-      '-out', p(`${opts.name}.crt`), '-startdate', opts.notBefore, '-enddate', opts.notAfter!, '-extfile', p(`${opts.name}.ext`), '-notext'])
+    ossl([
+      'ca',
+      '-batch',
+      '-config',
+      p('ca.cnf'),
+      '-cert',
+      p(`${opts.ca}.crt`),
+      '-keyfile',
+      p(`${opts.ca}.key`),
+      '-in',
+      p(`${opts.name}.csr`),
+      '-out',
+      p(`${opts.name}.crt`),
+      '-startdate',
+      opts.notBefore,
+      '-enddate',
+      opts.notAfter!,
+      '-extfile',
+      p(`${opts.name}.ext`),
+      '-notext',
+    ])
     return
   }
-  ossl(['x509', '-req', '-in', p(`${opts.name}.csr`), '-CA', p(`${opts.ca}.crt`), '-CAkey', p(`${opts.ca}.key`), '-CAcreateserial',
-    '-days', String(opts.days ?? 365), '-extfile', p(`${opts.name}.ext`), '-out', p(`${opts.name}.crt`)])
+  ossl([
+    'x509',
+    '-req',
+    '-in',
+    p(`${opts.name}.csr`),
+    '-CA',
+    p(`${opts.ca}.crt`),
+    '-CAkey',
+    p(`${opts.ca}.key`),
+    '-CAcreateserial',
+    '-days',
+    String(opts.days ?? 365),
+    '-extfile',
+    p(`${opts.name}.ext`),
+    '-out',
+    p(`${opts.name}.crt`),
+  ])
 }
 
 selfSignedCa('rootca')
@@ -64,7 +130,10 @@ registry:
   tls:
     mode: provided
 ${tls}
-`, join(dir, 'appliance.yaml'), { baseDir: dir }).config
+`,
+    join(dir, 'appliance.yaml'),
+    { baseDir: dir },
+  ).config
 }
 const plan = (tls: string) => planPki({ config: cfg(tls), rng: seededRng('x'), epoch: 1_700_000_000, configDir: dir })
 
@@ -87,8 +156,11 @@ t.test('an intermediate in certFile: chain verifies to the root, served in order
   const pki = plan('    certFile: leaf-chain.crt\n    keyFile: leaf.key\n    caFile: rootca.crt')
   t.equal(pki.serverChainPem.match(/BEGIN CERTIFICATE/g)!.length, 2)
   t.equal(pki.caCertPem.trim(), readFileSync(p('rootca.crt'), 'utf8').trim())
-  t.throws(() => plan('    certFile: leaf.crt\n    keyFile: leaf.key\n    caFile: rootca.crt'),
-    { name: 'UserError', message: /leaf\.crt\): the chain does not verify to the CA in .*rootca\.crt/ }, 'missing intermediate')
+  t.throws(
+    () => plan('    certFile: leaf.crt\n    keyFile: leaf.key\n    caFile: rootca.crt'),
+    { name: 'UserError', message: /leaf\.crt\): the chain does not verify to the CA in .*rootca\.crt/ },
+    'missing intermediate',
+  )
 })
 
 t.test('without caFile the chain must end in a self-signed root', async (t) => {
@@ -98,15 +170,43 @@ t.test('without caFile the chain must end in a self-signed root', async (t) => {
 })
 
 const failures: [string, string, RegExp][] = [
-  ['key of another certificate', '    certFile: good.crt\n    keyFile: wrongname.key\n    caFile: rootca.crt', /keyFile \(.*wrongname\.key\): the key does not belong to the certificate/],
-  ['signed by another CA', '    certFile: good.crt\n    keyFile: good.key\n    caFile: otherca.crt', /certFile \(.*good\.crt\): the chain does not verify to the CA in .*otherca\.crt/],
-  ['hostname not covered', '    certFile: wrongname.crt\n    keyFile: wrongname.key\n    caFile: rootca.crt', /does not cover host\.hostname registry\.lab\.example \(SANs: DNS:other\.lab\.example\)/],
-  ['expired', '    certFile: old.crt\n    keyFile: old.key\n    caFile: rootca.crt', /old\.crt\): certificate "CN=old" expired on 2021-01-01/],
-  ['not yet valid', '    certFile: future.crt\n    keyFile: future.key\n    caFile: rootca.crt', /future\.crt\): certificate "CN=future" is not valid before 2040-01-01/],
+  [
+    'key of another certificate',
+    '    certFile: good.crt\n    keyFile: wrongname.key\n    caFile: rootca.crt',
+    /keyFile \(.*wrongname\.key\): the key does not belong to the certificate/,
+  ],
+  [
+    'signed by another CA',
+    '    certFile: good.crt\n    keyFile: good.key\n    caFile: otherca.crt',
+    /certFile \(.*good\.crt\): the chain does not verify to the CA in .*otherca\.crt/,
+  ],
+  [
+    'hostname not covered',
+    '    certFile: wrongname.crt\n    keyFile: wrongname.key\n    caFile: rootca.crt',
+    /does not cover host\.hostname registry\.lab\.example \(SANs: DNS:other\.lab\.example\)/,
+  ],
+  [
+    'expired',
+    '    certFile: old.crt\n    keyFile: old.key\n    caFile: rootca.crt',
+    /old\.crt\): certificate "CN=old" expired on 2021-01-01/,
+  ],
+  [
+    'not yet valid',
+    '    certFile: future.crt\n    keyFile: future.key\n    caFile: rootca.crt',
+    /future\.crt\): certificate "CN=future" is not valid before 2040-01-01/,
+  ],
   ['missing file', '    certFile: nope.crt\n    keyFile: good.key\n    caFile: rootca.crt', /certFile: cannot read .*nope\.crt: ENOENT/],
   ['not PEM', '    certFile: notpem.crt\n    keyFile: good.key\n    caFile: rootca.crt', /certFile \(.*notpem\.crt\): no PEM certificate/],
-  ['key not a key', '    certFile: good.crt\n    keyFile: notpem.crt\n    caFile: rootca.crt', /keyFile \(.*notpem\.crt\): not a readable, unencrypted private key/],
-  ['CA file not PEM', '    certFile: good.crt\n    keyFile: good.key\n    caFile: notpem.crt', /caFile \(.*notpem\.crt\): no PEM certificate/],
+  [
+    'key not a key',
+    '    certFile: good.crt\n    keyFile: notpem.crt\n    caFile: rootca.crt',
+    /keyFile \(.*notpem\.crt\): not a readable, unencrypted private key/,
+  ],
+  [
+    'CA file not PEM',
+    '    certFile: good.crt\n    keyFile: good.key\n    caFile: notpem.crt',
+    /caFile \(.*notpem\.crt\): no PEM certificate/,
+  ],
 ]
 for (const [name, tls, msg] of failures) {
   t.test(`refused: ${name}`, async (t) => {
@@ -116,7 +216,14 @@ for (const [name, tls, msg] of failures) {
 
 t.test('expiry is judged at build time: the good cert is refused two years on', async (t) => {
   t.throws(
-    () => planPki({ config: cfg('    certFile: good.crt\n    keyFile: good.key\n    caFile: rootca.crt'), rng: seededRng('x'), epoch: 0, configDir: dir, now: new Date(Date.now() + 2 * 365 * 86400e3) }),
+    () =>
+      planPki({
+        config: cfg('    certFile: good.crt\n    keyFile: good.key\n    caFile: rootca.crt'),
+        rng: seededRng('x'),
+        epoch: 0,
+        configDir: dir,
+        now: new Date(Date.now() + 2 * 365 * 86400e3),
+      }),
     { name: 'UserError', message: /expired/ },
   )
 })

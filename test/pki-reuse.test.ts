@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadConfig, loadConfigText } from '../builder/config/load.js'
-import { planFleet } from '../builder/fleet/plan.js'
 import { planAppliance } from '../builder/plan/plan.js'
+import { planSite } from '../builder/plan/site.js'
 import { RENEW_BEFORE_DAYS, serverCertSummary } from '../builder/plan/pki.js'
 import { SECRETS_FILE, writeStoredSecrets, type StoredSecrets } from '../builder/plan/secrets.js'
 import { renderKickstart } from '../builder/render/kickstart.js'
@@ -74,22 +74,43 @@ t.test('a new name or address reissues it, signed by the same CA', async (t) => 
   t.equal(r.stored.serverCertPem, r.plan.pki.serverCertPem, 'the new one is stored for the next build')
   t.match(serverCertSummary(r.plan.pki), /^server certificate: reissued: names changed \(added mirror\.lab\.example, 192\.0\.2\.7\)/)
   // The same names in another order: reused. A name dropped: reissued.
-  t.same(planWith(r.stored, config('192.0.2.7, mirror.lab.example')).plan.pki.serverCertSource, { kind: 'reused' }, 'same names in another order')
-  t.same(planWith(r.stored, config('192.0.2.7')).plan.pki.serverCertSource, { kind: 'reissued', reason: 'names changed (removed mirror.lab.example)' })
+  t.same(
+    planWith(r.stored, config('192.0.2.7, mirror.lab.example')).plan.pki.serverCertSource,
+    { kind: 'reused' },
+    'same names in another order',
+  )
+  t.same(planWith(r.stored, config('192.0.2.7')).plan.pki.serverCertSource, {
+    kind: 'reissued',
+    reason: 'names changed (removed mirror.lab.example)',
+  })
 })
 
 t.test('another validity, another CA, a certificate near its end or a damaged key: reissued, and why', async (t) => {
-  t.same(planWith(first.stored, config('', 90)).plan.pki.serverCertSource, { kind: 'reissued', reason: 'validity changed (365 -> 90 days)' })
+  t.same(planWith(first.stored, config('', 90)).plan.pki.serverCertSource, {
+    kind: 'reissued',
+    reason: 'validity changed (365 -> 90 days)',
+  })
   const { caCertPem: _c, caKeyPem: _k, ...noCa } = first.stored
   const newCa = planWith(noCa)
   t.same(newCa.plan.pki.serverCertSource, { kind: 'reissued', reason: 'the CA changed' })
-  t.ok(new X509Certificate(newCa.plan.pki.serverCertPem).verify(new X509Certificate(newCa.plan.pki.caCertPem).publicKey), 'signed by the new CA')
+  t.ok(
+    new X509Certificate(newCa.plan.pki.serverCertPem).verify(new X509Certificate(newCa.plan.pki.caCertPem).publicKey),
+    'signed by the new CA',
+  )
   const end = first.plan.pki.notAfter.getTime() / 1000
   const late = planWith(first.stored, config(), end - (RENEW_BEFORE_DAYS - 1) * DAY)
   t.same(late.plan.pki.serverCertSource, { kind: 'reissued', reason: 'expires on 2024-11-13, too soon after this build' })
-  t.same(planWith(first.stored, config(), end - (RENEW_BEFORE_DAYS + 1) * DAY).plan.pki.serverCertSource, { kind: 'reused' }, `${RENEW_BEFORE_DAYS + 1} days left: still reused`)
+  t.same(
+    planWith(first.stored, config(), end - (RENEW_BEFORE_DAYS + 1) * DAY).plan.pki.serverCertSource,
+    { kind: 'reused' },
+    `${RENEW_BEFORE_DAYS + 1} days left: still reused`,
+  )
   t.same(planWith(first.stored, config(), end + DAY).plan.pki.serverCertSource, { kind: 'reissued', reason: 'expired on 2024-11-13' })
-  t.same(planWith(first.stored, config(), EPOCH - 2 * 3600).plan.pki.serverCertSource, { kind: 'reissued', reason: 'not valid yet at build time (from Nov 14 21:13:20 2023 GMT)' }, 'SOURCE_DATE_EPOCH before its start')
+  t.same(
+    planWith(first.stored, config(), EPOCH - 2 * 3600).plan.pki.serverCertSource,
+    { kind: 'reissued', reason: 'not valid yet at build time (from Nov 14 21:13:20 2023 GMT)' },
+    'SOURCE_DATE_EPOCH before its start',
+  )
   const damaged = planWith({ ...first.stored, serverKeyPem: newCa.plan.pki.serverKeyPem })
   t.same(damaged.plan.pki.serverCertSource, { kind: 'reissued', reason: 'the stored key does not belong to the stored certificate' })
 })
@@ -98,23 +119,27 @@ t.test('fleet: each host keeps its own certificate; a host whose address changes
   const FIXTURE = fileURLToPath(new URL('./fixtures/fleet-3/', import.meta.url))
   const loaded = loadConfig(join(FIXTURE, 'appliance.yaml'))
   // secrets/ as the fleet build writes it: the CA once, each host's secrets under hosts/<hostname>/
-  const store = (fleet: ReturnType<typeof planFleet>) => {
+  const store = (fleet: ReturnType<typeof planSite>) => {
     const dir = join(base, `fleet-${n++}`)
     mkdirSync(dir, { recursive: true })
-    writeFileSync(join(dir, 'fleet-ca.json'), JSON.stringify({ version: 1, ...fleet.ca }))
-    for (const m of fleet.members) writeStoredSecrets(join(dir, 'hosts', m.host.hostname), m.stored)
+    writeFileSync(join(dir, 'fleet-ca.json'), JSON.stringify({ version: 1, ...fleet.sharedCa }))
+    for (const m of fleet.hosts) writeStoredSecrets(join(dir, 'hosts', m.hostname), m.stored)
     return dir
   }
-  const a = planFleet(loaded, { epoch: EPOCH })
-  const b = planFleet(loaded, { epoch: EPOCH, secretsDir: store(a) })
-  for (const [i, m] of b.members.entries()) {
-    t.same(m.plan.pki.serverCertSource, { kind: 'reused' }, `${m.host.hostname}: reused`)
-    t.equal(m.plan.pki.serverCertPem, a.members[i]!.plan.pki.serverCertPem)
+  const a = planSite(loaded, { epoch: EPOCH })
+  const b = planSite(loaded, { epoch: EPOCH, secretsDir: store(a) })
+  for (const [i, m] of b.hosts.entries()) {
+    t.same(m.plan.pki.serverCertSource, { kind: 'reused' }, `${m.hostname}: reused`)
+    t.equal(m.plan.pki.serverCertPem, a.hosts[i]!.plan.pki.serverCertPem)
   }
-  const moved = loadConfigText(readFileSync(join(FIXTURE, 'appliance.yaml'), 'utf8').replace('192.0.2.12/24', '192.0.2.22/24'), join(FIXTURE, 'appliance.yaml'), { baseDir: FIXTURE })
-  const c = planFleet(moved, { epoch: EPOCH, secretsDir: store(a) })
+  const moved = loadConfigText(
+    readFileSync(join(FIXTURE, 'appliance.yaml'), 'utf8').replace('192.0.2.12/24', '192.0.2.22/24'),
+    join(FIXTURE, 'appliance.yaml'),
+    { baseDir: FIXTURE },
+  )
+  const c = planSite(moved, { epoch: EPOCH, secretsDir: store(a) })
   t.same(
-    c.members.map((m) => m.plan.pki.serverCertSource),
+    c.hosts.map((m) => m.plan.pki.serverCertSource),
     [{ kind: 'reused' }, { kind: 'reissued', reason: 'names changed (added 192.0.2.22; removed 192.0.2.12)' }, { kind: 'reused' }],
   )
 })

@@ -8,7 +8,19 @@
 // the bundle's refusal on an existing host in registryctl-install.test.ts.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfigText } from '../builder/config/load.js'
@@ -57,7 +69,21 @@ t.test('the kickstart creates the quay account before any user, with uid and gid
 /** A root with this machine's /usr (bind-mounted by the caller) and the /etc files useradd reads. */
 function userlandRoot(d: string): string {
   const root = join(d, 'root')
-  for (const x of ['etc/skel', 'etc/systemd/system', 'root', 'home', 'tmp', 'var/tmp', 'var/lib', 'proc', 'sys', 'dev', 'run', 'usr', 'mnt'])
+  for (const x of [
+    'etc/skel',
+    'etc/systemd/system',
+    'root',
+    'home',
+    'tmp',
+    'var/tmp',
+    'var/lib',
+    'proc',
+    'sys',
+    'dev',
+    'run',
+    'usr',
+    'mnt',
+  ])
     mkdirSync(join(root, x), { recursive: true })
   for (const l of ['bin', 'sbin', 'lib', 'lib64']) {
     const st = lstatSync(`/${l}`, { throwIfNoEntry: false })
@@ -67,8 +93,10 @@ function userlandRoot(d: string): string {
   writeFileSync(join(root, 'etc/group'), 'root:x:0:\nwheel:x:10:\n')
   writeFileSync(join(root, 'etc/shadow'), 'root:*:19000:0:99999:7:::\n', { mode: 0o600 })
   writeFileSync(join(root, 'etc/gshadow'), 'root:*::\nwheel:*::\n', { mode: 0o600 })
-  for (const f of ['login.defs', 'ld.so.cache', 'nsswitch.conf']) if (existsSync(`/etc/${f}`)) copyFileSync(`/etc/${f}`, join(root, 'etc', f))
-  if (existsSync('/etc/alternatives')) cpSync('/etc/alternatives', join(root, 'etc/alternatives'), { recursive: true, verbatimSymlinks: true })
+  for (const f of ['login.defs', 'ld.so.cache', 'nsswitch.conf'])
+    if (existsSync(`/etc/${f}`)) copyFileSync(`/etc/${f}`, join(root, 'etc', f))
+  if (existsSync('/etc/alternatives'))
+    cpSync('/etc/alternatives', join(root, 'etc/alternatives'), { recursive: true, verbatimSymlinks: true })
   return root
 }
 
@@ -86,7 +114,11 @@ t.test(
     t.equal(r.status, 0, `kickstart applied: ${r.stderr}`)
     if (r.status !== 0) return
     const report = JSON.parse(r.stdout) as { commands: string[]; scripts: { rc: number; output: string }[] }
-    t.same(report.scripts.map((s) => s.rc), [0, 0], 'both %post scripts succeed')
+    t.same(
+      report.scripts.map((s) => s.rc),
+      [0, 0],
+      'both %post scripts succeed',
+    )
 
     const passwd = new Map(
       readFileSync(join(root, 'etc/passwd'), 'utf8')
@@ -106,7 +138,10 @@ t.test(
     }
     // every file and directory the host spec gives Quay's uid: on disk, owned by the account
     const owned = [...plan.host.dirs, ...plan.host.files].filter((x) => x.owner === '1001')
-    t.ok(owned.some((x) => x.path.endsWith('/ssl.key')) && owned.some((x) => x.path.endsWith('/config.yaml')), "Quay's key and config among them")
+    t.ok(
+      owned.some((x) => x.path.endsWith('/ssl.key')) && owned.some((x) => x.path.endsWith('/config.yaml')),
+      "Quay's key and config among them",
+    )
     for (const x of owned) t.equal(lstatSync(join(root, x.path)).uid, 1001, `${x.path}: uid 1001 = ${QUAY_ACCOUNT.name}`)
   },
 )

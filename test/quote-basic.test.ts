@@ -37,10 +37,13 @@ t.test('shq: bash gives back every value exactly', async (t) => {
 })
 
 t.test('shq refuses NUL, naming the field', async (t) => {
-  t.throws(() => shq('a\0b', 'host.users[0].gecos'), new UserError('host.users[0].gecos: contains a NUL character, which a shell word cannot carry'))
+  t.throws(
+    () => shq('a\0b', 'host.users[0].gecos'),
+    new UserError('host.users[0].gecos: contains a NUL character, which a shell word cannot carry'),
+  )
 })
 
-t.test('ksq: pykickstart\'s shlex.split(comments=True) gives back every value as one argument', async (t) => {
+t.test("ksq: pykickstart's shlex.split(comments=True) gives back every value as one argument", async (t) => {
   const lines = SAMPLES.map((v) => `user --name=x --gecos=${ksq(v)} ${ksq(v)} # trailing comment`)
   const py = 'import sys,shlex,json\nprint(json.dumps([shlex.split(l, comments=True) for l in sys.stdin.read().split("\\n")]))'
   const r = await run('python3', ['-c', py], { input: lines.join('\n'), why: 'to check kickstart quoting with shlex' })

@@ -19,7 +19,10 @@ host: { hostname: registry.lab.example, disk: { device: vda } }
 registry:
   flavor: ${flavor}
 ${extra}
-`, 'cfg.yaml', { baseDir: '/tmp' })
+`,
+    'cfg.yaml',
+    { baseDir: '/tmp' },
+  )
   return planAppliance(loaded, { epoch: 1_700_000_000, seed: 'configs' }).plan
 }
 const fileAt = (p: ReturnType<typeof plan>, path: string) => {
@@ -58,7 +61,8 @@ t.test('Quay config.yaml: every key declared by Quay, with the declared type; re
     t.not(v, '', `${k} is not an empty string`)
     const node = QUAY_SCHEMA.properties[k]
     if (node) t.same(check(v, node, k), [], `${k} matches Quay's schema`)
-    else t.equal(typeof v, QUAY_UNDECLARED_KEYS[k], `${k}: not in the schema, a key Quay reads (${QUAY_UNDECLARED_KEYS[k] ?? 'UNKNOWN KEY'})`)
+    else
+      t.equal(typeof v, QUAY_UNDECLARED_KEYS[k], `${k}: not in the schema, a key Quay reads (${QUAY_UNDECLARED_KEYS[k] ?? 'UNKNOWN KEY'})`)
   }
   for (const r of QUAY_SCHEMA.required) t.ok(r in cfg, `required ${r}`)
   t.equal(cfg.SERVER_HOSTNAME, 'registry.lab.example:8443')
@@ -93,6 +97,25 @@ t.test('Quay config.yaml: every key declared by Quay, with the declared type; re
   t.same(init, { username: 'admin0', password: p.secrets.initPassword, email: 'ops@example.com', access_token: true })
 })
 
+t.test('Quay sign-up: off by default (the init user creates accounts), on with registry.quay.userCreation', async (t) => {
+  // issue 18 point 4. What Quay makes of it cannot be run here (no Quay image):
+  // that /api/v1/user/initialize still creates the first user with
+  // FEATURE_USER_CREATION false is read from Quay's source (the comment in
+  // templates/quay/config.yaml.hbs names the functions and the commit).
+  const yamlOf = (extra: string) => parse(String(fileAt(plan('quay', extra), '/var/lib/mirror-registry/quay-config/config.yaml').contents))
+  const closed = yamlOf('')
+  t.equal(closed.FEATURE_USER_CREATION, false, 'nobody signs up')
+  t.equal(closed.FEATURE_USER_INITIALIZE, true, 'first boot still creates the init user')
+  t.equal(yamlOf('  quay: { userCreation: false }').FEATURE_USER_CREATION, false)
+  const open = yamlOf('  quay: { userCreation: true }')
+  t.equal(open.FEATURE_USER_CREATION, true, 'the config asked for sign-up')
+  t.same(
+    check(open.FEATURE_USER_CREATION, QUAY_SCHEMA.properties.FEATURE_USER_CREATION!, 'FEATURE_USER_CREATION'),
+    [],
+    "a boolean, as Quay's schema says",
+  )
+})
+
 t.test('Quay on port 443: SERVER_HOSTNAME without a port', async (t) => {
   const cfg = parse(String(fileAt(plan('quay', '  port: 443'), '/var/lib/mirror-registry/quay-config/config.yaml').contents))
   t.equal(cfg.SERVER_HOSTNAME, 'registry.lab.example')
@@ -105,7 +128,7 @@ t.test('the schema check itself catches a wrong type, a bad pattern and a missin
   t.not(check({ host: 'h', port: '6379' }, QUAY_SCHEMA.properties.BUILDLOGS_REDIS!, 'x').length, 0)
 })
 
-t.test('distribution: config.yml and a bcrypt htpasswd Apache\'s htpasswd verifies', async (t) => {
+t.test("distribution: config.yml and a bcrypt htpasswd Apache's htpasswd verifies", async (t) => {
   const p = plan('distribution', '  initUser: { name: init }')
   const cfg = parse(String(fileAt(p, '/var/lib/mirror-registry/registry/config.yml').contents))
   t.equal(cfg.version, 0.1)
@@ -135,6 +158,8 @@ t.test('same seed, same files; the CA key never reaches the host', async (t) => 
     t.same(a.host, b.host, `${flavor}: deterministic`)
     for (const f of a.host.files) t.notOk(String(f.contents).includes(a.pki.caKeyPem!.split('\n')[1]!), `${f.path}: no CA key`)
     const pw = a.secrets.initPassword
-    for (const f of a.host.files) if (String(f.contents).includes(pw)) t.ok(f.secret && (f.mode & 0o077) === 0 || f.mode === 0o640, `${f.path} holds the password: secret and not world-readable`)
+    for (const f of a.host.files)
+      if (String(f.contents).includes(pw))
+        t.ok((f.secret && (f.mode & 0o077) === 0) || f.mode === 0o640, `${f.path} holds the password: secret and not world-readable`)
   }
 })

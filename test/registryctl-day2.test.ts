@@ -1,16 +1,18 @@
 // mirror-registryctl day 2 under bash with recording fakes: upgrade (new
 // stack images, data kept, rollback when health fails), rotate-cert (new
 // self-signed pair or a user CA, judged by openssl; old certificate back when
-// health fails), status, backup/restore, import, and shellcheck.
+// health fails), status, backup/restore, import, and the help. (shellcheck
+// reads the static script itself: test/host-scripts.test.ts.)
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ctlData, renderRegistryctl } from '../builder/bundle/ctl.js'
 import { VERSION } from '../builder/context.js'
 import { NEXT_VERSION, nextReleaseBundle, testPlan } from './helpers/bundle-fixture.js'
 import { ctlHarness, type CtlHarness } from './helpers/ctl-harness.js'
 import type { Plan } from '../builder/plan/types.js'
+import { factsOf } from '../builder/registry/facts.js'
+import { REPO_ROOT } from '../builder/render/templates.js'
 import { rmSync } from 'node:fs'
 const await_rm = (d: string) => rmSync(d, { recursive: true, force: true })
 
@@ -22,33 +24,69 @@ const installed = async (t: Test, plan: Plan): Promise<CtlHarness & { ctl: strin
   return Object.assign(h, { ctl: join(h.root, 'usr/local/bin/mirror-registryctl') })
 }
 
-const unitTexts = (h: CtlHarness, plan: Plan) => ctlData(plan).unitFiles.map((u) => h.read(u.slice(1)))
+const unitTexts = (h: CtlHarness, plan: Plan) => factsOf(plan.host).unitFiles.map((u) => h.read(u.slice(1)))
 
 t.test('upgrade: new stack images loaded, new units and script, restart, healthy; data untouched', async (t) => {
   const plan = testPlan()
   const h = await installed(t, plan)
   writeFileSync(join(h.root, 'var/lib/mirror-registry/quay-storage/blob'), 'data')
   const oldUnits = unitTexts(h, plan)
-  const oldScript = h.read('usr/local/bin/mirror-registryctl')
+  const oldFacts = h.read('etc/mirror-appliance/host.env')
   const nb = await nextReleaseBundle(h.base)
-  t.not(nb.script, oldScript, 'the next release ships another mirror-registryctl')
+  t.not(nb.facts, oldFacts, 'the next release ships other host facts (its version, its stack images)')
   const n = h.calls().length
   const r = h.run(['upgrade', nb.dir], {}, h.ctl)
   t.equal(r.status, 0, r.out)
   t.match(r.out, new RegExp(`upgraded to mirror-appliance ${NEXT_VERSION.replaceAll('.', '\\.')}; data kept in /var/lib/mirror-registry`))
   const calls = h.calls().slice(n)
-  for (const ref of nb.refs) t.ok(calls.some((c) => c.startsWith('skopeo copy --quiet oci:') && c.endsWith(`containers-storage:${ref}`)), `loaded ${ref}`)
+  for (const ref of nb.refs)
+    t.ok(
+      calls.some((c) => c.startsWith('skopeo copy --quiet oci:') && c.endsWith(`containers-storage:${ref}`)),
+      `loaded ${ref}`,
+    )
   const load = calls.findIndex((c) => c.includes('containers-storage:'))
   const restart = calls.indexOf('systemctl start quay-redis.service quay-app.service')
   t.ok(load >= 0 && restart > load, 'images loaded before the restart')
   const newUnits = unitTexts(h, plan)
   t.not(newUnits.join(), oldUnits.join())
-  for (const ref of nb.refs) t.ok(newUnits.some((u) => u.includes(ref)), `a unit runs ${ref}`)
+  for (const ref of nb.refs)
+    t.ok(
+      newUnits.some((u) => u.includes(ref)),
+      `a unit runs ${ref}`,
+    )
+  // the new release's Quay unit, as it runs on a host whose init user exists: on every address
+  const quayApp = h.read('etc/containers/systemd/quay-app.container')
+  t.match(quayApp, /^PublishPort=8443:8443$/m, 'Quay stays published on every address')
+  t.equal(
+    quayApp,
+    readFileSync(join(nb.dir, 'files/etc/mirror-appliance/open-units/quay-app.container'), 'utf8'),
+    "the new release's open unit",
+  )
   t.equal(h.read('var/lib/mirror-registry/quay-storage/blob'), 'data')
-  t.equal(h.read('usr/local/bin/mirror-registryctl'), nb.script, 'the new release\'s script replaced the old one')
-  t.match(h.read('etc/mirror-appliance/registryctl.conf'), new RegExp(`^VERSION=${NEXT_VERSION.replaceAll('.', '\\.')}$`, 'm'), 'the state file records the new version')
+  t.equal(h.read('usr/local/bin/mirror-registryctl'), nb.script, "the new release's script replaced the old one")
+  t.equal(h.read('etc/mirror-appliance/host.env'), nb.facts, 'and its facts the old ones')
+  for (const p of ['usr/local/libexec/mirror-appliance/lib.sh', 'usr/local/libexec/mirror-appliance/firstboot'])
+    t.equal(h.read(p), readFileSync(join(nb.dir, 'files', p), 'utf8'), `${p}: the new release's`)
+  t.match(
+    h.read('etc/mirror-appliance/registryctl.conf'),
+    new RegExp(`^VERSION=${NEXT_VERSION.replaceAll('.', '\\.')}$`, 'm'),
+    'the state file records the new version',
+  )
   const v = h.run(['--version'], {}, h.ctl)
   t.equal(v.out.trim(), `mirror-registryctl (mirror-appliance ${NEXT_VERSION})`, 'the installed script is the new release')
+  // a host installed before the timers existed gets them from the upgrade
+  const timers = [...nb.facts.matchAll(/[\w-]+\.timer/g)].map((m) => m[0])
+  t.ok(timers.length > 0, `the new release's facts list timers (${timers.join(' ')})`)
+  for (const u of new Set(timers)) {
+    t.ok(
+      calls.some((c) => c.startsWith('systemctl enable') && c.includes(u)),
+      `upgrade enables ${u}`,
+    )
+    t.ok(
+      calls.some((c) => c.startsWith('systemctl start') && c.includes(u)),
+      `upgrade starts ${u}`,
+    )
+  }
 })
 
 t.test('upgrade as a .tar.gz bundle (the real archive)', async (t) => {
@@ -63,11 +101,12 @@ t.test('upgrade as a .tar.gz bundle (the real archive)', async (t) => {
 t.test('upgrade whose new images are unhealthy: rolled back to the previous units and script, which run again', async (t) => {
   const plan = testPlan()
   const h = await installed(t, plan)
-  const before = new Map(ctlData(plan).unitFiles.map((u) => [u, readFileSync(join(h.root, u))]))
+  const before = new Map(factsOf(plan.host).unitFiles.map((u) => [u, readFileSync(join(h.root, u))]))
   const oldScript = h.read('usr/local/bin/mirror-registryctl')
+  const oldFacts = h.read('etc/mirror-appliance/host.env')
   const oldState = h.read('etc/mirror-appliance/registryctl.conf')
   const nb = await nextReleaseBundle(h.base)
-  t.not(nb.script, oldScript, 'the next release ships another mirror-registryctl')
+  t.not(nb.facts, oldFacts, 'the next release ships other host facts')
   const n = h.calls().length
   const r = h.run(['upgrade', nb.dir], { FAKE_BROKEN_IMAGE: nb.refs[0]! }, h.ctl)
   t.equal(r.status, 1)
@@ -75,9 +114,14 @@ t.test('upgrade whose new images are unhealthy: rolled back to the previous unit
   t.match(r.out, /upgrade failed; rolled back: the previous units and images run again and are healthy/)
   for (const [u, text] of before) t.same(readFileSync(join(h.root, u)), text, `${u} restored byte for byte`)
   const calls = h.calls().slice(n)
-  t.equal(calls.filter((c) => c === 'systemctl start quay-redis.service quay-app.service').length, 2, 'started with the new units, then with the old')
+  t.equal(
+    calls.filter((c) => c === 'systemctl start quay-redis.service quay-app.service').length,
+    2,
+    'started with the new units, then with the old',
+  )
   t.equal(calls.filter((c) => c.endsWith('/health/instance')).length, 2, 'health checked after each')
   t.equal(h.read('usr/local/bin/mirror-registryctl'), oldScript, 'the old script is kept, byte for byte')
+  t.equal(h.read('etc/mirror-appliance/host.env'), oldFacts, 'and the old facts')
   t.equal(h.read('etc/mirror-appliance/registryctl.conf'), oldState, 'the state file still names the old version')
   t.match(oldState, new RegExp(`^VERSION=${VERSION.replaceAll('.', '\\.')}$`, 'm'))
 })
@@ -98,7 +142,7 @@ t.test('upgrade refuses another flavor and a damaged payload, changing nothing',
 
 const openssl = (args: string[]) => spawnSync('openssl', args, { encoding: 'utf8' })
 function checkCertSet(t: Test, h: CtlHarness, plan: Plan, caPem?: string) {
-  const d = ctlData(plan)
+  const d = factsOf(plan.host)
   const cert = join(h.root, d.certFiles[0]!)
   const key = join(h.root, d.keyFiles[0]!)
   const ca = join(h.root, d.caFiles[0]!)
@@ -110,13 +154,16 @@ function checkCertSet(t: Test, h: CtlHarness, plan: Plan, caPem?: string) {
   const text = openssl(['x509', '-in', cert, '-noout', '-text']).stdout
   for (const n of d.sanDns) t.match(text, `DNS:${n}`)
   t.match(text, /TLS Web Server Authentication/)
-  t.equal(openssl(['x509', '-in', cert, '-noout', '-checkhost', 'registry.lab.example']).stdout.trim(), 'Hostname registry.lab.example does match certificate')
+  t.equal(
+    openssl(['x509', '-in', cert, '-noout', '-checkhost', 'registry.lab.example']).stdout.trim(),
+    'Hostname registry.lab.example does match certificate',
+  )
 }
 
 t.test('rotate-cert: a new self-signed pair everywhere, CA trusted, registry restarted', async (t) => {
   const plan = testPlan({ epoch: NOW })
   const h = await installed(t, plan)
-  const d = ctlData(plan)
+  const d = factsOf(plan.host)
   const oldCert = h.read(d.certFiles[0]!.slice(1))
   const oldKey = h.read(d.keyFiles[0]!.slice(1))
   const n = h.calls().length
@@ -131,7 +178,10 @@ t.test('rotate-cert: a new self-signed pair everywhere, CA trusted, registry res
   t.match(caText, /X509v3 Basic Constraints: critical\n\s+CA:TRUE, pathlen:0/, 'pathlen:0')
   const permitted = (caText.split('Permitted:')[1] ?? '').split(/Excluded:|X509v3|Signature Algorithm/)[0]!
   t.same(
-    permitted.split('\n').map((l) => l.trim()).filter(Boolean),
+    permitted
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean),
     [...d.sanDns.map((n) => `DNS:${n}`), ...d.sanIp.map((ip) => `IP:${ip}/255.255.255.255`)],
     'name constraints: exactly the names of the certificate it signed',
   )
@@ -143,7 +193,10 @@ t.test('rotate-cert: a new self-signed pair everywhere, CA trusted, registry res
   const trust = calls.indexOf('update-ca-trust extract')
   const start = calls.indexOf('systemctl start quay-redis.service quay-app.service')
   t.ok(trust >= 0 && start > trust && calls.indexOf('systemctl stop quay-redis.service quay-app.service') < start, 'trust, stop, start')
-  t.notOk(readdirSync(h.base).some((f) => f.startsWith('tmp.')), 'work dir with the CA key removed')
+  t.notOk(
+    readdirSync(h.base).some((f) => f.startsWith('tmp.')),
+    'work dir with the CA key removed',
+  )
   t.equal((await import('node:fs')).statSync(join(h.root, d.keyFiles[0]!)).mode & 0o777, 0o640, 'key file keeps its mode')
 })
 
@@ -163,13 +216,17 @@ t.test('rotate-cert --ca-cert/--ca-key: signed by the user CA, which clients are
 t.test('rotate-cert that leaves the registry unhealthy: the previous certificate comes back', async (t) => {
   const plan = testPlan({ epoch: NOW })
   const h = await installed(t, plan)
-  const d = ctlData(plan)
+  const d = factsOf(plan.host)
   const files = [...d.certFiles, ...d.keyFiles, ...d.caFiles]
   const before = files.map((f) => h.read(f.slice(1)))
   const r = h.run(['rotate-cert'], { FAKE_HEALTH_CODE: '503' }, h.ctl)
   t.equal(r.status, 1)
   t.match(r.out, /rotate-cert failed; the previous certificate is back in place/)
-  t.same(files.map((f) => h.read(f.slice(1))), before, 'every certificate, key and CA file restored')
+  t.same(
+    files.map((f) => h.read(f.slice(1))),
+    before,
+    'every certificate, key and CA file restored',
+  )
 })
 
 t.test('status: units, health, disk, certificate expiry, images; exit 1 when a unit is down', async (t) => {
@@ -205,7 +262,12 @@ t.test('backup and restore of data and configuration', async (t) => {
   const archive = join(out, file!)
   t.equal((await import('node:fs')).statSync(archive).mode & 0o777, 0o600)
   const list = spawnSync('tar', ['-tzf', archive], { encoding: 'utf8' }).stdout
-  for (const p of ['var/lib/mirror-registry/registry/storage/blob', 'etc/mirror-appliance/registry-auth.curl', 'etc/containers/systemd/registry.container', 'root/mirror-appliance/pull-secret.json'])
+  for (const p of [
+    'var/lib/mirror-registry/registry/storage/blob',
+    'etc/mirror-appliance/registry-auth.curl',
+    'etc/containers/systemd/registry.container',
+    'root/mirror-appliance/pull-secret.json',
+  ])
     t.match(list, new RegExp(`^${p.replace(/[.]/g, '\\.')}$`, 'm'), `backup holds ${p}`)
   t.ok(h.calls().includes('systemctl stop registry.service'), 'stopped for a consistent copy')
   writeFileSync(join(store, 'blob'), 'after')
@@ -230,15 +292,24 @@ t.test('import: an OCI layout directory and an OCI archive are pushed under thei
   const lay = join(h.base, 'usb')
   mkdirSync(lay)
   writeFileSync(join(lay, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}')
-  writeFileSync(join(lay, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [
-    { digest: 'sha256:' + 'a'.repeat(64), annotations: { 'org.opencontainers.image.ref.name': 'content/ocp/extra:1.0' } },
-    { digest: 'sha256:' + 'b'.repeat(64), annotations: { 'org.opencontainers.image.ref.name': 'tools/jq:1.7' } },
-    { digest: 'sha256:' + 'c'.repeat(64), annotations: { 'org.opencontainers.image.ref.name': 'stack/registry' } },
-  ] }))
+  writeFileSync(
+    join(lay, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        { digest: 'sha256:' + 'a'.repeat(64), annotations: { 'org.opencontainers.image.ref.name': 'content/ocp/extra:1.0' } },
+        { digest: 'sha256:' + 'b'.repeat(64), annotations: { 'org.opencontainers.image.ref.name': 'tools/jq:1.7' } },
+        { digest: 'sha256:' + 'c'.repeat(64), annotations: { 'org.opencontainers.image.ref.name': 'stack/registry' } },
+      ],
+    }),
+  )
   const n = h.calls().length
   const r = h.run(['import', lay, '--prefix', 'site'], {}, h.ctl)
   t.equal(r.status, 0, r.out)
-  const pushes = h.calls().slice(n).filter((c) => c.startsWith('skopeo copy --quiet --all'))
+  const pushes = h
+    .calls()
+    .slice(n)
+    .filter((c) => c.startsWith('skopeo copy --quiet --all'))
   t.equal(pushes.length, 2, 'stack images are not content')
   t.match(pushes[0]!, new RegExp(`oci:${lay}:content/ocp/extra:1\\.0 docker://registry\\.lab\\.example:8443/site/ocp/extra:1\\.0$`))
   t.match(pushes[1]!, /docker:\/\/registry\.lab\.example:8443\/site\/tools\/jq:1\.7$/)
@@ -253,20 +324,21 @@ t.test('import: an OCI layout directory and an OCI archive are pushed under thei
   t.match(h.run(['import', join(h.base, 'nothing')], {}, h.ctl).out, /no such file or directory/)
 })
 
-t.test('shellcheck: the script is clean for every flavor and unit style', async (t) => {
-  for (const o of [{}, { flavor: 'distribution' as const }, { rhel: '8.6' }]) {
-    const r = spawnSync('shellcheck', ['-s', 'bash', '-'], { input: renderRegistryctl(testPlan(o)), encoding: 'utf8' })
-    t.equal(r.status, 0, `${JSON.stringify(o)}: ${r.stdout}`)
-  }
+t.test('help: the header comment, without facts or library (it works anywhere, for anyone)', async (t) => {
   const dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'ctl-help-'))
-  t.teardown(() => (await_rm(dir)))
-  writeFileSync(join(dir, 'ctl'), renderRegistryctl(testPlan()))
-  const h = spawnSync('bash', [join(dir, 'ctl'), 'help'], { encoding: 'utf8' })
+  t.teardown(() => await_rm(dir))
+  writeFileSync(join(dir, 'ctl'), readFileSync(join(REPO_ROOT, 'templates/host/mirror-registryctl')))
+  const h = spawnSync('bash', [join(dir, 'ctl'), 'help'], { encoding: 'utf8', env: { PATH: process.env.PATH!, MA_ROOT: dir } })
   t.equal(h.status, 0)
   t.match(h.stdout, /^ *mirror-registryctl install \[--quayHostname H\] \[--quayRoot DIR\]/m, 'help is the header comment')
   t.notMatch(h.stdout, /set -Eeuo/)
-  t.notMatch(h.stdout, /MA_ROOT|scratch tree|destroy\(\)/, 'no test plumbing in the administrator\'s help')
-  t.match(h.stdout, /mirror-registryctl restore FILE \[--yes\]\s*$/, 'the help ends with the last command')
+  t.notMatch(h.stdout, /MA_ROOT|scratch tree|destroy\(\)/, "no test plumbing in the administrator's help")
+  t.match(
+    h.stdout,
+    /mirror-registryctl restore FILE \[--yes\]\n\n"mirror-registryctl COMMAND --help" \(or "help COMMAND"\) shows a command's options\./,
+    "the last command, then where each command's options are (test/registryctl-args.test.ts)",
+  )
+  t.match(h.stdout, /change nothing here\.\n$/, 'the help ends with the header comment')
 })
 
 t.test('usage errors exit 2', async (t) => {

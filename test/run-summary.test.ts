@@ -87,7 +87,11 @@ t.test('a failure is listed above the summary with its path and the start of its
   })
   t.equal(r.status, 1)
   const tail = r.stdout.slice(r.stdout.lastIndexOf('\nfailed ('))
-  t.match(tail, /^\nfailed \(1\):\n {2}test\/fixtures\/run-summary\/fails\.ts > outer > inner > arithmetic holds\n/, 'only the innermost failure, not its subtest and file')
+  t.match(
+    tail,
+    /^\nfailed \(1\):\n {2}test\/fixtures\/run-summary\/fails\.ts > outer > inner > arithmetic holds\n/,
+    'only the innermost failure, not its subtest and file',
+  )
   t.match(tail, /^ {8}-5\n {8}\+4$/m, 'the diff is shown')
   t.notMatch(tail, /source: \|/, 'not the source excerpt')
   t.equal(lastLine(r.stdout), 'tests: 2 passed, 1 failed, 0 skipped')
@@ -99,7 +103,8 @@ t.test('without PYKICKSTART_DIR the ksvalidator check is a recorded skip with it
   const r = spawnSync(process.execPath, ['test/run.js', 'test/kickstart-golden.test.ts'], { cwd: ROOT, encoding: 'utf8', env })
   const listed = r.stdout.match(/^ {2}test\/kickstart-golden\.test\.ts > ks-[a-z0-9-]+ > ksvalidator -v RHEL8 accepts ks\.cfg: .*$/gm) ?? []
   t.equal(listed.length, 3, 'one skip per kickstart fixture, listed')
-  for (const l of listed) t.match(l, /: PYKICKSTART_DIR is not set: pykickstart \(ksvalidator\) is not packaged for Debian 12/, 'with its reason')
+  for (const l of listed)
+    t.match(l, /: PYKICKSTART_DIR is not set: pykickstart \(ksvalidator\) is not packaged for Debian 12/, 'with its reason')
   t.notMatch(r.stdout, /not allowed to skip in CI/, 'test/ci-allowed-skips.json allows it')
   // The golden comparisons in that file decide pass or fail; the skips stay counted as skips.
   t.match(lastLine(r.stdout), /^tests: \d+ passed, \d+ failed, 3 skipped$/)
@@ -109,7 +114,11 @@ t.test('the quadlet key reference list missing: a skip locally, a failure under 
   const empty = mkdtempSync(join(tmpdir(), 'no-reference-'))
   t.teardown(() => rmSync(empty, { recursive: true, force: true }))
   const env = { ...baseEnv, REFERENCE_DIR: empty }
-  const r = spawnSync(process.execPath, ['test/run.js', 'test/registry-units.test.ts'], { cwd: ROOT, encoding: 'utf8', env: { ...env, CI: 'true' } })
+  const r = spawnSync(process.execPath, ['test/run.js', 'test/registry-units.test.ts'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...env, CI: 'true' },
+  })
   t.equal(r.status, 1, 'CI fails')
   t.match(
     r.stdout,

@@ -502,8 +502,37 @@ t.test('the CA in secrets/ signs server certificates only, and only for this app
   const d = mkdtempSync(join(tmpdir(), 'audit-ca-'))
   t.teardown(() => rmSync(d, { recursive: true, force: true }))
   writeFileSync(join(d, 'ext.cnf'), 'subjectAltName = DNS:quay.io\n')
-  await run('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(d, 'k'), '-subj', '/CN=quay.io', '-out', join(d, 'csr')])
-  await run('openssl', ['x509', '-req', '-in', join(d, 'csr'), '-CA', ca, '-CAkey', join(out, 'secrets/ca.key'), '-set_serial', '1', '-days', '1', '-extfile', join(d, 'ext.cnf'), '-out', join(d, 'crt')])
+  await run('openssl', [
+    'req',
+    '-new',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    join(d, 'k'),
+    '-subj',
+    '/CN=quay.io',
+    '-out',
+    join(d, 'csr'),
+  ])
+  await run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    join(d, 'csr'),
+    '-CA',
+    ca,
+    '-CAkey',
+    join(out, 'secrets/ca.key'),
+    '-set_serial',
+    '1',
+    '-days',
+    '1',
+    '-extfile',
+    join(d, 'ext.cnf'),
+    '-out',
+    join(d, 'crt'),
+  ])
   const v = await run('openssl', ['verify', '-CAfile', ca, join(d, 'crt')], { nothrow: true })
   t.not(v.code, 0, `a certificate for quay.io signed with secrets/ca.key does not verify: ${v.stdout}${v.stderr}`)
   const ctl = docs.find((x) => x.loc === 'host:/usr/local/bin/mirror-registryctl (via host/ks.cfg)')?.data.toString() ?? ''

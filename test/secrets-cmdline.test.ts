@@ -29,7 +29,10 @@ t.test('install --initPassword-file (distribution): no process shows the passwor
   const seen = await watch.stop()
   t.equal(r.status, 0, r.out)
   t.same(seen.hits, [], 'no command line held the password')
-  t.ok(seen.seen.some((c) => / htpasswd -niB -C 12 init$/.test(c)), `the watcher saw htpasswd run (${seen.scans} scans): ${seen.seen.join('; ')}`)
+  t.ok(
+    seen.seen.some((c) => / htpasswd -niB -C 12 init$/.test(c)),
+    `the watcher saw htpasswd run (${seen.scans} scans): ${seen.seen.join('; ')}`,
+  )
   t.same(leaks(h, [pw]), [], 'no faked tool was given the password')
   t.notMatch(r.out, /visible to other users/, 'no warning for a password read from a file')
   // checked after the watch: htpasswd -vb takes the password on its command line
@@ -86,11 +89,16 @@ t.test('install --target: the password goes over scp as a 0600 file, never on th
   const calls = h.calls()
   const dest = /mkdir -m 0700 (\/var\/tmp\/mirror-appliance-bundle\.\d+)$/.exec(calls[0]!)?.[1]
   t.ok(dest, calls[0] ?? 'no ssh call')
-  t.ok(calls.some((c) => new RegExp(`^scp -o BatchMode=yes -q \\S+/init-password admin@reg\\.example:${dest}/init-password$`).test(c)), 'the password file is copied into the 0700 bundle copy')
+  t.ok(
+    calls.some((c) => new RegExp(`^scp -o BatchMode=yes -q \\S+/init-password admin@reg\\.example:${dest}/init-password$`).test(c)),
+    'the password file is copied into the 0700 bundle copy',
+  )
   t.equal(readFileSync(join(copied, 'init-password'), 'utf8'), pw + '\n')
   t.equal(statSync(join(copied, 'init-password')).mode & 0o777, 0o600, 'written 0600')
   const remote = calls.find((c) => / sudo bash /.test(c))!.replace(/^ssh -o BatchMode=yes admin@reg\.example sudo /, '')
-  const words = spawnSync('bash', ['-c', `set -- ${remote}; printf '%s\\n' "$@"`], { encoding: 'utf8' }).stdout.trim().split('\n')
+  const words = spawnSync('bash', ['-c', `set -- ${remote}; printf '%s\\n' "$@"`], { encoding: 'utf8' })
+    .stdout.trim()
+    .split('\n')
   t.same(words.slice(2), ['install', '--initPassword-file', `${dest}/init-password`], 'the remote install reads it from the file')
   t.match(calls.at(-1)!, new RegExp(`sudo rm -rf ${dest}$`), 'and the copy, password file included, is removed')
 })
@@ -111,7 +119,10 @@ t.test('quay: install and status give no secret or token to any tool; the bearer
   t.same(leaks(h, secrets), [], 'no faked tool (podman, skopeo, curl, systemctl …) was given a secret')
   // the fake curl answers the catalog only to the token it handed out
   t.match(st.out, /^images: +1 repositories$/m, 'the catalog call carried the token')
-  t.ok(h.calls().some((c) => /^curl .* -H @\S+ https:\/\/registry\.lab\.example:8443\/v2\/_catalog/.test(c)), 'as curl -H @FILE')
+  t.ok(
+    h.calls().some((c) => /^curl .* -H @\S+ https:\/\/registry\.lab\.example:8443\/v2\/_catalog/.test(c)),
+    'as curl -H @FILE',
+  )
 })
 
 t.test('export --dest-creds-file: the credentials reach skopeo in an authfile, not --dest-creds', async (t) => {
@@ -134,8 +145,15 @@ t.test('export --dest-creds-file: the credentials reach skopeo in an authfile, n
   t.ok(copy, `skopeo copy ran: ${r.out}`)
   t.match(copy!, / --dest-authfile \S+\/dest-auth\.json /)
   t.notMatch(copy!, /--dest-creds/)
-  t.ok(calls.some((c) => /^skopeo inspect --raw --authfile \S+\/dest-auth\.json docker:\/\/dest\.example:5000\/mirror\//.test(c)), 'the digest check reads with it too')
+  t.ok(
+    calls.some((c) => /^skopeo inspect --raw --authfile \S+\/dest-auth\.json docker:\/\/dest\.example:5000\/mirror\//.test(c)),
+    'the digest check reads with it too',
+  )
   const auth = JSON.parse(readFileSync(join(authfiles, 'dest-auth.json'), 'utf8'))
-  t.equal(Buffer.from(auth.auths['dest.example:5000'].auth, 'base64').toString(), creds, 'a containers-auth.json entry for the destination registry')
+  t.equal(
+    Buffer.from(auth.auths['dest.example:5000'].auth, 'base64').toString(),
+    creds,
+    'a containers-auth.json entry for the destination registry',
+  )
   t.equal(r.status, 0, r.out)
 })

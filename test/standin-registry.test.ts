@@ -55,8 +55,14 @@ t.test('skopeo reads it: raw index, per-arch inspect, config, copy --all', { ski
   t.equal(sha(raw.stdout), reg.digest, 'the digest is the index digest')
   const index = JSON.parse(raw.stdout) as Index
   t.equal(index.mediaType, 'application/vnd.oci.image.index.v1+json')
-  t.same(index.manifests.map((m) => `${m.platform.os}/${m.platform.architecture}`), ['linux/amd64', 'linux/arm64'])
-  t.same(index.manifests.map((m) => m.digest), [reg.platformDigests['linux/amd64'], reg.platformDigests['linux/arm64']])
+  t.same(
+    index.manifests.map((m) => `${m.platform.os}/${m.platform.architecture}`),
+    ['linux/amd64', 'linux/arm64'],
+  )
+  t.same(
+    index.manifests.map((m) => m.digest),
+    [reg.platformDigests['linux/amd64'], reg.platformDigests['linux/arm64']],
+  )
   t.match(index.manifests[1]!.annotations?.['io.mirror-appliance.standin.note'], /cannot run/, 'the arm64 entry says it is a stand-in')
 
   for (const arch of ['amd64', 'arm64']) {
@@ -69,7 +75,9 @@ t.test('skopeo reads it: raw index, per-arch inspect, config, copy --all', { ski
   }
   const c = skopeo(['inspect', '--config', '--override-arch', 'amd64', `oci-archive:${reg.archive}`])
   t.equal(c.status, 0, c.stderr)
-  const cfg = JSON.parse(c.stdout) as { config: { Entrypoint: string[]; Cmd: string[]; ExposedPorts: object; Labels: Record<string, string> } }
+  const cfg = JSON.parse(c.stdout) as {
+    config: { Entrypoint: string[]; Cmd: string[]; ExposedPorts: object; Labels: Record<string, string> }
+  }
   t.same(cfg.config.Entrypoint, ['/bin/registry'])
   t.same(cfg.config.Cmd, ['serve', '/etc/docker/registry/config.yml'])
   t.same(cfg.config.ExposedPorts, { '5000/tcp': {} })
@@ -104,41 +112,45 @@ function unpackAmd64(archive: string, dir: string): void {
 
 const asRoot = process.getuid?.() === 0
 const canUnshare = spawnSync('unshare', ['-r', 'true']).status === 0
-t.test('the amd64 rootfs is self-contained: /bin/registry runs in a chroot of it', { skip: !asRoot && !canUnshare && 'needs root or unprivileged user namespaces for chroot' }, async (t) => {
-  const reg = await standinRegistryImage()
-  const dir = mkdtempSync(join(tmpdir(), 'standin-root-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  unpackAmd64(reg.archive, dir)
-  const root = join(dir, 'rootfs')
-  t.equal(readFileSync(join(root, 'etc/docker/registry/config.yml'), 'utf8'), STANDIN_CONFIG_YML)
-  t.ok(existsSync(join(root, 'var/lib/registry')), '/var/lib/registry exists')
-  // Through a user namespace when possible, so the host's own libraries cannot stand in.
-  const pre = canUnshare ? ['unshare', '-r', 'chroot', root] : ['chroot', root]
-  const v = spawnSync(pre[0]!, [...pre.slice(1), '/bin/registry', '--version'], { encoding: 'utf8' })
-  t.equal(v.status, 0, v.stderr)
-  t.match(v.stdout, /github\.com\/docker\/distribution 2\.8/)
+t.test(
+  'the amd64 rootfs is self-contained: /bin/registry runs in a chroot of it',
+  { skip: !asRoot && !canUnshare && 'needs root or unprivileged user namespaces for chroot' },
+  async (t) => {
+    const reg = await standinRegistryImage()
+    const dir = mkdtempSync(join(tmpdir(), 'standin-root-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    unpackAmd64(reg.archive, dir)
+    const root = join(dir, 'rootfs')
+    t.equal(readFileSync(join(root, 'etc/docker/registry/config.yml'), 'utf8'), STANDIN_CONFIG_YML)
+    t.ok(existsSync(join(root, 'var/lib/registry')), '/var/lib/registry exists')
+    // Through a user namespace when possible, so the host's own libraries cannot stand in.
+    const pre = canUnshare ? ['unshare', '-r', 'chroot', root] : ['chroot', root]
+    const v = spawnSync(pre[0]!, [...pre.slice(1), '/bin/registry', '--version'], { encoding: 'utf8' })
+    t.equal(v.status, 0, v.stderr)
+    t.match(v.stdout, /github\.com\/docker\/distribution 2\.8/)
 
-  // And it serves the registry API with the image's own default config.
-  const port = await freePort()
-  const child = spawn(pre[0]!, [...pre.slice(1), '/bin/registry', 'serve', '/etc/docker/registry/config.yml'], {
-    env: { ...process.env, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}` },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
-  let log = ''
-  child.stderr.on('data', (d) => (log += d))
-  t.teardown(() => {
-    child.kill('SIGTERM')
-  })
-  let status = 0
-  for (let i = 0; i < 100 && !status; i++) {
-    await new Promise((r) => setTimeout(r, 100))
-    status = await fetch(`http://127.0.0.1:${port}/v2/`).then(
-      (r) => r.status,
-      () => 0,
-    )
-  }
-  t.equal(status, 200, `GET /v2/ answers: ${log.slice(-2000)}`)
-})
+    // And it serves the registry API with the image's own default config.
+    const port = await freePort()
+    const child = spawn(pre[0]!, [...pre.slice(1), '/bin/registry', 'serve', '/etc/docker/registry/config.yml'], {
+      env: { ...process.env, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}` },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+    let log = ''
+    child.stderr.on('data', (d) => (log += d))
+    t.teardown(() => {
+      child.kill('SIGTERM')
+    })
+    let status = 0
+    for (let i = 0; i < 100 && !status; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      status = await fetch(`http://127.0.0.1:${port}/v2/`).then(
+        (r) => r.status,
+        () => 0,
+      )
+    }
+    t.equal(status, 200, `GET /v2/ answers: ${log.slice(-2000)}`)
+  },
+)
 
 t.test('through the product: images import --name, validate, a distribution build with registry.images.registry', async (t) => {
   const reg = await standinRegistryImage()
@@ -164,12 +176,20 @@ content:
   // Not in the cache yet: validate warns at the field and says how; build refuses.
   const v0 = await runCli(['validate', '-c', cfg], { env })
   t.equal(v0.code, 0, v0.stderr)
-  t.match(v0.stderr, new RegExp(`appliance\\.yaml:7:5 warning: registry\\.images\\.registry: ${reg.ref.replace(/[./]/g, '\\$&')}@${reg.digest} is not in the image cache ${cache.replace(/[./]/g, '\\$&')}`))
+  t.match(
+    v0.stderr,
+    new RegExp(
+      `appliance\\.yaml:7:5 warning: registry\\.images\\.registry: ${reg.ref.replace(/[./]/g, '\\$&')}@${reg.digest} is not in the image cache ${cache.replace(/[./]/g, '\\$&')}`,
+    ),
+  )
   t.match(v0.stderr, `mirror-appliance images import ARCHIVE --name ${reg.ref} --cache ${cache}`)
   t.match(v0.stderr, `images fetch -c ${cfg} --stack-only`)
   const b0 = await runCli(['build', '-c', cfg, '-o', join(dir, 'dist0')], { env })
   t.equal(b0.code, 2, 'the build refuses without the stack image (exit 2, as for a missing locked image)')
-  t.match(b0.stderr, /stack image stack\/registry \(localhost\/mirror-appliance\/registry:2\.8\.3-standin@sha256:[a-f0-9]{64}\), named by the config's registry\.images\.registry/)
+  t.match(
+    b0.stderr,
+    /stack image stack\/registry \(localhost\/mirror-appliance\/registry:2\.8\.3-standin@sha256:[a-f0-9]{64}\), named by the config's registry\.images\.registry/,
+  )
   t.match(b0.stderr, `images import ARCHIVE --name ${reg.ref}`)
   t.notOk(existsSync(join(dir, 'dist0')), 'nothing written')
 
@@ -178,7 +198,10 @@ content:
   t.same(imp.stdout.trim().split(/\s+/), ['imported', reg.ref, reg.digest], 'imported under the name, with the INDEX digest')
   const list = await runCli(['images', 'list', '--json'], { env })
   const rows = (JSON.parse(list.stdout) as { images: { name: string; digest: string; mediaType: string; platforms: string[] }[] }).images
-  t.same(rows.map((r) => [r.name, r.digest, r.mediaType, r.platforms]), [[reg.ref, reg.digest, 'application/vnd.oci.image.index.v1+json', ['linux/amd64', 'linux/arm64/v8']]])
+  t.same(
+    rows.map((r) => [r.name, r.digest, r.mediaType, r.platforms]),
+    [[reg.ref, reg.digest, 'application/vnd.oci.image.index.v1+json', ['linux/amd64', 'linux/arm64/v8']]],
+  )
 
   const v1 = await runCli(['validate', '-c', cfg], { env })
   t.equal(v1.code, 0, v1.stderr)
@@ -202,13 +225,25 @@ content:
   // The payload on the OEMDRV medium: images.tsv names the override's repo, the index digest.
   const out = join(dir, 'from-iso')
   mkdirSync(out)
-  const x = spawnSync('xorriso', ['-indev', join(dist, 'oemdrv.iso'), '-osirrox', 'on', '-extract', '/appliance/images.tsv', join(out, 'images.tsv')], { encoding: 'utf8' })
+  const x = spawnSync(
+    'xorriso',
+    ['-indev', join(dist, 'oemdrv.iso'), '-osirrox', 'on', '-extract', '/appliance/images.tsv', join(out, 'images.tsv')],
+    { encoding: 'utf8' },
+  )
   t.equal(x.status, 0, x.stderr)
-  t.equal(readFileSync(join(out, 'images.tsv'), 'utf8'), `stack\tstack/registry\t${reg.digest}\tlocalhost/mirror-appliance/registry\t2.8.3-standin\n`)
+  t.equal(
+    readFileSync(join(out, 'images.tsv'), 'utf8'),
+    `stack\tstack/registry\t${reg.digest}\tlocalhost/mirror-appliance/registry\t2.8.3-standin\n`,
+  )
   // The host files (Butane keeps text inline): the quadlet, first boot and mirror-registryctl name the override by digest.
   const bu = readFileSync(join(dist, 'host', 'appliance.bu'), 'utf8')
   const pinned = `localhost/mirror-appliance/registry@${reg.digest}`
   t.match(bu, `Image=${pinned}`, 'the quadlet runs the override, by digest')
-  t.match(bu, new RegExp(`STACK_REFS=\\('?${pinned.replace(/[./]/g, '\\$&')}'? \\)[\\s\\S]*STACK_REFS=\\('?${pinned.replace(/[./]/g, '\\$&')}'? \\)`), 'first boot and mirror-registryctl check for it')
+  // one facts file (host.env) names it; first boot and mirror-registryctl both read it from there
+  t.match(
+    bu,
+    new RegExp(`STACK_REFS=\\('?${pinned.replace(/[./]/g, '\\$&')}'? ?\\)`),
+    'the host facts that first boot and mirror-registryctl read name it',
+  )
   t.notMatch(bu, /docker\.io\/library\/registry/, 'the locked image is not named anywhere')
 })

@@ -373,70 +373,83 @@ t.test('waitForRegistry: only the right CA and the right name', async (t) => {
   )
 })
 
-t.test('waitForRegistry with content: ready only once every image is served by digest to the init user (Basic, and Bearer tokens as Quay hands out)', async (t) => {
-  const d = mkdtempSync(join(root, 'pki-content-'))
-  const a = userCa(d, HOST)
-  const port = await freePort()
-  const auth = Buffer.from('init:pw-123').toString('base64')
-  const repo = 'ocp/release'
-  const digest = `sha256:${'a'.repeat(64)}`
-  let pushed = false
-  let bearer = false
-  const server: Server = createServer({ key: readFileSync(a.key), cert: readFileSync(a.cert) }, (req, res) => {
-    const h = req.headers.authorization ?? ''
-    if (req.url === '/v2/') return void res.writeHead(401, { 'www-authenticate': 'Basic realm="registry"' }).end('{}')
-    if (req.url?.startsWith('/v2/auth?')) {
-      const q = new URL(req.url, 'https://x').searchParams
-      if (h !== `Basic ${auth}`) return void res.writeHead(401).end()
-      t.equal(q.get('scope'), `repository:${repo}:pull`, 'the token asked for pull on the repository')
-      t.equal(q.get('service'), `${HOST}:${port}`, 'with the service the challenge named')
-      return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"tok-1"}')
-    }
-    if (req.url === `/v2/${repo}/manifests/${digest}`) {
-      const authed = bearer ? h === 'Bearer tok-1' : h === `Basic ${auth}`
-      if (!authed) {
-        const challenge = bearer ? `Bearer realm="https://${HOST}:${port}/v2/auth",service="${HOST}:${port}"` : 'Basic realm="registry"'
-        return void res.writeHead(401, { 'www-authenticate': challenge }).end()
+t.test(
+  'waitForRegistry with content: ready only once every image is served by digest to the init user (Basic, and Bearer tokens as Quay hands out)',
+  async (t) => {
+    const d = mkdtempSync(join(root, 'pki-content-'))
+    const a = userCa(d, HOST)
+    const port = await freePort()
+    const auth = Buffer.from('init:pw-123').toString('base64')
+    const repo = 'ocp/release'
+    const digest = `sha256:${'a'.repeat(64)}`
+    let pushed = false
+    let bearer = false
+    const server: Server = createServer({ key: readFileSync(a.key), cert: readFileSync(a.cert) }, (req, res) => {
+      const h = req.headers.authorization ?? ''
+      if (req.url === '/v2/') return void res.writeHead(401, { 'www-authenticate': 'Basic realm="registry"' }).end('{}')
+      if (req.url?.startsWith('/v2/auth?')) {
+        const q = new URL(req.url, 'https://x').searchParams
+        if (h !== `Basic ${auth}`) return void res.writeHead(401).end()
+        t.equal(q.get('scope'), `repository:${repo}:pull`, 'the token asked for pull on the repository')
+        t.equal(q.get('service'), `${HOST}:${port}`, 'with the service the challenge named')
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"tok-1"}')
       }
-      return void res.writeHead(pushed ? 200 : 404).end()
-    }
-    res.writeHead(404).end()
-  })
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
-  t.teardown(() => server.close())
-  const target: RegistryTarget = { address: '127.0.0.1', port, hostname: HOST, ca: readFileSync(a.ca, 'utf8'), flavor: 'distribution' }
-  const content = { auth, images: [{ repo, digest }] }
+      if (req.url === `/v2/${repo}/manifests/${digest}`) {
+        const authed = bearer ? h === 'Bearer tok-1' : h === `Basic ${auth}`
+        if (!authed) {
+          const challenge = bearer ? `Bearer realm="https://${HOST}:${port}/v2/auth",service="${HOST}:${port}"` : 'Basic realm="registry"'
+          return void res.writeHead(401, { 'www-authenticate': challenge }).end()
+        }
+        return void res.writeHead(pushed ? 200 : 404).end()
+      }
+      res.writeHead(404).end()
+    })
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+    t.teardown(() => server.close())
+    const target: RegistryTarget = { address: '127.0.0.1', port, hostname: HOST, ca: readFileSync(a.ca, 'utf8'), flavor: 'distribution' }
+    const content = { auth, images: [{ repo, digest }] }
 
-  const notYet = await waitForRegistry({ target, content, timeoutMs: 1200, intervalMs: 300 })
-  t.ok(!notYet.ok && notYet.reason === 'timeout', 'answering on /v2/ is not enough while the content is missing')
-  t.match(!notYet.ok && notYet.lastError, /not yet with its content: ocp\/release@sha256:aaaaaaaaaaaa… answered HTTP 404/)
+    const notYet = await waitForRegistry({ target, content, timeoutMs: 1200, intervalMs: 300 })
+    t.ok(!notYet.ok && notYet.reason === 'timeout', 'answering on /v2/ is not enough while the content is missing')
+    t.match(!notYet.ok && notYet.lastError, /not yet with its content: ocp\/release@sha256:aaaaaaaaaaaa… answered HTTP 404/)
 
-  setTimeout(() => (pushed = true), 700)
-  const ready = await waitForRegistry({ target, content, timeoutMs: 10_000, intervalMs: 300 })
-  t.ok(ready.ok, 'ready once the image is served (Basic)')
+    setTimeout(() => (pushed = true), 700)
+    const ready = await waitForRegistry({ target, content, timeoutMs: 10_000, intervalMs: 300 })
+    t.ok(ready.ok, 'ready once the image is served (Basic)')
 
-  const wrong = await probeContent(target, Buffer.from('init:wrong').toString('base64'), { repo, digest })
-  t.notOk(wrong.ok, 'a wrong password is not ready')
-  t.equal(wrong.status, 401)
+    const wrong = await probeContent(target, Buffer.from('init:wrong').toString('base64'), { repo, digest })
+    t.notOk(wrong.ok, 'a wrong password is not ready')
+    t.equal(wrong.status, 401)
 
-  bearer = true
-  const viaToken = await probeContent(target, auth, { repo, digest })
-  t.ok(viaToken.ok, 'Bearer challenge: a token from the realm, then the image')
-  const foreignRealm = parseBearerChallenge('Bearer realm="https://elsewhere.example/token",service="x"')
-  t.same(foreignRealm, { realm: 'https://elsewhere.example/token', params: { service: 'x' } })
+    bearer = true
+    const viaToken = await probeContent(target, auth, { repo, digest })
+    t.ok(viaToken.ok, 'Bearer challenge: a token from the realm, then the image')
+    const foreignRealm = parseBearerChallenge('Bearer realm="https://elsewhere.example/token",service="x"')
+    t.same(foreignRealm, { realm: 'https://elsewhere.example/token', params: { service: 'x' } })
 
-  const failed = await waitForRegistry({ target, content, timeoutMs: 10_000, intervalMs: 300, failed: () => "first boot failed at step 'push-content'" })
-  t.ok(!failed.ok && failed.reason === 'failed', 'a first-boot failure ends the wait at once')
-  t.match(!failed.ok && failed.lastError, /push-content/)
-})
+    const failed = await waitForRegistry({
+      target,
+      content,
+      timeoutMs: 10_000,
+      intervalMs: 300,
+      failed: () => "first boot failed at step 'push-content'",
+    })
+    t.ok(!failed.ok && failed.reason === 'failed', 'a first-boot failure ends the wait at once')
+    t.match(!failed.ok && failed.lastError, /push-content/)
+  },
+)
 
-t.test('firstBootFailure reads the console for first boot\'s failure line', async (t) => {
+t.test("firstBootFailure reads the console for first boot's failure line", async (t) => {
   const d = mkdtempSync(join(root, 'console-'))
   const log = join(d, 'console.log')
   t.equal(firstBootFailure(log), undefined, 'no console yet')
   writeFileSync(log, '[  OK  ] Started foo.\nmirror-appliance first boot: step load-images\n')
   t.equal(firstBootFailure(log), undefined)
-  writeFileSync(log, "mirror-appliance first boot: step load-images\nmirror-appliance first boot: FAILED at step 'load-images' (exit 1).\n", { flag: 'a' })
+  writeFileSync(
+    log,
+    "mirror-appliance first boot: step load-images\nmirror-appliance first boot: FAILED at step 'load-images' (exit 1).\n",
+    { flag: 'a' },
+  )
   t.equal(firstBootFailure(log), "first boot failed at step 'load-images' (the console says so)")
 })
 
@@ -447,7 +460,9 @@ t.test('firstBootRunning: first boot printed a step in this boot and has not sai
   t.equal(firstBootRunning(log), undefined, 'a reboot: first boot does not run, nothing to wait for')
   writeFileSync(log, 'mirror-appliance first boot: step push-content\nmirror-appliance first boot: step motd\n', { flag: 'a' })
   t.equal(firstBootRunning(log), 'first boot is still running (step motd)')
-  writeFileSync(log, 'mirror-appliance first boot: done: the registry https://r:8443 is ready; credentials in /root/mirror-appliance\n', { flag: 'a' })
+  writeFileSync(log, 'mirror-appliance first boot: done: the registry https://r:8443 is ready; credentials in /root/mirror-appliance\n', {
+    flag: 'a',
+  })
   t.equal(firstBootRunning(log), undefined, 'done')
 })
 
@@ -455,7 +470,10 @@ t.test('waitForRegistry: pending holds a ready registry back until it clears', a
   const d = mkdtempSync(join(root, 'pki-pending-'))
   const a = userCa(d, HOST)
   const port = await freePort()
-  const server: Server = createServer({ key: readFileSync(a.key), cert: readFileSync(a.cert) }, (_req, res) => void res.writeHead(401).end())
+  const server: Server = createServer(
+    { key: readFileSync(a.key), cert: readFileSync(a.cert) },
+    (_req, res) => void res.writeHead(401).end(),
+  )
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
   t.teardown(() => server.close())
   const target: RegistryTarget = { address: '127.0.0.1', port, hostname: HOST, ca: readFileSync(a.ca, 'utf8'), flavor: 'distribution' }

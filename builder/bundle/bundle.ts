@@ -1,6 +1,10 @@
 // The install bundle for existing RHEL 8 hosts: one reproducible tar.gz with
 // mirror-registryctl, the payload, every host file of the plan under files/
 // (with files.tsv: kind, mode, owner, group, path) and the CA certificate.
+// The top-level mirror-registryctl is the host's own static script
+// (templates/host/); run from the unpacked bundle it sources the facts and
+// the library under files/, as installed it sources them where install put
+// them.
 // Streamed: payload blobs go from disk through gzip to the output file, never
 // whole into memory. Written to a temp file and renamed: nothing half-written.
 
@@ -14,13 +18,18 @@ import { createGzip } from 'node:zlib'
 import { UserError } from '../errors.js'
 import { octal } from '../quote.js'
 import type { HostFile, Plan } from '../plan/types.js'
+import type { ToolNeed } from '../tool-needs.js'
+import { factsOf } from '../registry/facts.js'
+import { REGISTRYCTL_PATH } from '../registry/layout.js'
 import { renderTemplate } from '../render/templates.js'
-import { ctlData, renderRegistryctl } from './ctl.js'
 import { tarChunks, type TarInput } from './tar-writer.js'
 
 export const BUNDLE_NAME = 'mirror-appliance-bundle.tar.gz'
 /** Every entry sits under this directory, so extracting never spills into the current one. */
 export const BUNDLE_TOP = 'mirror-appliance-bundle'
+
+/** The programs this writer runs (tool-needs.ts): none, tar and gzip are written in-process (tar-writer.ts, node:zlib). */
+export const BUNDLE_TOOLS: readonly ToolNeed[] = []
 
 export interface BundleOptions {
   plan: Plan
@@ -43,7 +52,7 @@ const text = (s: string) => Buffer.from(s, 'utf8')
 
 /** kind of a host file for mirror-registryctl: units are rebased to the data dir and swapped on upgrade */
 function fileKind(plan: Plan, f: HostFile): 'unit' | 'file' {
-  return ctlData(plan).unitFiles.includes(f.path) ? 'unit' : 'file'
+  return factsOf(plan.host).unitFiles.includes(f.path) ? 'unit' : 'file'
 }
 
 /** files.tsv: what install places, with modes and owners. Directories first, in the host spec's order. */
@@ -62,17 +71,19 @@ export function filesTsv(plan: Plan): string {
 /** bundle.env: KEY=VALUE lines mirror-registryctl reads (never sources) when upgrading to this bundle. */
 export function bundleEnv(plan: Plan): string {
   const c = plan.config
-  const d = ctlData(plan)
-  return [
-    `VERSION=${d.version}`,
-    `FLAVOR=${c.registry.flavor}`,
-    `HOSTNAME=${c.host.hostname}`,
-    `PORT=${c.registry.port}`,
-    `DATA_DIR=${c.registry.dataDir}`,
-    `RHEL=${c.host.rhel}`,
-    `PODMAN=${d.podman}`,
-    `CONFIG_DIGEST=${plan.configDigest}`,
-  ].join('\n') + '\n'
+  const d = factsOf(plan.host)
+  return (
+    [
+      `VERSION=${d.version}`,
+      `FLAVOR=${c.registry.flavor}`,
+      `HOSTNAME=${c.host.hostname}`,
+      `PORT=${c.registry.port}`,
+      `DATA_DIR=${c.registry.dataDir}`,
+      `RHEL=${c.host.rhel}`,
+      `PODMAN=${d.podman}`,
+      `CONFIG_DIGEST=${plan.configDigest}`,
+    ].join('\n') + '\n'
+  )
 }
 
 async function walkDir(root: string, rel: string, out: { rel: string; abs: string; dir: boolean; size: number }[]): Promise<void> {
@@ -111,7 +122,7 @@ export async function bundleEntries(opts: Pick<BundleOptions, 'plan' | 'payloadD
     addDirs(name)
     byName.set(name, { ...e, name })
   }
-  add({ name: 'mirror-registryctl', type: 'file', mode: 0o755, data: text(renderRegistryctl(plan)) })
+  add({ name: 'mirror-registryctl', type: 'file', mode: 0o755, data: text(hostFile(plan, REGISTRYCTL_PATH)) })
   add({ name: 'README.md', type: 'file', mode: 0o644, data: text(renderTemplate('templates/bundle/README.md.hbs', readmeData(plan))) })
   add({ name: 'bundle.env', type: 'file', mode: 0o644, data: text(bundleEnv(plan)) })
   add({ name: 'files.tsv', type: 'file', mode: 0o644, data: text(filesTsv(plan)) })
@@ -129,8 +140,15 @@ export async function bundleEntries(opts: Pick<BundleOptions, 'plan' | 'payloadD
   return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
 }
 
+/** The contents of one of the plan's host files. */
+function hostFile(plan: Plan, path: string): string {
+  const f = plan.host.files.find((x) => x.path === path)
+  if (!f) throw new Error(`the host spec has no ${path}`)
+  return String(f.contents)
+}
+
 function readmeData(plan: Plan) {
-  const d = ctlData(plan)
+  const d = factsOf(plan.host)
   return {
     ...d,
     address: `${plan.config.host.hostname}:${plan.config.registry.port}`,

@@ -82,7 +82,11 @@ export function tarHeader(e: { name: string; type: 'file' | 'dir'; mode: number;
 }
 
 /** The archive as a stream of chunks: headers, file bodies read from disk, padding, end blocks. */
-export async function* tarChunks(entries: Iterable<TarInput> | AsyncIterable<TarInput>, mtime: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
+export async function* tarChunks(
+  entries: Iterable<TarInput> | AsyncIterable<TarInput>,
+  mtime: number,
+  signal?: AbortSignal,
+): AsyncGenerator<Buffer> {
   for await (const e of entries) {
     signal?.throwIfAborted()
     if (e.type === 'dir') {

@@ -1,7 +1,7 @@
-// The stages a single-host build (commands/build.ts) and a fleet build
-// (fleet/build.ts) share, so that both check, log and write alike: refusing
-// with every problem at once, the output transaction with its scratch inside,
-// the payload, and the manifest written last.
+// The stages of a build that are not media: refusing with every problem at
+// once, the output transaction with its scratch inside, the payload
+// (assembled once for every host of the site), and the manifest written
+// last. The pipeline that calls them, host by host, is build.ts.
 
 import { mkdir, rm } from 'node:fs/promises'
 import { isIP } from 'node:net'
@@ -10,10 +10,13 @@ import type { Ctx } from '../context.js'
 import { VERSION } from '../context.js'
 import type { LoadedConfig } from '../config/load.js'
 import type { Config } from '../config/types.js'
+import type { BuildOpts } from '../config/flags.js'
+import type { SiteHostPlan, SitePlan } from '../plan/site.js'
 import { FailureError, UserError } from '../errors.js'
 import { toolVersion } from '../exec.js'
+import type { ToolNeed } from '../tool-needs.js'
 import { hashPinned, type PinnedHash } from '../hash.js'
-import { writeManifest, type BuildManifest } from '../manifest.js'
+import { writeManifest, type BuildManifest, type ManifestHost } from '../manifest.js'
 import { writeOutputDir } from '../output.js'
 import { assemblePayload, type AssembleResult } from '../payload/assemble.js'
 import { ocMirrorForBuild, SPARSE_INDEXES_PUSHABLE, type OcMirrorForBuild } from '../payload/ocmirror-payload.js'
@@ -21,26 +24,47 @@ import { ConfigError } from '../config/diagnostics.js'
 import { diagnosticAt } from '../config/load.js'
 import { defaultCacheDir } from '../context.js'
 import { resolveStack, type StackImage } from '../payload/lock.js'
+import { laysContentTree } from '../registry/hostspec.js'
+import { payloadVolumeFigures } from '../payload/data-volume.js'
+import { checkDataVolume, dataVolumeError } from './data-volume-check.js'
 import { buildEpoch } from '../plan/plan.js'
-import { normalizeBaseUrl } from '../media/pxe.js'
 
-/** The build command's options, as parsed from its flags (single host and fleet alike). */
-export interface BuildOpts {
-  config?: string
-  output: string
-  iso?: string
-  oemdrv?: boolean
-  pxe: boolean
+/** What the checks settled: the stages read this, not the flags and the config again. */
+export interface Wanted {
+  /** Built from the embedded default config */
+  demo: boolean
+  /** Images may be missing from the cache (--allow-missing, or a demo) */
+  allowMissing: boolean
+  /** The RHEL ISO to remaster, and to take the PXE tree's and the qcow2 install's installer from */
+  isoBase?: string
+  /** fileStamp(isoBase) once the checks passed */
+  baseStamp?: string
+  /** Remaster isoBase into appliance.iso: a site of one (a fleet's ISO is only its PXE tree's installer) */
+  remaster: boolean
+  oemdrv: boolean
+  /** The payload on a medium of its own, payload.iso, beside OEMDRVs holding only ks.cfg (a fleet) */
+  payloadMedium: boolean
+  /** Where the PXE tree will be served from; set only when a PXE tree is wanted */
   pxeUrl?: string
   qcow2: boolean
+  /** The RHEL KVM guest image the qcow2 is made from (else it is installed from isoBase) */
   baseImage?: string
   bundle: boolean
-  /** A pull secret to merge the registry's auth into (openshift/pull-secret-merged.json) */
-  pullSecret?: string
-  cache?: string
-  allowMissing: boolean
-  force: boolean
-  seed?: string
+  /** Outputs left out of a demo for want of a tool, said after the summary */
+  skipped: string[]
+  /** The programs the writers of these outputs declare, checked on this machine */
+  tools: ToolNeed[]
+}
+
+/** The build of a planned site: what every stage reads. */
+export interface SiteBuild {
+  ctx: Ctx
+  opts: BuildOpts
+  loaded: LoadedConfig
+  want: Wanted
+  inputs: BuildInputs
+  dirs: BuildDirs
+  site: SitePlan
 }
 
 /** Fail once with every problem the checks found, before anything is written. */
@@ -50,34 +74,6 @@ export function refuseProblems(problems: string[]): void {
       problems.join('\n  '),
       problems.length > 1 ? `${problems.length} problems; nothing was written` : 'nothing was written',
     )
-}
-
-/**
- * The PXE part of the checks: whether a tree is wanted and the URL it will be
- * served from, normalized (no trailing slash, so the kickstart's URLs have no
- * '//'); problems are added to the list.
- */
-export function checkPxe(
-  opts: { pxe: boolean; pxeUrl?: string },
-  c: Config,
-  isoBase: string | undefined,
-  problems: string[],
-): { wantPxe: boolean; pxeUrl?: string } {
-  const wantPxe = opts.pxe || c.outputs.pxe !== undefined
-  if (!wantPxe) return { wantPxe }
-  const raw = opts.pxeUrl ?? c.outputs.pxe?.baseUrl
-  if (!isoBase) problems.push('--pxe needs the RHEL ISO to take the kernel and initrd from: add --iso BASE.iso')
-  if (!raw) {
-    problems.push('--pxe needs the URL the tree will be served from: add --pxe-url http://HOST:PORT or outputs.pxe.baseUrl')
-    return { wantPxe }
-  }
-  try {
-    return { wantPxe, pxeUrl: normalizeBaseUrl(raw) }
-  } catch (e) {
-    if (!(e instanceof UserError)) throw e
-    problems.push(`${opts.pxeUrl !== undefined ? '--pxe-url' : 'outputs.pxe.baseUrl'}: ${e.message}`)
-    return { wantPxe }
-  }
 }
 
 /**
@@ -179,7 +175,15 @@ export async function buildPayload(
   ctx: Ctx,
   inputs: BuildInputs,
   dirs: BuildDirs,
-  o: { config: Config; allowMissing: boolean; configPath?: string; note?: string; loaded?: Pick<LoadedConfig, 'file' | 'text'> },
+  o: {
+    config: Config
+    allowMissing: boolean
+    configPath?: string
+    note?: string
+    loaded?: Pick<LoadedConfig, 'file' | 'text'>
+    /** The hosts the payload is for: their data volumes are checked against it */
+    hosts?: SiteHostPlan[]
+  },
 ): Promise<AssembleResult> {
   const { stack, cacheDir } = inputs
   const ocMirror = await importOcMirrorArchives(ctx, cacheDir, o)
@@ -194,14 +198,32 @@ export async function buildPayload(
     content: o.config.content.images,
     outDir: dirs.payloadDir,
     allowMissing: o.allowMissing,
+    // a fleet's hosts share the registry section: one answer for the site
+    registryTree: laysContentTree(o.config),
     ...(o.configPath ? { configPath: o.configPath } : {}),
     ...(ocMirror.content.images.length || ocMirror.content.releaseSignatures.length ? { ocMirror: ocMirror.content } : {}),
     signal: ctx.signal,
   })
   for (const m of payload.missing) ctx.log.warn(`image missing from the cache: ${m}`)
+  if (o.hosts) await checkDataVolumes(ctx, dirs.payloadDir, o.hosts)
   // For the manifest's missingImages and the summary of what the build still needs
   payload.missing.push(...ocMirror.missing.map((m) => `oc-mirror archive ${m}`), ...ocMirror.leftOut)
   return payload
+}
+
+/** Each host's data volume against the payload (data-volume-check.ts): said for each, refused when one is too small. */
+async function checkDataVolumes(ctx: Ctx, payloadDir: string, hosts: SiteHostPlan[]): Promise<void> {
+  const figures = await payloadVolumeFigures(payloadDir)
+  const tooSmall = []
+  const said = new Set<string>()
+  for (const h of hosts) {
+    const check = checkDataVolume(h.config, figures)
+    // a fleet's hosts mostly share their disk: each distinct figure said once
+    if (!said.has(check.summary)) ctx.log.info(check.summary)
+    said.add(check.summary)
+    if (!check.fits) tooSmall.push({ hostname: h.config.host.hostname, config: h.config, check })
+  }
+  if (tooSmall.length) throw dataVolumeError(tooSmall)
 }
 
 /** content.ocMirrorArchives into the cache (payload/ocmirror-payload.ts); skipped repositories are warned about. */
@@ -217,7 +239,9 @@ async function importOcMirrorArchives(
     archives,
     allowMissing: o.allowMissing,
     field: (i, message) =>
-      o.loaded ? new ConfigError([diagnosticAt(o.loaded, ['content', 'ocMirrorArchives', i], message)]) : new UserError(`content.ocMirrorArchives[${i}]: ${message}`),
+      o.loaded
+        ? new ConfigError([diagnosticAt(o.loaded, ['content', 'ocMirrorArchives', i], message)])
+        : new UserError(`content.ocMirrorArchives[${i}]: ${message}`),
   })
   for (const run of r.runs) ctx.log.info(`oc-mirror run ${run.iscTime ?? '(no isc_* file)'}: ${run.chunks.length} chunk(s) in ${run.label}`)
   for (const s of r.skipped) ctx.log.warn(`oc-mirror: skipped ${s.repo}:${s.tag} (${s.digest}): ${s.reason}`)
@@ -253,42 +277,60 @@ function withoutSparseIndexes(r: OcMirrorForBuild, allowMissing: boolean): strin
   return names.map((n) => `content ${n}: an index with platforms left out, from an oc-mirror archive`)
 }
 
-/** Versions of node and of the tools that wrote the media, for the manifest. */
-async function toolVersions(): Promise<Record<string, string>> {
+/** Versions of node and of the tools that wrote the media (those their writers declare), for the manifest. */
+async function toolVersions(needs: readonly ToolNeed[]): Promise<Record<string, string>> {
   const tools: Record<string, string> = { node: process.version }
-  for (const t of ['xorriso', 'skopeo']) {
+  for (const t of new Set(needs.map((n) => n.tool))) {
     const v = await toolVersion(t)
     if (v) tools[t] = v
   }
   return tools
 }
 
+/** What the manifest says of a host: its config's facts, and where its outputs and its rendered files are. */
+function manifestHost(h: SiteHostPlan): ManifestHost {
+  const { host, registry } = h.config
+  return {
+    hostname: host.hostname,
+    rhel: host.rhel,
+    flavor: registry.flavor,
+    port: registry.port,
+    ...(h.fleet ? { role: h.fleet.role, address: `${h.fleet.address}/${h.fleet.prefix}`, mac: h.fleet.mac, disk: host.disk.device } : {}),
+    dir: h.dir,
+    render: join(h.dir, 'host'),
+  }
+}
+
 /**
  * The last stage: remove the scratch, then manifest.json and SHA256SUMS over
- * every output. `host` is the config whose host the manifest names.
+ * every output, naming every host of the site.
  */
 export async function writeBuildManifest(
   dirs: BuildDirs,
   m: {
     loaded: LoadedConfig
-    host: Config
+    hosts: SiteHostPlan[]
     epoch: number
     demo: boolean
     payload: AssembleResult
     baseIso?: BuildManifest['baseIso']
+    /** The programs the build's writers declared */
+    tools: readonly ToolNeed[]
     signal: AbortSignal
   },
 ): Promise<BuildManifest> {
   await rm(dirs.work, { recursive: true, force: true })
-  const tools = await toolVersions()
-  const { host, registry } = m.host
+  const tools = await toolVersions(m.tools)
+  const hosts = m.hosts.map(manifestHost)
+  const { hostname, rhel, flavor, port } = hosts[0]!
   const manifest = await writeManifest(
     dirs.dir,
     {
       schema: 'mirror-appliance/manifest/v1',
       builder: { version: VERSION, node: process.version },
       config: { file: m.loaded.file, digest: m.loaded.digest },
-      host: { hostname: host.hostname, rhel: host.rhel, flavor: registry.flavor, port: registry.port },
+      host: { hostname, rhel, flavor, port },
+      hosts,
       epoch: m.epoch,
       demo: m.demo,
       images: m.payload.images,

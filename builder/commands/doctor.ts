@@ -1,40 +1,104 @@
-import type { Ctx } from '../context.js'
-import { findTool, TOOL_PACKAGES, toolVersion } from '../exec.js'
+// doctor: every program the builder, its other commands and its test suite
+// run, whether this machine has it (and new enough), its version, how to
+// install it and what it enables. The list is not written here: it is every
+// declaration the build's check reads (tool-check.ts), those of `images
+// fetch` and `vm`, and the test suite's below. Always exit 0: a report.
 
-/** The external tools, what each enables, and how to ask it for its version. */
-export const DOCTOR_TOOLS: { tool: string; enables: string; versionFlag?: string }[] = [
-  { tool: 'xorriso', enables: 'oemdrv.iso, remastered ISO, PXE tree (reading the ISO)' },
-  { tool: 'mcopy', enables: 'remastered ISO (grub.cfg inside efiboot.img)', versionFlag: '--version' },
-  { tool: 'skopeo', enables: 'images fetch/import, payload' },
-  { tool: 'qemu-img', enables: 'qcow2' },
-  { tool: 'qemu-system-x86_64', enables: 'qcow2 by installing in a VM, boot tests' },
-  { tool: 'guestfish', enables: 'qcow2 from a RHEL KVM guest image' },
-  { tool: 'ignition-validate', enables: 'checking appliance.ign (tests)', versionFlag: '--version' },
-  { tool: 'shellcheck', enables: 'checking generated scripts (tests)' },
-  { tool: 'docker-registry', enables: 'end-to-end registry tests' },
+import type { Ctx } from '../context.js'
+import { toolVersion } from '../exec.js'
+import { QCOW2_DATA_DISK_TOOLS } from '../media/qcow2.js'
+import { VM_TOOLS } from '../media/vm.js'
+import { FETCH_TOOLS } from '../payload/fetch.js'
+import { installCommand, needTool, type ToolNeed } from '../tool-needs.js'
+import { BUILD_TOOL_USES, demandsOf, toolState, type ToolUse } from './tool-check.js'
+
+/** What the test suite runs beside the builder's own tools (test/, .ci/run installs them). */
+export const TEST_TOOLS: readonly ToolNeed[] = [
+  needTool('qemu-system-x86_64', 'to boot-test the media'),
+  needTool('ignition-validate', 'to check appliance.ign'),
+  needTool('shellcheck', 'to check the host scripts'),
+  needTool('docker-registry', 'to run the end-to-end registry tests'),
 ]
 
-export async function doctor(ctx: Ctx): Promise<number> {
-  const rows: { tool: string; found: boolean; version: string | null; package: string; enables: string }[] = []
-  for (const t of DOCTOR_TOOLS) {
-    const found = (await findTool(t.tool)) !== null
+/** Everything doctor checks: each part of a build, then the other commands, then the tests. */
+export const DOCTOR_TOOL_USES: readonly ToolUse[] = [
+  ...Object.values(BUILD_TOOL_USES),
+  { label: 'images fetch', needs: FETCH_TOOLS },
+  { label: 'vm', needs: VM_TOOLS },
+  // The qcow2 writer's data disk: no build output asks for it yet, its end-to-end test does.
+  { label: 'tests', needs: [...TEST_TOOLS, ...QCOW2_DATA_DISK_TOOLS] },
+]
+
+export interface DoctorRow {
+  tool: string
+  found: boolean
+  /** Found and at least minVersion */
+  ok: boolean
+  /** First line of `tool --version`; null when missing or too old */
+  version: string | null
+  /** Debian package */
+  package: string
+  /** Fedora/RHEL package, where one ships the program */
+  rpm: string | null
+  minVersion: string | null
+  /** What it says and what we need, when it is too old */
+  tooOld: string | null
+  /** What it enables: the labels of the uses that declare it */
+  enables: string
+}
+
+async function rowsOf(uses: readonly ToolUse[]): Promise<DoctorRow[]> {
+  const rows: DoctorRow[] = []
+  for (const { need, labels } of demandsOf(uses)) {
+    const state = await toolState(need)
+    const ok = state.path !== null && !state.tooOld
     rows.push({
-      tool: t.tool,
-      found,
-      version: found ? await toolVersion(t.tool, t.versionFlag) : null,
-      package: TOOL_PACKAGES[t.tool] ?? t.tool,
-      enables: t.enables,
+      tool: need.tool,
+      found: state.path !== null,
+      ok,
+      version: ok ? await toolVersion(need.tool) : null,
+      package: need.debian,
+      rpm: need.rpm ?? null,
+      minVersion: need.minVersion ?? null,
+      tooOld: state.tooOld ?? null,
+      enables: labels.join(', '),
     })
   }
-  rows.unshift({ tool: 'node', found: true, version: process.version, package: 'nodejs', enables: 'everything' })
+  return rows
+}
+
+/** The version a program printed, or what to do about it. */
+function detailOf(r: DoctorRow): string {
+  const install = installCommand({ debian: r.package, ...(r.rpm ? { rpm: r.rpm } : {}) })
+  if (r.ok) return (r.version ?? '').slice(0, 50)
+  return r.found ? `${r.minVersion} or newer needed: ${install}` : install
+}
+
+/** One line of the text report: ok/missing/too old, the program, its version or how to install it, what it enables. */
+function rowLine(r: DoctorRow, detailWidth: number): string {
+  const status = r.ok ? 'ok' : r.found ? 'too old' : 'missing'
+  return `${status.padEnd(7)} ${r.tool.padEnd(20)} ${detailOf(r).padEnd(detailWidth)} ${r.enables}`
+}
+
+export async function doctor(ctx: Ctx): Promise<number> {
+  const rows = await rowsOf(DOCTOR_TOOL_USES)
+  rows.unshift({
+    tool: 'node',
+    found: true,
+    ok: true,
+    version: process.version,
+    package: 'nodejs',
+    rpm: 'nodejs',
+    minVersion: null,
+    tooOld: null,
+    enables: 'everything',
+  })
   if (ctx.json) {
     ctx.out(JSON.stringify(rows, null, 2))
-  } else {
-    for (const r of rows) {
-      ctx.out(
-        `${r.found ? 'ok     ' : 'missing'} ${r.tool.padEnd(20)} ${(r.version ?? `apt-get install ${r.package}`).slice(0, 50).padEnd(50)} ${r.enables}`,
-      )
-    }
+    return 0
   }
+  const width = Math.max(...rows.map((r) => detailOf(r).length))
+  for (const r of rows) ctx.out(rowLine(r, width))
+  for (const r of rows) if (r.tooOld) ctx.out(`  ${r.tooOld}`)
   return 0
 }

@@ -33,7 +33,10 @@ export async function init(opts: { output: string; force: boolean }, ctx: Ctx): 
     rmSync(schemaTmp, { force: true })
   }
   if (ctx.json) ctx.out(JSON.stringify({ written: opts.output, schema: schemaFile }))
-  else ctx.log.info(`wrote ${opts.output} and ${schemaFile} (the schema editors check it against); edit it, then: mirror-appliance validate -c ${opts.output}`)
+  else
+    ctx.log.info(
+      `wrote ${opts.output} and ${schemaFile} (the schema editors check it against); edit it, then: mirror-appliance validate -c ${opts.output}`,
+    )
   return 0
 }
 

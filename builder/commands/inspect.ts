@@ -24,7 +24,16 @@ export async function inspect(opts: { path: string }, ctx: Ctx): Promise<number>
   const lines = [
     `mirror-appliance ${m.builder.version} build of ${m.config.file}`,
     `  config digest: ${m.config.digest}`,
-    `  host:          ${m.host.hostname} (RHEL ${m.host.rhel}), ${m.host.flavor} registry on port ${m.host.port}`,
+    // A fleet's manifest names every host; older manifests and a site of one, the one.
+    ...((m.hosts?.length ?? 0) > 1
+      ? [
+          `  hosts:`,
+          ...m.hosts!.map(
+            (h) =>
+              `    ${h.hostname} (RHEL ${h.rhel}), ${h.flavor} registry on port ${h.port}${h.address ? `, ${h.address}` : ''}: ${h.dir}/`,
+          ),
+        ]
+      : [`  host:          ${m.host.hostname} (RHEL ${m.host.rhel}), ${m.host.flavor} registry on port ${m.host.port}`]),
     `  built:         ${new Date(m.epoch * 1000).toISOString()} (SOURCE_DATE_EPOCH ${m.epoch})`,
     `  demo:          ${m.demo ? 'yes: not for production' : 'no'}`,
     `  images:        ${m.images.length}${m.missingImages.length ? `, ${m.missingImages.length} missing: ${m.missingImages.join(', ')}` : ''}`,

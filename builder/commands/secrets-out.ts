@@ -1,7 +1,14 @@
-import type { Plan } from '../plan/types.js'
-import { writeStoredSecrets, type StoredSecrets } from '../plan/secrets.js'
+// secrets/ of an output: what the next build into it reuses, and the
+// credentials in a readable summary. Never copied onto media. The layout is
+// the plan's (plan/secrets.ts): a site of one flat in secrets/, a fleet's CA
+// once at the top and each host's own values under hosts/<hostname>/.
 
-/** secrets/: secrets.json (generated values, reused by the next build), the CA, and a readable summary. */
+import { join } from 'node:path'
+import type { SitePlan } from '../plan/site.js'
+import type { Plan } from '../plan/types.js'
+import { writeFleetCa, writeStoredSecrets, type StoredSecrets } from '../plan/secrets.js'
+
+/** One host's secrets: secrets.json (generated values, reused by the next build), the CA, and a readable summary. */
 export function writeSecrets(dir: string, plan: Plan, stored: StoredSecrets): void {
   const { config, secrets, pki } = plan
   const lines = [
@@ -18,4 +25,13 @@ export function writeSecrets(dir: string, plan: Plan, stored: StoredSecrets): vo
     'ca.crt': pki.caCertPem,
     ...(pki.caKeyPem ? { 'ca.key': pki.caKeyPem } : {}),
   })
+}
+
+/** secrets/ for every host of the site; a shared CA key is written once, at the top, never in a host's directory. */
+export function writeSiteSecrets(dir: string, site: SitePlan): void {
+  if (site.sharedCa) writeFleetCa(dir, site.sharedCa)
+  for (const h of site.hosts) {
+    const { caKeyPem: _shared, ...pki } = h.plan.pki
+    writeSecrets(join(dir, h.dir), site.sharedCa ? { ...h.plan, pki } : h.plan, h.stored)
+  }
 }

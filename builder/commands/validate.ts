@@ -37,7 +37,13 @@ export async function validate(opts: { config?: string; cache?: string }, ctx: C
   if (ctx.json) {
     ctx.out(
       JSON.stringify(
-        { valid: true, file: loaded.file, digest: loaded.digest, warnings: warnings.map((d) => formatDiagnostic(d, { caret: false })), config: loaded.config },
+        {
+          valid: true,
+          file: loaded.file,
+          digest: loaded.digest,
+          warnings: warnings.map((d) => formatDiagnostic(d, { caret: false })),
+          config: loaded.config,
+        },
         null,
         2,
       ),
@@ -45,6 +51,8 @@ export async function validate(opts: { config?: string; cache?: string }, ctx: C
     return 0
   }
   for (const w of warnings) ctx.log.warn(formatDiagnostic(w))
-  ctx.log.info(`${loaded.file}: valid (${loaded.config.registry.flavor} registry on ${loaded.config.host.hostname}:${loaded.config.registry.port}, RHEL ${loaded.config.host.rhel})`)
+  ctx.log.info(
+    `${loaded.file}: valid (${loaded.config.registry.flavor} registry on ${loaded.config.host.hostname}:${loaded.config.registry.port}, RHEL ${loaded.config.host.rhel})`,
+  )
   return 0
 }

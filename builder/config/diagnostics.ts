@@ -1,5 +1,7 @@
 // Errors that point into the config file: `file:line:col field.path: sentence`,
 // then the line itself and a caret under the column (butane's report style).
+// A key a build flag set has no place in the file: `file: field.path (--flag):
+// sentence` (flags.ts).
 
 import { UserError } from '../errors.js'
 
@@ -15,6 +17,8 @@ export interface Diagnostic {
   /** The source line, for the caret display */
   source?: string
   severity: 'error' | 'warning'
+  /** The build flag that set this key (without dashes); line and col are then 0 */
+  flag?: string
 }
 
 /** `host.users[0].name` */
@@ -26,7 +30,7 @@ export function formatPath(path: FieldPath): string {
 
 export function formatDiagnostic(d: Diagnostic, opts: { caret?: boolean } = {}): string {
   const where = d.line > 0 ? `${d.file}:${d.line}:${d.col}` : `${d.file}:`
-  const field = d.path.length ? ` ${formatPath(d.path)}:` : ''
+  const field = d.path.length ? ` ${formatPath(d.path)}${d.flag ? ` (--${d.flag})` : ''}:` : ''
   const prefix = d.severity === 'warning' ? ' warning:' : ''
   let out = `${where}${prefix}${field} ${d.message}`
   if (opts.caret !== false && d.source !== undefined && d.line > 0) {

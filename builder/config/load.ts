@@ -1,7 +1,9 @@
 // Config in three steps (changesets style): what the user wrote, checked by
 // the JSON schema; the normalized config with defaults and derived values;
 // cross-field rules. Every problem is collected with its place in the file
-// and reported at once.
+// and reported at once. A build merges its flags into what the user wrote
+// first (flags.ts), so its rules see what it will build and a refusal names
+// the key, or the flag that set it.
 
 import { createHash } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
@@ -11,6 +13,7 @@ import { Ajv, type ErrorObject } from 'ajv'
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, Scalar, visit, type Document, type Node } from 'yaml'
 import { UserError } from '../errors.js'
 import { ConfigError, type Diagnostic, type FieldPath } from './diagnostics.js'
+import { mergeBuildFlags, type BuildOpts, type FlagSetting } from './flags.js'
 import { normalizeConfig } from './normalize.js'
 import { checkRules, type RuleResult } from './rules.js'
 import type { Config, ConfigInput } from './types.js'
@@ -27,8 +30,15 @@ const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as Record<string, u
 const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, verbose: true })
 const validateSchema = ajv.compile(schema)
 
+/** How a config is loaded: for `validate` and `render` as the file has it, for `build` with its flags merged in. */
+export interface LoadOptions {
+  /** The build's flags: their keys override the file's, and the rules check what the build will make */
+  build?: BuildOpts
+}
+
 export interface LoadedConfig {
   config: Config
+  /** What the user wrote, with a build's flags merged in */
   input: ConfigInput
   /** Path as given (or DEFAULT_CONFIG_NAME) */
   file: string
@@ -39,10 +49,10 @@ export interface LoadedConfig {
 }
 
 /** Read and check a config file; without a path, the embedded default (the demo). */
-export function loadConfig(path?: string): LoadedConfig {
+export function loadConfig(path?: string, opts: LoadOptions = {}): LoadedConfig {
   if (path === undefined) {
     const text = readFileSync(EXAMPLE_PATH)
-    return loadConfigText(text, DEFAULT_CONFIG_NAME, { baseDir: process.cwd() })
+    return loadConfigText(text, DEFAULT_CONFIG_NAME, { ...opts, baseDir: process.cwd() })
   }
   let size: number
   try {
@@ -58,11 +68,9 @@ export function loadConfig(path?: string): LoadedConfig {
     )
   }
   if (size > MAX_CONFIG_BYTES) {
-    throw new ConfigError([
-      at(path, `the file is ${size} bytes; a config may be at most ${MAX_CONFIG_BYTES} bytes (1 MiB)`),
-    ])
+    throw new ConfigError([at(path, `the file is ${size} bytes; a config may be at most ${MAX_CONFIG_BYTES} bytes (1 MiB)`)])
   }
-  return loadConfigText(readFileSync(path), path, { baseDir: dirname(resolve(path)) })
+  return loadConfigText(readFileSync(path), path, { ...opts, baseDir: dirname(resolve(path)) })
 }
 
 function at(file: string, message: string, line = 0, col = 0, path: FieldPath = [], source?: string): Diagnostic {
@@ -71,7 +79,7 @@ function at(file: string, message: string, line = 0, col = 0, path: FieldPath = 
 
 /** Offset of the first byte that is not valid UTF-8, or -1. */
 function invalidUtf8Offset(buf: Buffer): number {
-  for (let i = 0; i < buf.length; ) {
+  for (let i = 0; i < buf.length;) {
     const b = buf[i]!
     const n = b < 0x80 ? 0 : b >= 0xc2 && b < 0xe0 ? 1 : b >= 0xe0 && b < 0xf0 ? 2 : b >= 0xf0 && b < 0xf5 ? 3 : -1
     if (n < 0) return i
@@ -81,11 +89,7 @@ function invalidUtf8Offset(buf: Buffer): number {
   return -1
 }
 
-export function loadConfigText(
-  data: string | Buffer,
-  file: string,
-  opts: { baseDir: string },
-): LoadedConfig {
+export function loadConfigText(data: string | Buffer, file: string, opts: { baseDir: string } & LoadOptions): LoadedConfig {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data
   if (bytes.length > MAX_CONFIG_BYTES) {
     throw new ConfigError([at(file, `the file is ${bytes.length} bytes; a config may be at most ${MAX_CONFIG_BYTES} bytes (1 MiB)`)])
@@ -98,11 +102,21 @@ export function loadConfigText(
     const start = before.lastIndexOf(0x0a) + 1
     const end = bytes.indexOf(0x0a, bad)
     // Shown with U+FFFD where the bad bytes are, so the caret has something to point at.
-    const source = bytes.subarray(start, end < 0 ? bytes.length : end).toString('utf8').replace(/\r$/, '')
+    const source = bytes
+      .subarray(start, end < 0 ? bytes.length : end)
+      .toString('utf8')
+      .replace(/\r$/, '')
     throw new ConfigError([
       bad === 0 && bytes.length >= 2 && ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))
         ? at(file, 'the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8', 1, 1)
-        : at(file, `the file is not valid UTF-8 (byte 0x${bytes[bad]!.toString(16)} at offset ${bad}); save it as UTF-8`, line, col, [], source),
+        : at(
+            file,
+            `the file is not valid UTF-8 (byte 0x${bytes[bad]!.toString(16)} at offset ${bad}); save it as UTF-8`,
+            line,
+            col,
+            [],
+            source,
+          ),
     ])
   }
   let text = bytes.toString('utf8')
@@ -182,13 +196,25 @@ export function loadConfigText(
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     const p = place((doc.contents as Node | null)?.range?.[0] ?? 0)
     throw new ConfigError([
-      at(file, 'the top level must be a mapping (key: value lines), starting with "apiVersion: mirror-appliance/v1"', p.line, p.col, [], p.source),
+      at(
+        file,
+        'the top level must be a mapping (key: value lines), starting with "apiVersion: mirror-appliance/v1"',
+        p.line,
+        p.col,
+        [],
+        p.source,
+      ),
     ])
   }
 
   const locate = (path: FieldPath, key = false) => place(offsetOf(doc, path, key))
+  // Keys a build flag set: a finding about one names the flag, not a place in the file.
+  let flagged: FlagSetting[] = []
+  const flagOf = (path: FieldPath) => flagFor(path, flagged, input)
   const ruleDiagnostics = (found: RuleResult[]): Diagnostic[] =>
     found.map((r) => {
+      const flag = flagOf(r.path)
+      if (flag) return { file, line: 0, col: 0, path: r.path, message: r.message, severity: r.severity, flag }
       const p = locate(r.path, r.atKey ?? false)
       return { file, line: p.line, col: p.col, path: r.path, message: r.message, source: p.source, severity: r.severity }
     })
@@ -203,12 +229,47 @@ export function loadConfigText(
     throw new ConfigError(sortByPlace(diagnostics))
   }
 
-  const typed = input as ConfigInput
+  let typed = input as ConfigInput
+  const fromFlags: RuleResult[] = []
+  if (opts.build) {
+    const merged = mergeBuildFlags(typed, opts.build)
+    typed = merged.input
+    flagged = [...merged.set, ...merged.problems]
+    fromFlags.push(...merged.problems.map((p) => ({ path: p.path, message: p.message, severity: 'error' as const })))
+  }
   const config = normalizeConfig(typed, { baseDir: opts.baseDir })
-  const all = ruleDiagnostics(checkRules(typed, config))
+  const all = ruleDiagnostics([...fromFlags, ...checkRules(typed, config, { build: opts.build !== undefined })])
   const errors = all.filter((d) => d.severity === 'error')
   if (errors.length) throw new ConfigError(sortByPlace(all))
   return { config, input: typed, file, text, digest, warnings: all.filter((d) => d.severity === 'warning') }
+}
+
+/** One path is the other or inside it. */
+function within(p: FieldPath, parent: FieldPath): boolean {
+  return p.length >= parent.length && parent.every((s, i) => String(s) === String(p[i]))
+}
+
+function inFile(input: unknown, path: FieldPath): boolean {
+  let node = input
+  for (const seg of path) {
+    if (node === null || typeof node !== 'object' || !(String(seg) in node)) return false
+    node = (node as Record<string, unknown>)[String(seg)]
+  }
+  return true
+}
+
+/**
+ * The flag a finding at `path` is about: the one that set that key, else the
+ * switch that made the section it is in (--pxe for outputs.pxe.*), else, when
+ * the file does not have the key, the flag that set a key inside it
+ * (--iso for outputs.iso). Undefined: the finding has its place in the file.
+ */
+function flagFor(path: FieldPath, flagged: FlagSetting[], fileInput: unknown): string | undefined {
+  const exact = flagged.find((s) => s.path.length === path.length && within(path, s.path))
+  if (exact) return exact.flag
+  const section = flagged.filter((s) => within(path, s.path)).sort((a, b) => b.path.length - a.path.length)[0]
+  if (section) return section.flag
+  return inFile(fileInput, path) ? undefined : flagged.find((s) => within(s.path, path))?.flag
 }
 
 /**
@@ -257,9 +318,8 @@ function rulesDespite(input: object, errs: ErrorObject[], baseDir: string): Rule
   }
   if (!validateSchema(pruned)) return []
   const typed = pruned as unknown as ConfigInput
-  const within = (p: FieldPath, parent: FieldPath) => p.length >= parent.length && parent.every((s, i) => String(s) === String(p[i]))
-  const related = (r: FieldPath, cut: FieldPath) => within(r, cut) || (cut.length === r.length + 1 && within(cut, r))
-  return checkRules(typed, normalizeConfig(typed, { baseDir })).filter((r) => !cuts.some((c) => related(r.path, c)))
+  const restates = (r: FieldPath, cut: FieldPath) => within(r, cut) || (cut.length === r.length + 1 && within(cut, r))
+  return checkRules(typed, normalizeConfig(typed, { baseDir }), { build: false }).filter((r) => !cuts.some((c) => restates(r.path, c)))
 }
 
 /** The quoted scalar left open where yaml reports a missing closing quote. */
@@ -286,7 +346,8 @@ function deepNesting(lines: string[]): { line: number; col: number; message: str
     const line = lines[i]!
     const indent = line.length - line.trimStart().length
     const blank = line.trim() === '' || line.trimStart().startsWith('#')
-    if (!blank && indent > MAX_NESTING * 4) return { line: i + 1, col: indent + 1, message: `indented ${indent} columns deep; a config nests at most ${MAX_NESTING} levels` }
+    if (!blank && indent > MAX_NESTING * 4)
+      return { line: i + 1, col: indent + 1, message: `indented ${indent} columns deep; a config nests at most ${MAX_NESTING} levels` }
     let quote = ''
     for (let j = 0; j < line.length; j++) {
       const c = line[j]!
@@ -295,7 +356,8 @@ function deepNesting(lines: string[]): { line: number; col: number; message: str
       } else if (c === '"' || c === "'") quote = c
       else if (c === '#' && (j === 0 || /\s/.test(line[j - 1]!))) break
       else if (c === '[' || c === '{') {
-        if (++depth > MAX_NESTING) return { line: i + 1, col: j + 1, message: `brackets nested more than ${MAX_NESTING} levels deep; a config needs a few` }
+        if (++depth > MAX_NESTING)
+          return { line: i + 1, col: j + 1, message: `brackets nested more than ${MAX_NESTING} levels deep; a config needs a few` }
       } else if ((c === ']' || c === '}') && depth > 0) depth--
     }
   }
@@ -349,9 +411,11 @@ function simplify(errors: ErrorObject[]): ErrorObject[] {
   )
   const seen = new Set<string>()
   return errors.filter((e) => {
-    if (combinators.has(e.instancePath) && e.keyword !== 'oneOf' && e.keyword !== 'anyOf' && e.keyword !== 'additionalProperties') return false
+    if (combinators.has(e.instancePath) && e.keyword !== 'oneOf' && e.keyword !== 'anyOf' && e.keyword !== 'additionalProperties')
+      return false
     if (e.keyword === 'type' && enums.has(e.instancePath)) return false
-    if (e.keyword === 'required' && hinted.has(`${e.instancePath}|${(e.params as { missingProperty: string }).missingProperty}`)) return false
+    if (e.keyword === 'required' && hinted.has(`${e.instancePath}|${(e.params as { missingProperty: string }).missingProperty}`))
+      return false
     const k = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`
     if (seen.has(k)) return false
     seen.add(k)
@@ -397,8 +461,11 @@ function describe(err: ErrorObject): { path: FieldPath; message: string; atKey: 
       // node of its own: point at its key.
       return {
         path,
-        message: `must be ${t.split(',').map((x) => wanted[x] ?? x).join(' or ')}, not ${typeName(err.data)}` +
-          (err.data === null && t === 'object' ? '; give it fields or remove the key' : ''),
+        message:
+          `must be ${t
+            .split(',')
+            .map((x) => wanted[x] ?? x)
+            .join(' or ')}, not ${typeName(err.data)}` + (err.data === null && t === 'object' ? '; give it fields or remove the key' : ''),
         atKey: err.data === null,
       }
     }
@@ -408,7 +475,11 @@ function describe(err: ErrorObject): { path: FieldPath; message: string; atKey: 
         // YAML reads `rhel: 8.10` as the number 8.1.
         const meant = allowed.find((a) => Number(a) === err.data)
         if (meant !== undefined) {
-          return { path, message: `must be one of ${allowed.join(', ')}, not number ${err.data}; write it in quotes: "${meant}"`, atKey: false }
+          return {
+            path,
+            message: `must be one of ${allowed.join(', ')}, not number ${err.data}; write it in quotes: "${meant}"`,
+            atKey: false,
+          }
         }
       }
       // No hint for version-like values: "9.4" is not a typo of "8.4".
@@ -427,14 +498,26 @@ function describe(err: ErrorObject): { path: FieldPath; message: string; atKey: 
     case 'minItems':
     case 'maxItems': {
       const limit = (err.params as { limit: number }).limit
-      return { path, message: `may have at ${err.keyword === 'minItems' ? 'least' : 'most'} ${limit} item${limit === 1 ? '' : 's'}`, atKey: false }
+      return {
+        path,
+        message: `may have at ${err.keyword === 'minItems' ? 'least' : 'most'} ${limit} item${limit === 1 ? '' : 's'}`,
+        atKey: false,
+      }
     }
     case 'uniqueItems': {
       const { i, j } = err.params as { i: number; j: number }
-      return { path: [...path, i], message: `repeats item ${j} (${JSON.stringify((err.data as unknown[])[i])}); list each once`, atKey: false }
+      return {
+        path: [...path, i],
+        message: `repeats item ${j} (${JSON.stringify((err.data as unknown[])[i])}); list each once`,
+        atKey: false,
+      }
     }
     case 'const':
-      return { path, message: `must be ${JSON.stringify((err.params as { allowedValue: unknown }).allowedValue)}, not ${typeName(err.data)}`, atKey: false }
+      return {
+        path,
+        message: `must be ${JSON.stringify((err.params as { allowedValue: unknown }).allowedValue)}, not ${typeName(err.data)}`,
+        atKey: false,
+      }
     case 'pattern':
       return { path, message: `${JSON.stringify(err.data)} is not valid` + (desc ? `: ${desc}` : ''), atKey: false }
     case 'oneOf': {
@@ -443,7 +526,9 @@ function describe(err: ErrorObject): { path: FieldPath; message: string; atKey: 
       const given = options.filter((o) => err.data !== null && typeof err.data === 'object' && o in err.data)
       return {
         path,
-        message: passing ? `give only one of: ${options.join(', ')} (found ${given.join(' and ')})` : `needs exactly one of: ${options.join(', ')}`,
+        message: passing
+          ? `give only one of: ${options.join(', ')} (found ${given.join(' and ')})`
+          : `needs exactly one of: ${options.join(', ')}`,
         atKey: false,
       }
     }

@@ -141,8 +141,11 @@ export function normalizeConfig(input: ConfigInput, opts: { baseDir: string }): 
         ...(tls.caFile ? { caFile: abs(tls.caFile) } : {}),
         validityDays: tls.validityDays ?? DEFAULTS.validityDays,
         extraSANs: tls.extraSANs ?? [],
+        autoRenew: tls.autoRenew ?? true,
       },
       ...(r.storage?.type === 's3' ? { storage: normalizeStorage(r.storage, hostname, abs) } : {}),
+      // Sign-up stays closed unless asked for: the init user creates the others.
+      quay: { userCreation: r.quay?.userCreation ?? false },
       ...(r.images && Object.keys(r.images).length
         ? {
             images: Object.fromEntries(
@@ -161,11 +164,17 @@ export function normalizeConfig(input: ConfigInput, opts: { baseDir: string }): 
         return {
           ref: i.ref,
           ...(digest ? { digest } : {}),
-          target: i.target ?? i.ref.replace(/@.*$/, '').replace(/^[^/]+\//, '').replace(/:[^/:]+$/, ''),
+          target:
+            i.target ??
+            i.ref
+              .replace(/@.*$/, '')
+              .replace(/^[^/]+\//, '')
+              .replace(/:[^/:]+$/, ''),
         }
       }),
       archives: (c.archives ?? []).map((a) => ({ path: abs(a.path), format: a.format ?? 'auto' })),
       ocMirrorArchives: (c.ocMirrorArchives ?? []).map(abs),
+      keepPayload: c.keepPayload ?? false,
     },
     outputs: {
       oemdrv: o.oemdrv ?? true,

@@ -78,6 +78,7 @@ export interface TlsInput {
   caFile?: string
   validityDays?: number
   extraSANs?: string[]
+  autoRenew?: boolean
 }
 
 /**
@@ -119,8 +120,15 @@ export interface RegistryInput {
   initUser?: { name?: string; password?: string; email?: string }
   tls?: TlsInput
   storage?: StorageInput
+  /** Settings of the quay flavor's Quay */
+  quay?: QuayInput
   /** Stack images that replace the lock's (images/<flavor>.lock.json), by role */
   images?: { [R in StackRole]?: StackImageInput }
+}
+
+export interface QuayInput {
+  /** Anyone who reaches the registry may sign up (Quay's FEATURE_USER_CREATION); default false */
+  userCreation?: boolean
 }
 
 export interface ImageInput {
@@ -139,6 +147,8 @@ export interface ContentInput {
   images?: ImageInput[]
   archives?: ArchiveInput[]
   ocMirrorArchives?: string[]
+  /** Keep the payload on the host after first boot put its content into the registry (default false) */
+  keepPayload?: boolean
 }
 
 export interface OutputsInput {
@@ -182,11 +192,7 @@ export interface ConfigInput {
 
 // ---- normalized ----------------------------------------------------------
 
-export type Password =
-  | { kind: 'plain'; plain: string }
-  | { kind: 'hash'; hash: string }
-  | { kind: 'generate' }
-  | { kind: 'locked' }
+export type Password = { kind: 'plain'; plain: string } | { kind: 'hash'; hash: string } | { kind: 'generate' } | { kind: 'locked' }
 
 export interface User {
   name: string
@@ -253,6 +259,13 @@ export interface Tls {
   caFile?: string
   validityDays: number
   extraSANs: string[]
+  /**
+   * A daily timer on the host renews the server certificate 30 days before
+   * it expires, with the CA key when the administrator has put it on the host
+   * (it never travels on the media); without it, the timer only warns
+   * (journal, motd). false: no timer.
+   */
+  autoRenew: boolean
 }
 
 /** Image data on an S3-compatible object store (absent from Registry: the host's disk). */
@@ -278,6 +291,8 @@ export interface Registry {
   tls: Tls
   /** Object storage for image data; absent: the host's disk (registry.dataDir) */
   storage?: S3Storage
+  /** Quay's settings (used by the quay flavor only) */
+  quay: { userCreation: boolean }
   /** Stack images the config names instead of the lock's, by role; absent: all from the lock (see resolveStack) */
   images?: { [R in StackRole]?: { ref: string; digest: string } }
 }
@@ -294,6 +309,8 @@ export interface Content {
   images: Image[]
   archives: { path: string; format: 'auto' | 'docker-archive' | 'oci-archive' | 'oci-dir' }[]
   ocMirrorArchives: string[]
+  /** The payload stays on the host after first boot (else removed once the registry serves the content) */
+  keepPayload: boolean
 }
 
 export interface Outputs {

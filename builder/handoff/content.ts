@@ -74,7 +74,7 @@ export function kindByRepository(origin: string, target: string): ContentKind {
   return 'generic'
 }
 
-/** The tag first boot pushes an image with (templates/firstboot: the source tag, else sha256-<hex>). */
+/** The tag first boot pushes an image with (templates/host/firstboot: the source tag, else sha256-<hex>). */
 function pushTag(tag: string | undefined, digest: string): string | undefined {
   return tag ?? (digest ? `sha256-${digest.replace(/^sha256:/, '')}` : undefined)
 }

@@ -58,7 +58,10 @@ function patchCmdline(words: string, e: BootCfgEdit): string {
 
 function isPlainInstall(cmdline: string, e: BootCfgEdit): boolean {
   // Arguments we add ourselves (fips=1 for a FIPS install) do not make an entry special.
-  const words = cmdline.split(/\s+/).filter((w) => !(e.extraArgs ?? []).includes(w)).join(' ')
+  const words = cmdline
+    .split(/\s+/)
+    .filter((w) => !(e.extraArgs ?? []).includes(w))
+    .join(' ')
   return /\binst\.stage2=/.test(words) && !/\b(rd\.live\.check|inst\.rescue|nomodeset|fips=1)\b/.test(words)
 }
 

@@ -111,7 +111,10 @@ export async function checkFreeSpace(dir: string, need: number, what: string): P
   if (free < want) {
     const mb = (n: number): string => `${Math.ceil(n / 1024 / 1024)} MiB`
     // Not the user's mistake but the machine's state: exit 1, like a full disk while writing.
-    throw new FailureError(`not enough free space in ${dir} for ${what}: need about ${mb(want)}, ${mb(free)} free`, 'free some space or choose another output directory')
+    throw new FailureError(
+      `not enough free space in ${dir} for ${what}: need about ${mb(want)}, ${mb(free)} free`,
+      'free some space or choose another output directory',
+    )
   }
 }
 

@@ -8,12 +8,14 @@
 // entries, isohybrid MBR and GPT so the output boots from CD and USB stick in
 // BIOS and UEFI mode like the original.
 
-import { chmod, open, readFile, stat, utimes, writeFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { createHash } from 'node:crypto'
+import { chmod, mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import { UserError } from '../errors.js'
-import { sha256File, sha256FileCached } from '../hash.js'
+import { fileIdentity, sha256File, sha256FileCached } from '../hash.js'
+import { needTool, type ToolNeed } from '../tool-needs.js'
 import { mcopy, mlist, mtype } from '../tools/mtools.js'
-import { xorrisoExtract, xorrisoInspect, xorrisoWrite, type IsoInfo, type XorrisoMap } from '../tools/xorriso.js'
+import { ISO_HEAD_BYTES, xorrisoExtract, xorrisoInspect, xorrisoWrite, type IsoInfo, type XorrisoMap } from '../tools/xorriso.js'
 import { majorFromVolumeId, patchGrubCfg, patchIsolinuxCfg, type BootCfgEdit } from './bootcfg.js'
 import {
   checkFreeSpace,
@@ -31,6 +33,14 @@ import { PAYLOAD_ISO_DIR } from './oemdrv.js'
 
 export const KS_ISO_PATH = '/ks.cfg'
 export const SUPPORTED_MAJOR = 8
+
+/** The programs this writer runs: the build checks them before any work, `doctor` lists them (tool-needs.ts). */
+export const ISO_TOOLS: readonly ToolNeed[] = [
+  needTool('xorriso', 'to read and remaster the RHEL ISO'),
+  needTool('mdir', "to patch the ISO's EFI boot image"),
+  needTool('mtype', "to patch the ISO's EFI boot image"),
+  needTool('mcopy', "to patch the ISO's EFI boot image"),
+]
 
 /** The files a RHEL 8 x86_64 installer ISO boots from. */
 export const RHEL_BOOT_FILES = {
@@ -52,9 +62,18 @@ export interface RemasterOptions {
   force?: boolean
   /** Installer arguments added with inst.ks, e.g. fips=1 (RHEL 8 needs it on the installer's own kernel line for FIPS) */
   kernelArgs?: string[]
-  /** Read the output back to return its sha256 (default true); the build hashes it once for the manifest instead */
+  /**
+   * Put the output's sha256 in the result (default true), reading it back if
+   * it could not be hashed while written; false: only if it could (the build
+   * hashes it for the manifest either way, hashPinned taking the hash made
+   * while writing).
+   */
   hashOutput?: boolean
-  /** Remember the base ISO's sha256 here (the image cache), so a rebuild from the same file does not read it again */
+  /**
+   * The image cache: the base ISO's sha256 is remembered here, so a rebuild
+   * from the same file does not read it again, and so is the output's head,
+   * so that a rebuild hashes the output while xorriso writes it.
+   */
   hashCacheDir?: string
   signal?: AbortSignal
   onProgress?: OnProgress
@@ -100,7 +119,10 @@ export function checkBaseIso(info: IsoInfo, force: boolean): BaseIsoCheck {
   const major = majorFromVolumeId(info.volumeId)
   if (!force) {
     if (major === null) problems.push(`cannot tell the RHEL release from its volume id '${info.volumeId}' (use force to try anyway)`)
-    else if (major !== SUPPORTED_MAJOR) problems.push(`its volume id '${info.volumeId}' says RHEL ${major}; only RHEL ${SUPPORTED_MAJOR} is supported (use force to try anyway)`)
+    else if (major !== SUPPORTED_MAJOR)
+      problems.push(
+        `its volume id '${info.volumeId}' says RHEL ${major}; only RHEL ${SUPPORTED_MAJOR} is supported (use force to try anyway)`,
+      )
   }
   return { info, major, problems }
 }
@@ -145,11 +167,13 @@ export async function remasterIso(o: RemasterOptions): Promise<RemasterResult> {
 
     const iso = patchIsolinuxCfg(await readFile(join(scratch, 'isolinux.cfg'), 'utf8'), edit)
     if (!iso.defaultEntry) warnings.push(`${RHEL_BOOT_FILES.isolinux}: no plain install entry found; the default entry was left as it was`)
-    if (!iso.patchedEntries) throw new UserError(`${o.baseIso}: ${RHEL_BOOT_FILES.isolinux} has no installer entry (inst.stage2=) to add the kickstart to`)
+    if (!iso.patchedEntries)
+      throw new UserError(`${o.baseIso}: ${RHEL_BOOT_FILES.isolinux} has no installer entry (inst.stage2=) to add the kickstart to`)
     await stamp(join(scratch, 'isolinux.cfg'), iso.text, o.epoch)
 
     const grub = patchGrubCfg(await readFile(join(scratch, 'grub.cfg'), 'utf8'), edit)
-    if (!grub.patchedEntries) throw new UserError(`${o.baseIso}: ${RHEL_BOOT_FILES.grub} has no installer entry (inst.stage2=) to add the kickstart to`)
+    if (!grub.patchedEntries)
+      throw new UserError(`${o.baseIso}: ${RHEL_BOOT_FILES.grub} has no installer entry (inst.stage2=) to add the kickstart to`)
     await stamp(join(scratch, 'grub.cfg'), grub.text, o.epoch)
 
     // The ESP copy: what UEFI firmware reads when it boots the ESP partition (USB) instead of the ISO 9660 tree.
@@ -159,7 +183,10 @@ export async function remasterIso(o: RemasterOptions): Promise<RemasterResult> {
     if (espFiles.some((f) => f.toLowerCase() === EFIBOOT_GRUB.toLowerCase())) {
       const espGrub = patchGrubCfg(await mtype(img, EFIBOOT_GRUB, o.signal), edit)
       await stamp(join(scratch, 'efiboot-grub.cfg'), espGrub.text, o.epoch)
-      await mcopy({ image: img, from: join(scratch, 'efiboot-grub.cfg'), to: `::${EFIBOOT_GRUB}`, overwrite: true, preserveTime: true }, o.signal)
+      await mcopy(
+        { image: img, from: join(scratch, 'efiboot-grub.cfg'), to: `::${EFIBOOT_GRUB}`, overwrite: true, preserveTime: true },
+        o.signal,
+      )
     } else {
       warnings.push(`${RHEL_BOOT_FILES.efiboot} has no ${EFIBOOT_GRUB}; only the ISO 9660 copy was patched`)
     }
@@ -175,18 +202,73 @@ export async function remasterIso(o: RemasterOptions): Promise<RemasterResult> {
     if (o.payloadDir) maps.push({ from: o.payloadDir, to: PAYLOAD_ISO_DIR })
 
     const meter = progressMeter(o.onProgress)
+    const headFile = await headGuessFile(o.hashCacheDir, o.baseIso, o.outFile)
+    const headGuess = headFile ? await readHeadGuess(headFile) : undefined
     return writeAtomically(o.outFile, async (tmp) => {
       const r = await xorrisoWrite(
         { indev: o.baseIso, outFile: tmp, epoch: o.epoch, maps, bootReplay: true, isoLevel: 3 },
-        { signal: o.signal, onProgress: meter },
+        { signal: o.signal, onProgress: meter, ...(headGuess ? { headGuess } : {}) },
       )
       const size = (await stat(tmp)).size
       meter({ sectors: r.sectors ?? size / 2048, percent: 100 })
-      return o.hashOutput === false ? undefined : sha256File(tmp, o.signal)
+      if (headFile) await rememberHead(headFile, r.whileWritten?.head ?? (await readHead(tmp)), headGuess)
+      return r.whileWritten?.hash?.sha256 ?? (o.hashOutput === false ? undefined : sha256File(tmp, o.signal))
     })
   })
   const { sha256: baseSha256, cached: baseSha256Cached } = await baseHash
   return { volumeId: info.volumeId, baseSha256, baseSha256Cached, ...(outSha256 ? { outSha256 } : {}), warnings }
+}
+
+// ---- the output's head, remembered for the next build ------------------------
+//
+// xorriso writes an image's first ISO_HEAD_BYTES last, and its sha256 cannot
+// be computed while it is written without them (hash.ts hashWhileWritten).
+// A rebuild from the same base with the same config gets the same head, so
+// the head of the last output from this version of the base is kept in the
+// image cache and guessed. A wrong guess (another config, another xorriso)
+// only means the output is read back, as before; it is never trusted.
+
+/** Where the head of the last output made from this base version (and output name) is kept; undefined without a cache. */
+async function headGuessFile(cacheDir: string | undefined, baseIso: string, outFile: string): Promise<string | undefined> {
+  const id = cacheDir ? await fileIdentity(baseIso) : null
+  return id
+    ? join(
+        cacheDir!,
+        'iso-heads',
+        createHash('sha256')
+          .update(`v1\0${id}\0${basename(outFile)}`)
+          .digest('hex'),
+      )
+    : undefined
+}
+
+async function readHeadGuess(file: string): Promise<Buffer | undefined> {
+  const b = await readFile(file).catch(() => undefined)
+  return b?.length === ISO_HEAD_BYTES ? b : undefined
+}
+
+async function readHead(iso: string): Promise<Buffer> {
+  const fh = await open(iso, 'r')
+  try {
+    const b = Buffer.alloc(ISO_HEAD_BYTES)
+    const { bytesRead } = await fh.read(b, 0, b.length, 0)
+    return b.subarray(0, bytesRead)
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Keep the head for the next build (a cache that cannot be written only costs that build time). */
+async function rememberHead(file: string, head: Buffer, guessed: Buffer | undefined): Promise<void> {
+  if (head.length !== ISO_HEAD_BYTES || (guessed && head.equals(guessed))) return
+  const tmp = `${file}.tmp-${process.pid}`
+  try {
+    await mkdir(dirname(file), { recursive: true })
+    await writeFile(tmp, head, { mode: 0o644 })
+    await rename(tmp, file)
+  } catch {
+    await rm(tmp, { force: true }).catch(() => {})
+  }
 }
 
 async function stamp(path: string, text: string, epoch: number): Promise<void> {

@@ -1,9 +1,12 @@
 // oemdrv.iso: a small second medium labelled OEMDRV with ks.cfg at its root.
 // Anaconda looks for a volume with that label and loads /ks.cfg from it when
 // no inst.ks= is given, so the user's RHEL ISO can stay unmodified. Needs no
-// base ISO. The payload goes under /appliance/ like on the remastered ISO.
+// base ISO. The payload goes under /appliance/ like on the remastered ISO;
+// for a fleet it goes once on its own medium instead (payload.iso, labelled
+// MAPAYLOAD: buildPayloadMedium), and each host's OEMDRV holds only ks.cfg.
 
 import { UserError } from '../errors.js'
+import { needTool, type ToolNeed } from '../tool-needs.js'
 import { xorrisoWrite, type XorrisoMap } from '../tools/xorriso.js'
 import {
   checkFreeSpace,
@@ -23,6 +26,23 @@ import { dirname } from 'node:path'
 export const OEMDRV_LABEL = 'OEMDRV'
 /** Where the payload lives on every medium we write. */
 export const PAYLOAD_ISO_DIR = '/appliance'
+/** Volume label of a fleet's shared payload medium. */
+export const PAYLOAD_LABEL = 'MAPAYLOAD'
+
+/** The programs this writer runs: the build checks them before any work, `doctor` lists them (tool-needs.ts). */
+export const OEMDRV_TOOLS: readonly ToolNeed[] = [needTool('xorriso', 'to write the OEMDRV medium')]
+
+/** payload.iso: the payload under /appliance/, labelled MAPAYLOAD. Same inputs and epoch give the same bytes. */
+export async function buildPayloadMedium(o: { payloadDir: string; outFile: string; epoch: number; signal?: AbortSignal }): Promise<number> {
+  await checkPayloadDir(o.payloadDir)
+  return writeAtomically(o.outFile, async (tmp) => {
+    await xorrisoWrite(
+      { outFile: tmp, volumeId: PAYLOAD_LABEL, epoch: o.epoch, maps: [{ from: o.payloadDir, to: PAYLOAD_ISO_DIR }], isoLevel: 3 },
+      { ...(o.signal ? { signal: o.signal } : {}) },
+    )
+    return (await stat(tmp)).size
+  })
+}
 
 export interface OemdrvOptions {
   ksText: string

@@ -1,16 +1,19 @@
 // pxe/: everything a network install needs, served over HTTP by `serve`:
 // the installer kernel and initrd from the base ISO's images/pxeboot, the
-// ISO's contents as the install repository (repo/), the kickstart, the
-// payload, and ready-made boot loader entries for GRUB2, iPXE and pxelinux.
-// For a fleet (buildFleetPxeTree) the tree is the same once, with a kickstart
-// per host under hosts/<name>/ks.cfg and boot entries per MAC address; the
+// ISO's contents as the install repository (repo/), the payload once, a
+// kickstart per host and ready-made boot loader entries for GRUB2, iPXE and
+// pxelinux. One writer for every site: a site of one has its kickstart at
+// ks.cfg and the default entries install it; a fleet's hosts are booted by
+// their MAC addresses (hosts/<name>/ks.cfg, grub.cfg-01-<mac>, ...) and the
 // default entries boot the local disk, so an unknown machine never installs.
 
 import { chmod, cp, mkdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { normalizeBaseUrl } from '../config/pxe-url.js'
 import { UserError } from '../errors.js'
 import { renderTemplate } from '../render/templates.js'
+import { needTool, type ToolNeed } from '../tool-needs.js'
 import { xorrisoExtract, xorrisoInspect } from '../tools/xorriso.js'
 import { checkFreeSpace, checkPayloadDir, throwIfAborted, treeSize } from './common.js'
 import { looksLikeIso } from './iso.js'
@@ -18,17 +21,29 @@ import { looksLikeIso } from './iso.js'
 export const PXE_KERNEL = 'images/pxeboot/vmlinuz'
 export const PXE_INITRD = 'images/pxeboot/initrd.img'
 
-export interface PxeOptions extends TreeOptions {
+/** The programs this writer runs: the build checks them before any work, `doctor` lists them (tool-needs.ts). */
+export const PXE_TOOLS: readonly ToolNeed[] = [needTool('xorriso', 'to take the installer out of the RHEL ISO for the PXE tree')]
+
+/** One host the tree installs. */
+export interface PxeHost {
+  hostname: string
+  /**
+   * aa:bb:cc:dd:ee:ff: the host gets entries of its own, found by this MAC.
+   * Absent (only for the one host of a site of one): the tree's default
+   * entries install it.
+   */
+  mac?: string
   ksText: string
 }
 
-interface TreeOptions {
+export interface PxeOptions {
   baseIso: string
   /** Directory to create (must not exist) */
   outDir: string
   payloadDir?: string
   /** URL this directory will be served at, e.g. http://10.0.0.5:8080 */
   baseUrl: string
+  hosts: PxeHost[]
   /** Extract the whole ISO under repo/ as the install source (default true) */
   repo?: boolean
   /** Name shown in the menus */
@@ -44,121 +59,32 @@ export interface PxeSnippets {
   pxelinux: string
 }
 
+/** The boot entries of one host, relative to the tree. */
+export interface PxeEntry {
+  hostname: string
+  /** Lower case; absent when the default entries install this host */
+  mac?: string
+  ksUrl: string
+  /** Kernel arguments of its entries */
+  cmdline: string
+  files: { grub: string; pxelinux: string; ipxe: string; ks: string }
+}
+
 export interface PxeResult {
   outDir: string
   kernelUrl: string
   initrdUrl: string
-  ksUrl: string
   /** inst.repo= value (the extracted ISO), or null when repo is false */
   repoUrl: string | null
-  /** Kernel arguments every snippet uses */
-  cmdline: string
+  hosts: PxeEntry[]
+  /** The default entries (what a machine without an entry of its own boots), relative to outDir */
+  files: { grub: string; ipxe: string; pxelinux: string }
+  /** Their texts: a site of one's install entries, a fleet's local-boot entries */
   snippets: PxeSnippets
-  /** Snippet files, relative to outDir */
-  files: { grub: string; ipxe: string; pxelinux: string }
 }
 
-/**
- * What a PXE base URL may hold. It goes unquoted into the GRUB, iPXE and
- * pxelinux entries and the installer's kernel command line, where ';', '$',
- * '&', quotes, '#', '%' and spaces mean something (iPXE expands ${...}, GRUB
- * ends a command at ';'): only http(s), a host name or IP address, a port and
- * a path of RFC 3986 unreserved characters and '/' get through. The config
- * schema (outputs.pxe.baseUrl) has the same pattern; a test keeps them equal.
- */
-export const PXE_URL_PATTERN = '^https?://([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$'
-const PXE_URL = new RegExp(PXE_URL_PATTERN)
-
-/** Normalize and check the base URL: http(s), URL characters only, no query, no trailing slash. */
-export function normalizeBaseUrl(baseUrl: string): string {
-  let u: URL
-  try {
-    u = new URL(baseUrl)
-  } catch {
-    throw new UserError(`base URL '${baseUrl}' is not a URL`, 'example: http://192.168.122.1:8080')
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UserError(`base URL '${baseUrl}' must be http:// or https://`)
-  if (u.search || u.hash) throw new UserError(`base URL '${baseUrl}' must not have a query or fragment`)
-  if (/\s/.test(baseUrl)) throw new UserError(`base URL '${baseUrl}' must not contain spaces`)
-  if (u.username || u.password) throw new UserError(`base URL '${baseUrl}' must not carry a user name or password: it is shown on every console that boots it`)
-  if (!PXE_URL.test(baseUrl)) {
-    const bad = [...new Set(baseUrl.replace(/^https?:\/\//, '').replace(/[A-Za-z0-9._~/:[\]-]/g, ''))].join(' ')
-    throw new UserError(
-      `base URL '${baseUrl}' may hold only letters, digits and . _ ~ - / after http(s)://HOST[:PORT]${bad ? `, not ${bad}` : ''}: it goes unquoted into GRUB, iPXE and kernel command lines`,
-      'example: http://192.168.122.1:8080/pxe',
-    )
-  }
-  return u.toString().replace(/\/+$/, '')
-}
-
-/** The kernel arguments and the three snippets. Pure. */
-export function pxeSnippets(o: { baseUrl: string; repo: boolean; title: string }): { cmdline: string; snippets: PxeSnippets; urls: Pick<PxeResult, 'kernelUrl' | 'initrdUrl' | 'ksUrl' | 'repoUrl'> } {
-  const baseUrl = normalizeBaseUrl(o.baseUrl)
-  const urls = {
-    kernelUrl: `${baseUrl}/${PXE_KERNEL}`,
-    initrdUrl: `${baseUrl}/${PXE_INITRD}`,
-    ksUrl: `${baseUrl}/ks.cfg`,
-    repoUrl: o.repo ? `${baseUrl}/repo` : null,
-  }
-  const cmdline = ['ip=dhcp', ...(urls.repoUrl ? [`inst.repo=${urls.repoUrl}`] : []), `inst.ks=${urls.ksUrl}`].join(' ')
-  const data = { title: o.title, baseUrl, kernel: PXE_KERNEL, initrd: PXE_INITRD, cmdline, scriptUrl: `${baseUrl}/pxe/boot.ipxe` }
-  return {
-    cmdline,
-    urls,
-    snippets: {
-      grub: renderTemplate('templates/pxe/grub.cfg.hbs', data),
-      ipxe: renderTemplate('templates/pxe/boot.ipxe.hbs', data),
-      pxelinux: renderTemplate('templates/pxe/pxelinux.cfg.hbs', data),
-    },
-  }
-}
-
-/** Write the PXE tree. Built beside outDir and renamed into place; nothing is left on failure. */
-export async function buildPxeTree(o: PxeOptions): Promise<PxeResult> {
-  const repo = o.repo ?? true
-  const { cmdline, snippets, urls } = pxeSnippets({ baseUrl: o.baseUrl, repo, title: o.title ?? 'Red Hat Enterprise Linux 8' })
-  if (!o.ksText.trim()) throw new UserError('the kickstart text is empty')
-  const files = { grub: 'pxe/grub.cfg', ipxe: 'pxe/boot.ipxe', pxelinux: 'pxe/pxelinux.cfg/default' }
-  await writePxeTree(o, repo, [
-    // the kickstart carries the server key, the registry passwords and the
-    // hashes: readable by the serving user only, like a fleet's
-    { path: 'ks.cfg', text: o.ksText, mode: 0o600 },
-    { path: files.grub, text: snippets.grub },
-    { path: files.ipxe, text: snippets.ipxe },
-    { path: files.pxelinux, text: snippets.pxelinux },
-  ])
-  return { outDir: o.outDir, ...urls, cmdline, snippets, files }
-}
-
-// ---- fleets: one tree, one entry per MAC ----
-
-export interface PxeHost {
-  hostname: string
-  /** aa:bb:cc:dd:ee:ff */
-  mac: string
-  ksText: string
-}
-
-export interface FleetPxeOptions extends TreeOptions {
-  hosts: PxeHost[]
-}
-
-export interface FleetPxeEntry {
-  hostname: string
-  mac: string
-  ksUrl: string
-  cmdline: string
-  /** This host's boot entries, relative to the tree */
-  files: { grub: string; ipxe: string; pxelinux: string; ks: string }
-}
-
-export interface FleetPxeResult {
-  outDir: string
-  repoUrl: string | null
-  hosts: FleetPxeEntry[]
-  /** The default (local boot) entries, relative to the tree */
-  files: { grub: string; ipxe: string; pxelinux: string }
-}
+/** The default entries: the boot loaders read these when no per-MAC entry exists. */
+const DEFAULT_FILES = { grub: 'pxe/grub.cfg', ipxe: 'pxe/boot.ipxe', pxelinux: 'pxe/pxelinux.cfg/default' } as const
 
 /** The name pxelinux and GRUB2 look a MAC up by: ARP type 01, lower-case hex joined by dashes. */
 export function macFileId(mac: string): string {
@@ -166,63 +92,114 @@ export function macFileId(mac: string): string {
   return '01-' + mac.toLowerCase().replaceAll(':', '-')
 }
 
-/**
- * Every boot loader file of a fleet tree, relative path -> text. Pure. The
- * defaults (pxe/grub.cfg, pxe/pxelinux.cfg/default, pxe/boot.ipxe) only boot
- * the local disk: a machine whose MAC is not in the fleet never installs.
- */
-export function fleetPxeFiles(o: { baseUrl: string; repo: boolean; title: string; hosts: { hostname: string; mac: string }[] }): { files: Record<string, string>; hosts: FleetPxeEntry[] } {
+/** One host's entry and the texts of its three boot loader files. Pure; baseUrl normalized. */
+function pxeEntry(
+  h: { hostname: string; mac?: string },
+  o: { baseUrl: string; repo: boolean; title: string },
+): { entry: PxeEntry; texts: PxeSnippets } {
+  const id = h.mac !== undefined ? macFileId(h.mac) : undefined
+  const ks = id ? `hosts/${h.hostname}/ks.cfg` : 'ks.cfg'
+  const files = id
+    ? { grub: `pxe/grub.cfg-${id}`, pxelinux: `pxe/pxelinux.cfg/${id}`, ipxe: `pxe/ipxe/${id}.ipxe`, ks }
+    : { ...DEFAULT_FILES, ks }
+  const ksUrl = `${o.baseUrl}/${ks}`
+  const cmdline = ['ip=dhcp', ...(o.repo ? [`inst.repo=${o.baseUrl}/repo`] : []), `inst.ks=${ksUrl}`].join(' ')
+  const entry: PxeEntry = { hostname: h.hostname, ...(h.mac !== undefined ? { mac: h.mac.toLowerCase() } : {}), ksUrl, cmdline, files }
+  const data = {
+    title: id ? `${o.title} as ${h.hostname}` : o.title,
+    baseUrl: o.baseUrl,
+    kernel: PXE_KERNEL,
+    initrd: PXE_INITRD,
+    cmdline,
+    scriptUrl: `${o.baseUrl}/${files.ipxe}`,
+    ...(id ? { perMac: `${entry.mac} (${h.hostname})` } : {}),
+  }
+  return {
+    entry,
+    texts: {
+      grub: renderTemplate('templates/pxe/grub.cfg.hbs', data),
+      ipxe: renderTemplate('templates/pxe/boot.ipxe.hbs', data),
+      pxelinux: renderTemplate('templates/pxe/pxelinux.cfg.hbs', data),
+    },
+  }
+}
+
+/** The kernel arguments and the three install entries of a site of one's tree. Pure. */
+export function pxeSnippets(o: { baseUrl: string; repo: boolean; title: string }): {
+  cmdline: string
+  snippets: PxeSnippets
+  urls: { kernelUrl: string; initrdUrl: string; ksUrl: string; repoUrl: string | null }
+} {
   const baseUrl = normalizeBaseUrl(o.baseUrl)
+  const { entry, texts } = pxeEntry({ hostname: '' }, { ...o, baseUrl })
+  return { cmdline: entry.cmdline, snippets: texts, urls: { ...installerUrls(baseUrl, o.repo), ksUrl: entry.ksUrl } }
+}
+
+function installerUrls(baseUrl: string, repo: boolean): Pick<PxeResult, 'kernelUrl' | 'initrdUrl' | 'repoUrl'> {
+  return { kernelUrl: `${baseUrl}/${PXE_KERNEL}`, initrdUrl: `${baseUrl}/${PXE_INITRD}`, repoUrl: repo ? `${baseUrl}/repo` : null }
+}
+
+/**
+ * Every boot loader file of a tree, relative path -> text, and each host's
+ * entry. Pure. With MACs, the defaults (pxe/grub.cfg, pxe/pxelinux.cfg/default,
+ * pxe/boot.ipxe) only boot the local disk: a machine whose MAC is not listed
+ * never installs. Without (one host), the defaults install that host.
+ */
+export function pxeTreeFiles(o: { baseUrl: string; repo: boolean; title: string; hosts: { hostname: string; mac?: string }[] }): {
+  files: Record<string, string>
+  hosts: PxeEntry[]
+} {
+  const baseUrl = normalizeBaseUrl(o.baseUrl)
+  if (!o.hosts.length) throw new UserError('a PXE tree needs at least one host')
+  const withoutMac = o.hosts.find((h) => h.mac === undefined)
+  if (withoutMac && o.hosts.length > 1)
+    throw new UserError(`${withoutMac.hostname} has no MAC address: a tree for several hosts boots each by its MAC`)
   const files: Record<string, string> = {}
-  const hosts: FleetPxeEntry[] = []
+  const hosts: PxeEntry[] = []
   const seen = new Map<string, string>()
   for (const h of o.hosts) {
-    const id = macFileId(h.mac)
-    const other = seen.get(id)
-    if (other) throw new UserError(`${h.hostname} and ${other} have the same MAC ${h.mac}: one PXE entry per MAC`)
-    seen.set(id, h.hostname)
-    const ksUrl = `${baseUrl}/hosts/${h.hostname}/ks.cfg`
-    const cmdline = ['ip=dhcp', ...(o.repo ? [`inst.repo=${baseUrl}/repo`] : []), `inst.ks=${ksUrl}`].join(' ')
-    const entry: FleetPxeEntry = {
-      hostname: h.hostname,
-      mac: h.mac.toLowerCase(),
-      ksUrl,
-      cmdline,
-      files: { grub: `pxe/grub.cfg-${id}`, pxelinux: `pxe/pxelinux.cfg/${id}`, ipxe: `pxe/ipxe/${id}.ipxe`, ks: `hosts/${h.hostname}/ks.cfg` },
+    if (h.mac !== undefined) {
+      const id = macFileId(h.mac)
+      const other = seen.get(id)
+      if (other) throw new UserError(`${h.hostname} and ${other} have the same MAC ${h.mac}: one PXE entry per MAC`)
+      seen.set(id, h.hostname)
     }
-    const data = { title: `${o.title} as ${h.hostname}`, baseUrl, kernel: PXE_KERNEL, initrd: PXE_INITRD, cmdline, scriptUrl: `${baseUrl}/${entry.files.ipxe}`, perMac: `${entry.mac} (${h.hostname})` }
-    files[entry.files.grub] = renderTemplate('templates/pxe/grub.cfg.hbs', data)
-    files[entry.files.pxelinux] = renderTemplate('templates/pxe/pxelinux.cfg.hbs', data)
-    files[entry.files.ipxe] = renderTemplate('templates/pxe/boot.ipxe.hbs', data)
+    const { entry, texts } = pxeEntry(h, { baseUrl, repo: o.repo, title: o.title })
+    files[entry.files.grub] = texts.grub
+    files[entry.files.pxelinux] = texts.pxelinux
+    files[entry.files.ipxe] = texts.ipxe
     hosts.push(entry)
   }
-  const data = { baseUrl, hosts }
-  files['pxe/grub.cfg'] = renderTemplate('templates/pxe/grub-local.cfg.hbs', data)
-  files['pxe/pxelinux.cfg/default'] = renderTemplate('templates/pxe/pxelinux-local.cfg.hbs', data)
-  files['pxe/boot.ipxe'] = renderTemplate('templates/pxe/boot-fleet.ipxe.hbs', data)
+  if (!withoutMac) {
+    const data = { baseUrl, hosts }
+    files[DEFAULT_FILES.grub] = renderTemplate('templates/pxe/grub-local.cfg.hbs', data)
+    files[DEFAULT_FILES.pxelinux] = renderTemplate('templates/pxe/pxelinux-local.cfg.hbs', data)
+    files[DEFAULT_FILES.ipxe] = renderTemplate('templates/pxe/boot-fleet.ipxe.hbs', data)
+  }
   return { files, hosts }
 }
 
-/** The fleet's tree: repo/, images/pxeboot/ and appliance/ once, hosts/<name>/ks.cfg (0600) and the per-MAC entries. */
-export async function buildFleetPxeTree(o: FleetPxeOptions): Promise<FleetPxeResult> {
+/** Write the tree: repo/, images/pxeboot/ and appliance/ once, each host's kickstart (0600) and the entries. Nothing is left on failure. */
+export async function buildPxeTree(o: PxeOptions): Promise<PxeResult> {
   const repo = o.repo ?? true
-  if (!o.hosts.length) throw new UserError('a fleet PXE tree needs at least one host')
   for (const h of o.hosts) if (!h.ksText.trim()) throw new UserError(`the kickstart for ${h.hostname} is empty`)
-  const { files, hosts } = fleetPxeFiles({ baseUrl: o.baseUrl, repo, title: o.title ?? 'Red Hat Enterprise Linux 8', hosts: o.hosts })
+  const { files, hosts } = pxeTreeFiles({ baseUrl: o.baseUrl, repo, title: o.title ?? 'Red Hat Enterprise Linux 8', hosts: o.hosts })
   await writePxeTree(o, repo, [
-    // each kickstart carries that host's secrets: readable by the serving user only
-    ...o.hosts.map((h) => ({ path: `hosts/${h.hostname}/ks.cfg`, text: h.ksText, mode: 0o600 })),
+    // each kickstart carries its host's server key, registry passwords and
+    // hashes: readable by the serving user only
+    ...o.hosts.map((h, i) => ({ path: hosts[i]!.files.ks, text: h.ksText, mode: 0o600 })),
     ...Object.entries(files).map(([path, text]) => ({ path, text })),
   ])
   return {
     outDir: o.outDir,
-    repoUrl: repo ? `${normalizeBaseUrl(o.baseUrl)}/repo` : null,
+    ...installerUrls(normalizeBaseUrl(o.baseUrl), repo),
     hosts,
-    files: { grub: 'pxe/grub.cfg', ipxe: 'pxe/boot.ipxe', pxelinux: 'pxe/pxelinux.cfg/default' },
+    files: { ...DEFAULT_FILES },
+    snippets: { grub: files[DEFAULT_FILES.grub]!, ipxe: files[DEFAULT_FILES.ipxe]!, pxelinux: files[DEFAULT_FILES.pxelinux]! },
   }
 }
 
-async function writePxeTree(o: TreeOptions, repo: boolean, texts: { path: string; text: string; mode?: number }[]): Promise<void> {
+async function writePxeTree(o: PxeOptions, repo: boolean, texts: { path: string; text: string; mode?: number }[]): Promise<void> {
   const b = await stat(o.baseIso).catch(() => null)
   if (!b?.isFile()) throw new UserError(`base ISO ${o.baseIso} does not exist or is not a file`)
   if (!(await looksLikeIso(o.baseIso))) throw new UserError(`${o.baseIso} is not an ISO 9660 image`)

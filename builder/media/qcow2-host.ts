@@ -35,7 +35,8 @@ export function parseInstallSection(unitText: string): InstallSection {
     const key = ({ WantedBy: 'wantedBy', RequiredBy: 'requiredBy', Alias: 'alias', Also: 'also' } as const)[m[1] as 'WantedBy']
     if (!key) continue
     const values = m[2]!.split(/\s+/).filter(Boolean)
-    if (values.length === 0) r[key] = [] // an empty assignment resets the list
+    if (values.length === 0)
+      r[key] = [] // an empty assignment resets the list
     else r[key].push(...values)
   }
   return r
@@ -126,7 +127,8 @@ export function parseIds(text: string): Map<string, number> {
 export function resolveId(name: string, table: Map<string, number>, kind: 'user' | 'group', path: string): number {
   if (/^\d+$/.test(name)) return Number(name)
   const id = table.get(name)
-  if (id === undefined) throw new UserError(`${path}: ${kind} "${name}" does not exist in the base image's /etc/${kind === 'user' ? 'passwd' : 'group'}`)
+  if (id === undefined)
+    throw new UserError(`${path}: ${kind} "${name}" does not exist in the base image's /etc/${kind === 'user' ? 'passwd' : 'group'}`)
   return id
 }
 
@@ -207,7 +209,8 @@ export function qcow2HostSpec(plan: Plan): HostSpec {
 
 export function renderNoCloud(seed: NoCloudSeed): NoCloudFiles {
   for (const u of seed.users) if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(u.name)) throw new UserError(`user name "${u.name}" is not valid`)
-  if (seed.rootPasswordHash !== null && !/^\$[0-9a-z]+\$[^\s:]+$/.test(seed.rootPasswordHash)) throw new UserError('the root password hash is not a crypt hash')
+  if (seed.rootPasswordHash !== null && !/^\$[0-9a-z]+\$[^\s:]+$/.test(seed.rootPasswordHash))
+    throw new UserError('the root password hash is not a crypt hash')
   const files: NoCloudFiles = {
     'meta-data': renderTemplate('templates/qcow2/meta-data.hbs', { instanceId: seed.instanceId, hostname: seed.hostname }),
     'user-data': renderTemplate('templates/qcow2/user-data.hbs', {
@@ -267,6 +270,14 @@ export function virtInstallArgs(vm: VmDescription): string[] {
   const a = ['--import', '--name', vm.name, '--memory', String(vm.memoryMiB ?? 8192), '--vcpus', String(vm.vcpus ?? 4)]
   a.push('--os-variant', vm.osVariant ?? 'rhel8-unknown')
   for (const d of vm.disks) a.push('--disk', `path=${d.replace(/,/g, ',,')},format=qcow2,bus=virtio`)
-  a.push('--network', `network=${vm.network ?? 'default'},model=virtio`, '--graphics', 'none', '--console', 'pty,target_type=serial', '--noautoconsole')
+  a.push(
+    '--network',
+    `network=${vm.network ?? 'default'},model=virtio`,
+    '--graphics',
+    'none',
+    '--console',
+    'pty,target_type=serial',
+    '--noautoconsole',
+  )
   return a
 }

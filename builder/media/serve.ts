@@ -35,7 +35,8 @@ export interface AccessLine {
 }
 
 /** Anything but printable ASCII (and the space and quote that separate the fields) as %XX: a request cannot forge log lines. */
-const logSafe = (s: string) => s.replace(/[^\x21-\x7e]|"/g, (c) => [...Buffer.from(c)].map((b) => '%' + b.toString(16).toUpperCase().padStart(2, '0')).join(''))
+const logSafe = (s: string) =>
+  s.replace(/[^\x21-\x7e]|"/g, (c) => [...Buffer.from(c)].map((b) => '%' + b.toString(16).toUpperCase().padStart(2, '0')).join(''))
 
 /** One access log line: `2023-11-14T22:13:20Z 192.0.2.7 "GET /ks.cfg" 200 4096`. */
 export function accessLogLine(l: AccessLine, now: Date = new Date()): string {
@@ -194,7 +195,10 @@ export async function serveDir(o: ServeOptions): Promise<Server> {
           : e.code === 'EACCES'
             ? new UserError(`no permission to listen on port ${o.port}`)
             : e.code === 'EADDRNOTAVAIL'
-              ? new UserError(`--bind ${o.host}: no network interface of this machine has that address`, 'see "ip -brief address" for the addresses it has')
+              ? new UserError(
+                  `--bind ${o.host}: no network interface of this machine has that address`,
+                  'see "ip -brief address" for the addresses it has',
+                )
               : e,
       ),
     )

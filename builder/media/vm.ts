@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { FailureError, UserError } from '../errors.js'
 import { commandLine, requireTool, run, type RunResult } from '../exec.js'
+import { needTool, type ToolNeed } from '../tool-needs.js'
 import type { BuildManifest } from '../manifest.js'
 import { kvmProbeArgs, kvmProbeBios } from './qcow2-install.js'
 import { OVMF_CODE, OVMF_VARS_TEMPLATE, qemuEscape, type Firmware } from '../tools/qemu.js'
@@ -37,6 +38,12 @@ export const DEFAULT_MEMORY_MB = 4096
 export const DEFAULT_CPUS = 2
 export const DEFAULT_INSTALL_DISK_GIB = 64
 export const DEFAULT_WAIT_S = 1800
+
+/** The programs `vm` runs: checked before it starts anything, listed by `doctor` (tool-needs.ts). */
+export const VM_TOOLS: readonly ToolNeed[] = [
+  needTool(QEMU, 'to run the appliance in a VM'),
+  needTool('qemu-img', 'to make the VM disk (an overlay on the built one)'),
+]
 
 export type Accel = 'kvm' | 'tcg'
 
@@ -170,7 +177,7 @@ function readAuth(dir: string, hostname: string, port: number): string | undefin
   }
 }
 
-/** Text first boot prints on the console when a step fails (templates/firstboot/firstboot.sh.hbs on_error). */
+/** Text first boot prints on the console when a step fails (templates/host/firstboot on_exit). */
 const FIRSTBOOT_FAILED = /mirror-appliance first boot: FAILED at step '([^']+)'/
 
 /** Lines first boot prints when it runs a step and when it has finished (the console log is new for each boot). */
@@ -526,8 +533,7 @@ export async function planVm(dirArg: string, o: VmOptions): Promise<VmPlan> {
     throw new UserError(`--port and --ssh-port must differ (both ${o.port})`)
   refuseIfRunning(paths, dirArg)
 
-  await requireTool(QEMU, 'to run the appliance in a VM')
-  await requireTool('qemu-img', 'to make the VM disk (an overlay on the built one)')
+  for (const n of VM_TOOLS) await requireTool(n.tool, n.for)
   if (o.firmware === 'uefi') {
     for (const f of [OVMF_CODE, OVMF_VARS_TEMPLATE])
       if (!existsSync(f)) throw new FailureError(`--uefi needs ${f}, which is missing`, 'install it: apt-get install ovmf')

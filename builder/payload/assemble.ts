@@ -3,21 +3,45 @@
 // filesystem, else copied while their digest is checked), images.tsv (the
 // contract with first boot), payload.json (what went in) and SHA256SUMS.
 // Streams everything: memory stays flat whatever the payload size.
+//
+// For a registry that serves a storage tree laid at build time (distribution
+// on the host's disk, registry-tree.ts), the payload also carries the tree's
+// link files under registry-tree/ (layout.PAYLOAD_TREE_DIR), never its blob
+// data: the blobs are the payload's own oci/blobs, which first boot
+// hard-links into the tree on the data volume. Shipping the tree's blobs too
+// would double the bytes: an ISO shows hard links as separate files, and the
+// kickstart copies the payload with cp -a.
 
 import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
-import { copyFile, link, mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { copyFile, link, mkdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { UserError } from '../errors.js'
 import type { ManifestImage } from '../manifest.js'
+import type { ToolNeed } from '../tool-needs.js'
 import { copyHashing } from './copy.js'
 import { digestHex, sha256Bytes } from './digest.js'
 import type { StackImage } from './lock.js'
 import { withDirLock } from './lockfile.js'
 import { contentOciName, tsvField, type ContentImageRef, type ContentKind } from './names.js'
-import { imagePlatforms, MEDIA, OciLayout, REF_NAME, SOURCE_DIGEST, SOURCE_REF, SPARSE_ABSENT, VerifyError, type Descriptor } from './oci.js'
+import {
+  imagePlatforms,
+  MEDIA,
+  OciLayout,
+  REF_NAME,
+  SOURCE_DIGEST,
+  SOURCE_REF,
+  SPARSE_ABSENT,
+  VerifyError,
+  type Descriptor,
+} from './oci.js'
 import { ocMirrorRows, placeReleaseSignatures, type OcMirrorContent, type OcMirrorRow } from './ocmirror-payload.js'
 import { parseRef } from './ref.js'
+import { planPayloadTree, TREE_V2 } from './registry-tree.js'
+import { PAYLOAD_TREE_DIR } from '../registry/layout.js'
+
+/** The programs this stage runs (tool-needs.ts): none, the OCI layout is read, copied and written in-process. */
+export const PAYLOAD_TOOLS: readonly ToolNeed[] = []
 
 export interface AssembleProgress {
   /** bytes placed so far / total */
@@ -42,6 +66,8 @@ export interface AssembleOptions {
   configPath?: string
   /** What oc-mirror archives brought into the cache (ocmirror.ts), each image under oc-mirror's repository and tag */
   ocMirror?: OcMirrorContent
+  /** Carry the registry storage tree's link files (registry-tree/): some host's registry serves a tree laid at build time */
+  registryTree?: boolean
   onProgress?: (p: AssembleProgress) => void
   signal?: AbortSignal
 }
@@ -149,7 +175,9 @@ export function findInCache(entries: Descriptor[], w: CacheWant): Descriptor | u
  */
 export function narrowedEntry(entries: Descriptor[], w: CacheWant): Descriptor | undefined {
   if (w.role !== 'content' || !w.digest) return undefined
-  return entries.find((e) => e.annotations?.[REF_NAME] === w.ociName && e.digest !== w.digest && e.annotations?.[SOURCE_DIGEST] === w.digest)
+  return entries.find(
+    (e) => e.annotations?.[REF_NAME] === w.ociName && e.digest !== w.digest && e.annotations?.[SOURCE_DIGEST] === w.digest,
+  )
 }
 
 /** The images of `wanted` that the cache at cacheDir does not hold (all of them when there is no cache). */
@@ -169,9 +197,24 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
   const wanted: Wanted[] = [
     ...opts.stack.map((s): Wanted => {
       const p = parseRef(s.ref)
-      return { role: 'stack', ociName: s.ociName, ref: s.ref, digest: s.digest, target: p.repo, tag: p.tag, ...(s.override ? { override: true } : {}) }
+      return {
+        role: 'stack',
+        ociName: s.ociName,
+        ref: s.ref,
+        digest: s.digest,
+        target: p.repo,
+        tag: p.tag,
+        ...(s.override ? { override: true } : {}),
+      }
     }),
-    ...opts.content.map((c): Wanted => ({ role: 'content', ociName: contentOciName(c), ref: c.ref, digest: c.digest ?? parseRef(c.ref).digest, target: c.target, tag: parseRef(c.ref).tag })),
+    ...opts.content.map((c): Wanted => ({
+      role: 'content',
+      ociName: contentOciName(c),
+      ref: c.ref,
+      digest: c.digest ?? parseRef(c.ref).digest,
+      target: c.target,
+      tag: parseRef(c.ref).tag,
+    })),
   ]
   const cacheExists = !!(await stat(join(opts.cacheDir, 'oci-layout')).catch(() => null))
   const cache = cacheExists ? await OciLayout.open(opts.cacheDir, { create: false }) : undefined
@@ -190,7 +233,15 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
       const ocm = await ocMirrorRows(cache, entries, opts.ocMirror)
       for (const r of ocm.rows) found.push({ w: ocMirrorWanted(r), entry: r.entry })
       for (const m of ocm.missing) {
-        missing.push({ role: 'content', ociName: m.ociName, ref: `${m.repo}:${m.tag} of the oc-mirror archive ${m.source}`, digest: m.digest, target: m.repo, tag: m.tag, ...(m.kind === 'signature' ? { tsvRole: 'signature' as const } : {}) })
+        missing.push({
+          role: 'content',
+          ociName: m.ociName,
+          ref: `${m.repo}:${m.tag} of the oc-mirror archive ${m.source}`,
+          digest: m.digest,
+          target: m.repo,
+          tag: m.tag,
+          ...(m.kind === 'signature' ? { tsvRole: 'signature' as const } : {}),
+        })
       }
     }
     found.splice(0, found.length, ...dropDuplicates(found))
@@ -202,13 +253,18 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
           : ''
       }
       const list = missing
-        .map((m) => `  ${m.role} image ${m.ociName} (${m.ref}${m.digest ? '@' + m.digest : ''})${m.override ? `, named by the config's registry.images.${m.ociName.replace(/^stack\//, '')}` : ''}${why(m)}`)
+        .map(
+          (m) =>
+            `  ${m.role} image ${m.ociName} (${m.ref}${m.digest ? '@' + m.digest : ''})${m.override ? `, named by the config's registry.images.${m.ociName.replace(/^stack\//, '')}` : ''}${why(m)}`,
+        )
         .join('\n')
       const overrides = missing.filter((m) => m.override).map((m) => m.ref)
       throw new UserError(
         `${missing.length} image(s) are not in the image cache ${opts.cacheDir}:\n${list}`,
         `fetch them on a connected machine: mirror-appliance images fetch${opts.configPath ? ` -c ${opts.configPath}` : ''} --cache ${opts.cacheDir}` +
-          (overrides.length ? `, or import the stack image${overrides.length > 1 ? 's' : ''} the config names from an archive: ${overrides.map((r) => importCommand(r, opts.cacheDir)).join('; ')}` : '') +
+          (overrides.length
+            ? `, or import the stack image${overrides.length > 1 ? 's' : ''} the config names from an archive: ${overrides.map((r) => importCommand(r, opts.cacheDir)).join('; ')}`
+            : '') +
           ' (or build with --allow-missing for a dry run)',
       )
     }
@@ -223,7 +279,9 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
     const blobsDir = join(ociDir, 'blobs', 'sha256')
     await mkdir(blobsDir, { recursive: true })
     const blobs = new Map<string, Descriptor>()
-    for (const f of found) for (const d of await cache!.walk(f.entry)) if (!/nondistributable|foreign/.test(d.mediaType) || (await cache!.hasBlob(d.digest))) blobs.set(d.digest, d)
+    for (const f of found)
+      for (const d of await cache!.walk(f.entry))
+        if (!/nondistributable|foreign/.test(d.mediaType) || (await cache!.hasBlob(d.digest))) blobs.set(d.digest, d)
     const total = [...blobs.values()].reduce((n, d) => n + d.size, 0)
     let bytes = 0
     let linked = 0
@@ -273,7 +331,10 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
         digest: entry.digest,
         size: entry.size,
         ...(entry.platform ? { platform: entry.platform } : {}),
-        annotations: { [REF_NAME]: w.ociName, ...(entry.annotations?.[SPARSE_ABSENT] ? { [SPARSE_ABSENT]: entry.annotations[SPARSE_ABSENT] } : {}) },
+        annotations: {
+          [REF_NAME]: w.ociName,
+          ...(entry.annotations?.[SPARSE_ABSENT] ? { [SPARSE_ABSENT]: entry.annotations[SPARSE_ABSENT] } : {}),
+        },
       })),
     }
     const indexText = JSON.stringify(index, null, 2) + '\n'
@@ -281,13 +342,16 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
 
     // ---- images.tsv: role, ociName, digest, targetRepo, tag ----
     const tsv =
-      found.map(({ w, entry }) => [w.tsvRole ?? w.role, w.ociName, entry.digest, w.target, w.tag].map(tsvField).join('\t')).join('\n') + (found.length ? '\n' : '')
+      found.map(({ w, entry }) => [w.tsvRole ?? w.role, w.ociName, entry.digest, w.target, w.tag].map(tsvField).join('\t')).join('\n') +
+      (found.length ? '\n' : '')
     await writeAtomic(join(opts.outDir, 'images.tsv'), tsv)
 
     // ---- payload.json ----
     const images: PayloadImage[] = []
     // Signatures and the parts of sparse indexes are not content images.
-    const signatures = found.filter(({ w }) => w.tsvRole === 'signature').map(({ w, entry }) => ({ repo: w.target, tag: w.tag, digest: entry.digest }))
+    const signatures = found
+      .filter(({ w }) => w.tsvRole === 'signature')
+      .map(({ w, entry }) => ({ repo: w.target, tag: w.tag, digest: entry.digest }))
     for (const { w, entry } of found) {
       if (w.tsvRole === 'signature' || w.tsvRole === 'part') continue
       const size = (await cache!.walk(entry)).reduce((s, d) => s + d.size, 0)
@@ -306,7 +370,17 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
     }
     for (const w of missing) {
       if (w.tsvRole === 'signature') continue
-      images.push({ role: w.role, ociName: w.ociName, sourceRef: w.ref, digest: w.digest ?? '', size: 0, platforms: [], target: w.target, ...(w.tag ? { tag: w.tag } : {}), missing: true })
+      images.push({
+        role: w.role,
+        ociName: w.ociName,
+        sourceRef: w.ref,
+        digest: w.digest ?? '',
+        size: 0,
+        platforms: [],
+        target: w.target,
+        ...(w.tag ? { tag: w.tag } : {}),
+        missing: true,
+      })
     }
     const missingNames = missing.map((m) => `${m.role} ${m.ociName} (${m.ref})`)
     const releaseSigs = await placeReleaseSignatures(opts.cacheDir, opts.outDir, opts.ocMirror?.releaseSignatures ?? [])
@@ -336,7 +410,9 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
     ]
     for (const [p, text] of small) sums.push(`${digestHex(sha256Bytes(text))}  ${p}`)
     sums.push(...releaseSigs.sums)
-    for (const d of [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1))) sums.push(`${digestHex(d.digest)}  oci/blobs/sha256/${digestHex(d.digest)}`)
+    if (opts.registryTree) sums.push(...(await writeTreeLinks(opts.outDir)))
+    for (const d of [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1)))
+      sums.push(`${digestHex(d.digest)}  oci/blobs/sha256/${digestHex(d.digest)}`)
     await writeAtomic(join(opts.outDir, 'SHA256SUMS'), sums.join('\n') + '\n')
 
     return { images, missing: missingNames, bytes: total, linked, copied }
@@ -353,7 +429,10 @@ async function copyVerified(cache: OciLayout, d: Descriptor, dst: string, signal
   const tmp = `${dst}.tmp-${randomBytes(6).toString('hex')}`
   try {
     const h = await copyHashing(cache.blobPath(d.digest), tmp, signal)
-    if (h.digest !== d.digest) throw new VerifyError([{ image: '(payload)', digest: d.digest, problem: `content does not match its digest (sha256 is ${h.digest})` }])
+    if (h.digest !== d.digest)
+      throw new VerifyError([
+        { image: '(payload)', digest: d.digest, problem: `content does not match its digest (sha256 is ${h.digest})` },
+      ])
     await rename(tmp, dst)
   } catch (e) {
     await unlink(tmp).catch(() => {})
@@ -370,6 +449,35 @@ async function copyFast(src: string, dst: string): Promise<void> {
     await unlink(tmp).catch(() => {})
     throw e
   }
+}
+
+/**
+ * The registry storage tree's link files of the payload at outDir, under
+ * outDir/registry-tree (written beside and renamed into place, replacing an
+ * earlier one). Only links: a link names its blob, which first boot finds in
+ * oci/blobs. Returns their SHA256SUMS lines.
+ */
+async function writeTreeLinks(outDir: string): Promise<string[]> {
+  const tree = await planPayloadTree(outDir)
+  const dest = join(outDir, PAYLOAD_TREE_DIR)
+  const tmp = `${dest}.tmp-${randomBytes(6).toString('hex')}`
+  try {
+    // the catalog's root even when no image is content: the registry starts on a tree all the same
+    await mkdir(join(tmp, TREE_V2, 'repositories'), { recursive: true })
+    const made = new Set<string>()
+    for (const [path, digest] of tree.links) {
+      const parent = dirname(join(tmp, path))
+      if (!made.has(parent)) await mkdir(parent, { recursive: true })
+      made.add(parent)
+      await writeFile(join(tmp, path), digest, { mode: 0o644 })
+    }
+    await rm(dest, { recursive: true, force: true })
+    await rename(tmp, dest)
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true })
+    throw e
+  }
+  return tree.links.map(([path, digest]) => `${digestHex(sha256Bytes(digest))}  ${PAYLOAD_TREE_DIR}/${path}`)
 }
 
 async function writeAtomic(path: string, text: string): Promise<void> {

@@ -24,7 +24,6 @@ export interface ImagesCtx {
   signal?: AbortSignal
 }
 
-
 const COMMON = `
 Common options:
   --cache DIR      image cache (default $MIRROR_APPLIANCE_CACHE, else
@@ -93,7 +92,11 @@ const common = {
   help: { type: 'boolean', short: 'h' },
 } as const
 
-function parse<O extends Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>>(sub: string, args: string[], options: O) {
+function parse<O extends Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>>(
+  sub: string,
+  args: string[],
+  options: O,
+) {
   try {
     return parseArgs({ args, options: { ...common, ...options }, allowPositionals: true, strict: true })
   } catch (e) {
@@ -115,7 +118,11 @@ function fmtBytes(n: number): string {
 }
 
 /** Entry point: `images SUB …`. Returns the exit code. */
-export async function imagesCommand(args: string[], ctx: ImagesCtx, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+export async function imagesCommand(
+  args: string[],
+  ctx: ImagesCtx,
+  out: (s: string) => void = (s) => process.stdout.write(s),
+): Promise<number> {
   const [sub, ...rest] = args
   if (!sub || !(sub in IMAGES_HELP)) {
     throw new UserError(`images: unknown subcommand ${JSON.stringify(sub ?? '')}`, 'use one of: fetch, import, list, verify')
@@ -143,7 +150,8 @@ export async function imagesCommand(args: string[], ctx: ImagesCtx, out: (s: str
  */
 export function imagesToFetch(c: Config, o: { stackOnly?: boolean } = {}): FetchImage[] {
   const images: FetchImage[] = resolveStack(c).map((s) => ({ ref: s.ref, digest: s.digest, ociName: s.ociName, verified: s.verified }))
-  if (!o.stackOnly) for (const i of c.content.images) images.push({ ref: i.ref, digest: i.digest, ociName: contentOciName(i), keepPinnedIndex: true })
+  if (!o.stackOnly)
+    for (const i of c.content.images) images.push({ ref: i.ref, digest: i.digest, ociName: contentOciName(i), keepPinnedIndex: true })
   return images
 }
 
@@ -197,14 +205,20 @@ async function importCmd(args: string[], ctx: ImagesCtx, out: (s: string) => voi
     throw new UserError(`images import: --format ${format} is not one of auto, docker-archive, oci-archive, oci-dir, oc-mirror`)
   }
   const cacheDir = v.cache ? resolve(v.cache) : defaultCacheDir()
-  const r = await importArchivesDetailed({ cacheDir, paths: positionals.map((p) => resolve(p)), format: format as ArchiveFormat, name: v.name as string | undefined })
+  const r = await importArchivesDetailed({
+    cacheDir,
+    paths: positionals.map((p) => resolve(p)),
+    format: format as ArchiveFormat,
+    name: v.name as string | undefined,
+  })
   const ocm = r.ocMirror
   if (ctx.json) {
     const oc = ocm && { runs: ocm.runs, skipped: ocm.skipped, releaseSignatures: ocm.releaseSignatures.map(({ data: _, ...s }) => s) }
     out(JSON.stringify({ cache: cacheDir, images: r.images, ...(oc ? { ocMirror: oc } : {}) }, null, 2) + '\n')
     return 0
   }
-  for (const run of ocm?.runs ?? []) say(ctx, `oc-mirror run ${run.iscTime ?? '(no isc_* file)'}: ${run.chunks.length} chunk(s) in ${run.label}`)
+  for (const run of ocm?.runs ?? [])
+    say(ctx, `oc-mirror run ${run.iscTime ?? '(no isc_* file)'}: ${run.chunks.length} chunk(s) in ${run.label}`)
   const lines = r.images.map((i) => `${i.kind === 'signature' ? 'signature' : 'imported '}  ${i.ociName}  ${i.digest}`)
   for (const s of ocm?.releaseSignatures ?? []) lines.push(`release-signature  ${s.file}`)
   for (const s of ocm?.skipped ?? []) lines.push(`skipped   ${s.repo}:${s.tag}  ${s.digest}  (${s.reason})`)
@@ -230,7 +244,11 @@ async function listCmd(args: string[], ctx: ImagesCtx, out: (s: string) => void)
   }
   rows.sort((a, b) => (a.name < b.name ? -1 : 1))
   if (ctx.json || v.json) out(JSON.stringify({ cache: cacheDir, images: rows }, null, 2) + '\n')
-  else out(rows.map((r) => [r.name, r.digest, fmtBytes(r.size), r.platforms.join(',') || '-', r.source || '-'].join('\t')).join('\n') + (rows.length ? '\n' : ''))
+  else
+    out(
+      rows.map((r) => [r.name, r.digest, fmtBytes(r.size), r.platforms.join(',') || '-', r.source || '-'].join('\t')).join('\n') +
+        (rows.length ? '\n' : ''),
+    )
   return 0
 }
 
@@ -245,6 +263,7 @@ async function verifyCmd(args: string[], ctx: ImagesCtx, out: (s: string) => voi
   })
   if (ctx.json || v.json) out(JSON.stringify({ cache: cacheDir, images: r.images, problems: r.problems, gc: r.gc }, null, 2) + '\n')
   if (r.problems.length) throw new VerifyError(r.problems)
-  if (!(ctx.json || v.json)) out(`${r.images} image(s) verified in ${cacheDir}${r.gc ? `; removed ${r.gc.removed} unused blob(s), ${fmtBytes(r.gc.bytes)}` : ''}\n`)
+  if (!(ctx.json || v.json))
+    out(`${r.images} image(s) verified in ${cacheDir}${r.gc ? `; removed ${r.gc.removed} unused blob(s), ${fmtBytes(r.gc.bytes)}` : ''}\n`)
   return 0
 }

@@ -7,11 +7,15 @@
 
 import { stat } from 'node:fs/promises'
 import { FailureError, UserError } from '../errors.js'
+import { needTool, type ToolNeed } from '../tool-needs.js'
 import { isPermanentError, skopeoCopy, skopeoInspectRaw } from '../tools/skopeo.js'
 import { sha256Bytes } from './digest.js'
 import { withDirLock } from './lockfile.js'
 import { isIndexType, OciLayout, REF_NAME, SOURCE_DIGEST, SOURCE_REF, type ImageIndex } from './oci.js'
 import { parseRef, sourceRef } from './ref.js'
+
+/** The programs `images fetch` runs: `doctor` lists them (tool-needs.ts), with the oldest skopeo that will do. */
+export const FETCH_TOOLS: readonly ToolNeed[] = [needTool('skopeo', 'to copy images from registries (images fetch)')]
 
 export interface FetchImage {
   /** registry/repo:tag (the tag is informative when a digest is given) */
@@ -66,7 +70,10 @@ const ARCH_ALIASES: Record<string, string> = { x86_64: 'amd64', aarch64: 'arm64'
 export async function fetchImages(opts: FetchOptions): Promise<FetchResult[]> {
   const authfile = opts.authfile ?? process.env.REGISTRY_AUTH_FILE ?? undefined
   if (authfile && !(await stat(authfile).catch(() => null))) {
-    throw new UserError(`authfile ${authfile} does not exist`, 'log in with `podman login --authfile FILE REGISTRY`, or point --authfile at your pull secret')
+    throw new UserError(
+      `authfile ${authfile} does not exist`,
+      'log in with `podman login --authfile FILE REGISTRY`, or point --authfile at your pull secret',
+    )
   }
   const layout = await OciLayout.open(opts.cacheDir)
   const results: FetchResult[] = []
@@ -100,7 +107,11 @@ async function fetchOne(
   }
 
   const inspect = (ref: string) =>
-    withRetry(() => skopeoInspectRaw({ ref: `docker://${ref}`, authfile: opts.authfile, tlsVerify: opts.tlsVerify }, opts.signal), opts, ctx)
+    withRetry(
+      () => skopeoInspectRaw({ ref: `docker://${ref}`, authfile: opts.authfile, tlsVerify: opts.tlsVerify }, opts.signal),
+      opts,
+      ctx,
+    )
 
   if (img.verified === false && pinned && parsed.tag) {
     const raw = await inspect(`${parsed.repo}:${parsed.tag}`)
@@ -129,7 +140,10 @@ async function fetchOne(
       const m = doc.manifests.find((d) => d.platform?.architecture === arch && (d.platform.os ?? 'linux') === 'linux')
       if (!m) {
         const have = doc.manifests.map((d) => d.platform?.architecture).filter((a) => a && a !== 'unknown')
-        throw new UserError(`${img.ref} has no linux/${arch} image (it has: ${have.join(', ') || 'none'})`, 'set content.architecture to one it has, or "all"')
+        throw new UserError(
+          `${img.ref} has no linux/${arch} image (it has: ${have.join(', ') || 'none'})`,
+          'set content.architecture to one it has, or "all"',
+        )
       }
       if (pinned && img.keepPinnedIndex) {
         // Clusters pull this image by the index digest the config pins: keeping
@@ -207,7 +221,9 @@ async function fetchOne(
   })
   const problems = await layout.verifyImage(entry)
   if (problems.length) {
-    throw new FailureError(`${img.ociName} is incomplete after copying:\n` + problems.map((p) => `  blob ${p.digest}: ${p.problem}`).join('\n'))
+    throw new FailureError(
+      `${img.ociName} is incomplete after copying:\n` + problems.map((p) => `  blob ${p.digest}: ${p.problem}`).join('\n'),
+    )
   }
   await report()
   const bytes = (await layout.walk(entry)).reduce((n, d) => n + d.size, 0)

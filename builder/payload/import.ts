@@ -89,7 +89,10 @@ type Format = Exclude<ArchiveFormat, 'auto'>
 
 /** The chunks oc-mirror wrote into a directory (what `oc-mirror --from file://DIR` reads). */
 async function chunksIn(dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((n) => CHUNK_RE.test(n)).sort().map((n) => join(dir, n))
+  return (await readdir(dir))
+    .filter((n) => CHUNK_RE.test(n))
+    .sort()
+    .map((n) => join(dir, n))
 }
 
 /**
@@ -127,7 +130,11 @@ export async function importArchivesDetailed(opts: Omit<ImportOptions, 'path'> &
           const chunks = format === 'auto' || format === 'oc-mirror' ? await chunksIn(path) : []
           if (!chunks.length) {
             throw new UserError(
-              format === 'oc-mirror' ? `${path} holds no oc-mirror chunks (mirror_NNNNNN.tar)` : format === 'auto' ? `${path} is neither an OCI layout (no index.json) nor a directory of oc-mirror chunks (mirror_NNNNNN.tar)` : `${path} is a directory; --format ${format} expects a file`,
+              format === 'oc-mirror'
+                ? `${path} holds no oc-mirror chunks (mirror_NNNNNN.tar)`
+                : format === 'auto'
+                  ? `${path} is neither an OCI layout (no index.json) nor a directory of oc-mirror chunks (mirror_NNNNNN.tar)`
+                  : `${path} is a directory; --format ${format} expects a file`,
             )
           }
           for (const c of chunks) addChunk(c, await tarSource(c))
@@ -136,14 +143,19 @@ export async function importArchivesDetailed(opts: Omit<ImportOptions, 'path'> &
         if (format === 'oci-dir') throw new UserError(`${path} is a file; --format oci-dir expects a directory`)
         const src = await tarSource(path)
         const f = format === 'auto' ? detectFormat(src.names(), basename(path)) : format
-        if (!f) throw new ArchiveError(path, 'is neither an OCI archive (index.json), a docker archive (manifest.json) nor an oc-mirror archive (docker/registry/v2/, working-dir/)')
+        if (!f)
+          throw new ArchiveError(
+            path,
+            'is neither an OCI archive (index.json), a docker archive (manifest.json) nor an oc-mirror archive (docker/registry/v2/, working-dir/)',
+          )
         if (f === 'oc-mirror') addChunk(path, src)
         else sources.push({ src, format: f })
       }
       let ocMirror: OcMirrorResult | undefined
       if (sets.size) {
         ocMirror = await importOcMirrorSets(layout, [...sets.values()], added)
-        for (const i of ocMirror.images) out.push({ ociName: i.ociName, digest: i.digest, mediaType: i.mediaType, source: i.source, kind: i.kind })
+        for (const i of ocMirror.images)
+          out.push({ ociName: i.ociName, digest: i.digest, mediaType: i.mediaType, source: i.source, kind: i.kind })
       }
       for (const { src, format } of sources) {
         if (format === 'oci-archive' || format === 'oci-dir') out.push(...(await importOci(layout, src, added, opts.name)))
@@ -159,14 +171,22 @@ export async function importArchivesDetailed(opts: Omit<ImportOptions, 'path'> &
     } catch (e) {
       await layout.writeIndex(indexBefore)
       for (const d of added) await unlink(layout.blobPath(d)).catch(() => {})
-      if (e instanceof DigestMismatchError) throw new ArchiveError(opts.paths.join(', '), e.message + ' (the archive is corrupt or was tampered with)')
+      if (e instanceof DigestMismatchError)
+        throw new ArchiveError(opts.paths.join(', '), e.message + ' (the archive is corrupt or was tampered with)')
       throw e
     }
   })
 }
 
 /** Store one blob from the source, verified against its descriptor. */
-async function ingestBlob(layout: OciLayout, src: FileSource, file: string, want: { digest: string; size?: number }, added: Set<string>, what: string): Promise<void> {
+async function ingestBlob(
+  layout: OciLayout,
+  src: FileSource,
+  file: string,
+  want: { digest: string; size?: number },
+  added: Set<string>,
+  what: string,
+): Promise<void> {
   if (await layout.hasBlob(want.digest, want.size)) return
   if (!src.has(file)) throw new ArchiveError(src.label, `${what}: blob ${want.digest} is missing (${file})`)
   const r = await layout.putBlob(src.stream(file), want, `${what}: blob ${want.digest} (${file}) does not match its digest`)
@@ -176,7 +196,14 @@ async function ingestBlob(layout: OciLayout, src: FileSource, file: string, want
 type Locate = (digest: string) => string
 
 /** Copy a manifest/index tree, each blob checked against its descriptor. */
-async function ingestTree(layout: OciLayout, src: FileSource, root: Descriptor, locate: Locate, added: Set<string>, image: string): Promise<void> {
+async function ingestTree(
+  layout: OciLayout,
+  src: FileSource,
+  root: Descriptor,
+  locate: Locate,
+  added: Set<string>,
+  image: string,
+): Promise<void> {
   const seen = new Set<string>()
   const visit = async (d: Descriptor): Promise<void> => {
     if (!isDigest(d.digest)) throw new ArchiveError(src.label, `${image}: bad digest ${JSON.stringify(d.digest)}`)
@@ -209,7 +236,12 @@ async function readJsonFile<T>(src: FileSource, name: string): Promise<T> {
   }
 }
 
-async function importOci(layout: OciLayout, src: FileSource | DirSource, added: Set<string>, fallbackName?: string): Promise<ImportedImage[]> {
+async function importOci(
+  layout: OciLayout,
+  src: FileSource | DirSource,
+  added: Set<string>,
+  fallbackName?: string,
+): Promise<ImportedImage[]> {
   const index = await readJsonFile<ImageIndex>(src, 'index.json')
   if (!Array.isArray(index.manifests)) throw new ArchiveError(src.label, 'index.json has no manifests')
   const prep = 'prepare' in src ? src.prepare.bind(src) : undefined
@@ -236,7 +268,8 @@ async function importOci(layout: OciLayout, src: FileSource | DirSource, added: 
         await prep(locate(d.digest))
         if (isIndexType(d.mediaType) || isManifestType(d.mediaType)) {
           const doc = await readJsonFile<{ manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] }>(src, locate(d.digest))
-          for (const c of [...(doc.manifests ?? []), ...(doc.config ? [doc.config] : []), ...(doc.layers ?? [])]) if (isDigest(c.digest)) await vet(c)
+          for (const c of [...(doc.manifests ?? []), ...(doc.config ? [doc.config] : []), ...(doc.layers ?? [])])
+            if (isDigest(c.digest)) await vet(c)
         }
       }
       await vet(entry)
@@ -273,18 +306,23 @@ async function importDocker(layout: OciLayout, src: FileSource, added: Set<strin
     return m ? `sha256:${m[1]}` : undefined
   }
   for (const [i, item] of items.entries()) {
-    if (typeof item.Config !== 'string' || !Array.isArray(item.Layers)) throw new ArchiveError(src.label, `manifest.json item ${i} has no Config/Layers`)
+    if (typeof item.Config !== 'string' || !Array.isArray(item.Layers))
+      throw new ArchiveError(src.label, `manifest.json item ${i} has no Config/Layers`)
     const what = item.RepoTags?.[0] ?? `image ${i}`
     // Config: small JSON; its digest is checked when its file name carries one.
     const cfgBytes = await src.bytes(item.Config, MAX_MANIFEST_BYTES)
     const cfgDigest = sha256Bytes(cfgBytes)
     const named = nameDigest(item.Config)
     if (named && named !== cfgDigest) {
-      throw new ArchiveError(src.label, `${what}: config ${item.Config} does not match its digest (sha256 is ${cfgDigest}; the archive is corrupt or was tampered with)`)
+      throw new ArchiveError(
+        src.label,
+        `${what}: config ${item.Config} does not match its digest (sha256 is ${cfgDigest}; the archive is corrupt or was tampered with)`,
+      )
     }
     const cfg = JSON.parse(cfgBytes.toString('utf8')) as { rootfs?: { diff_ids?: string[] } }
     const diffIds = cfg.rootfs?.diff_ids ?? []
-    if (diffIds.length !== item.Layers.length) throw new ArchiveError(src.label, `${what}: config lists ${diffIds.length} layers, manifest.json ${item.Layers.length}`)
+    if (diffIds.length !== item.Layers.length)
+      throw new ArchiveError(src.label, `${what}: config lists ${diffIds.length} layers, manifest.json ${item.Layers.length}`)
     const hadCfg = await layout.hasBlob(cfgDigest)
     await layout.putBlobBytes(cfgBytes)
     if (!hadCfg) added.add(cfgDigest)
@@ -296,7 +334,10 @@ async function importDocker(layout: OciLayout, src: FileSource, added: Set<strin
       const gz = head[0] === 0x1f && head[1] === 0x8b
       const diff = gz ? await gunzipDigest(layout.openBlob(stored.digest)) : stored.digest
       if (diff !== diffIds[j]) {
-        throw new ArchiveError(src.label, `${what}: layer ${file} does not match its digest (diff_id ${diffIds[j]}, content ${diff}; the archive is corrupt or was tampered with)`)
+        throw new ArchiveError(
+          src.label,
+          `${what}: layer ${file} does not match its digest (diff_id ${diffIds[j]}, content ${diff}; the archive is corrupt or was tampered with)`,
+        )
       }
       layers.push({ mediaType: gz ? MEDIA.ociLayerGzip : MEDIA.ociLayer, digest: stored.digest, size: stored.size })
     }
@@ -311,7 +352,9 @@ async function importDocker(layout: OciLayout, src: FileSource, added: Set<strin
     const m = await layout.putBlobBytes(manifest)
     added.add(m.digest)
     const desc: Descriptor = { mediaType: MEDIA.ociManifest, digest: m.digest, size: m.size }
-    const names = item.RepoTags?.length ? item.RepoTags : [fallbackName && items.length === 1 ? fallbackName : `imported/${basename(src.label).replace(/\.tar$/, '')}-${i}`]
+    const names = item.RepoTags?.length
+      ? item.RepoTags
+      : [fallbackName && items.length === 1 ? fallbackName : `imported/${basename(src.label).replace(/\.tar$/, '')}-${i}`]
     for (const n of names) {
       await layout.setEntry(n, desc, { [SOURCE_REF]: src.label })
       out.push({ ociName: n, digest: m.digest, mediaType: desc.mediaType, source: src.label })

@@ -64,7 +64,15 @@ export function resolveStack(config: Pick<Config, 'registry'>): StackImage[] {
   return loadStackLock(flavor).images.map((img) => {
     const o = images?.[img.name as StackRole]
     if (!o) return img
-    return { name: img.name, ref: o.ref, digest: o.digest, ociName: img.ociName, verified: true, source: `config: registry.images.${img.name}`, override: true }
+    return {
+      name: img.name,
+      ref: o.ref,
+      digest: o.digest,
+      ociName: img.ociName,
+      verified: true,
+      source: `config: registry.images.${img.name}`,
+      override: true,
+    }
   })
 }
 

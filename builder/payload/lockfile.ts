@@ -52,7 +52,10 @@ export async function withDirLock<T>(dir: string, fn: () => Promise<T>, opts: Lo
     if (!waited) opts.onWait?.(owner)
     waited = true
     if (Date.now() > deadline) {
-      throw new FailureError(`${dir} is locked by process ${owner}`, 'wait for it to finish, or remove the lock file if that process is gone: ' + path)
+      throw new FailureError(
+        `${dir} is locked by process ${owner}`,
+        'wait for it to finish, or remove the lock file if that process is gone: ' + path,
+      )
     }
     await new Promise((r) => setTimeout(r, 200))
   }

@@ -89,8 +89,7 @@ export interface VerifyProblem {
 export class VerifyError extends FailureError {
   constructor(readonly problems: VerifyProblem[]) {
     super(
-      `image cache verification failed:\n` +
-        problems.map((p) => `  ${p.image}: blob ${p.digest}: ${p.problem}`).join('\n'),
+      `image cache verification failed:\n` + problems.map((p) => `  ${p.image}: blob ${p.digest}: ${p.problem}`).join('\n'),
       'run `mirror-appliance images fetch` (or import) again to replace the bad blobs',
     )
     this.name = 'VerifyError'
@@ -192,7 +191,11 @@ export class OciLayout {
    * against `expect` (when given), renamed into place. A blob already present
    * is not rewritten.
    */
-  async putBlob(source: Readable, expect?: { digest?: string; size?: number }, what = 'blob'): Promise<{ digest: string; size: number; created: boolean }> {
+  async putBlob(
+    source: Readable,
+    expect?: { digest?: string; size?: number },
+    what = 'blob',
+  ): Promise<{ digest: string; size: number; created: boolean }> {
     const tmp = join(this.blobsDir, `.tmp-${randomBytes(8).toString('hex')}`)
     const hasher = new HashingStream()
     try {
@@ -227,7 +230,8 @@ export class OciLayout {
 
   /** Read and parse a JSON blob (manifest, index, config), refusing oversized ones. */
   async readJson<T = unknown>(desc: Pick<Descriptor, 'digest' | 'size'>, limit = MAX_MANIFEST_BYTES): Promise<T> {
-    if (desc.size > limit) throw new FailureError(`blob ${desc.digest} is ${desc.size} bytes, more than the ${limit} allowed for a manifest`)
+    if (desc.size > limit)
+      throw new FailureError(`blob ${desc.digest} is ${desc.size} bytes, more than the ${limit} allowed for a manifest`)
     const buf = await readFile(this.blobPath(desc.digest))
     if (buf.length > limit) throw new FailureError(`blob ${desc.digest} is larger than the ${limit} bytes allowed for a manifest`)
     return JSON.parse(buf.toString('utf8')) as T

@@ -1,6 +1,6 @@
 // oc-mirror content in the payload: every image of the archives under the
 // repository and tag oc-mirror gave it, as rows of images.tsv that first boot
-// pushes (templates/firstboot/firstboot.sh.hbs, step push-content), and the
+// pushes (templates/host/firstboot, step push-content), and the
 // release signatures as files.
 //
 // images.tsv roles for this content (columns: role, payload ref, digest,

@@ -147,7 +147,8 @@ export async function* readTar(path: string): AsyncGenerator<TarEntry> {
         case '2': {
           if (linkname.startsWith('/')) throw new ArchiveError(path, `symlink ${rawName} points outside the archive (${linkname})`)
           const target = posix.normalize(posix.join(posix.dirname(name), linkname))
-          if (target === '..' || target.startsWith('../')) throw new ArchiveError(path, `symlink ${rawName} points outside the archive (${linkname})`)
+          if (target === '..' || target.startsWith('../'))
+            throw new ArchiveError(path, `symlink ${rawName} points outside the archive (${linkname})`)
           yield { name, type: 'symlink', size: 0, target, offset: body }
           break
         }

@@ -4,13 +4,10 @@
 // reaching a host that nobody can log in to: key matches, chain verifies,
 // hostname covered, valid now.
 //
-// Determinism: with a seeded Rng (tests, reproducible demos) the keys come
-// from that stream, so the same config + seed + epoch gives the same PEMs.
-// node-forge's pure-JS key generation with a seeded PRNG takes 5 s for 2048
-// bits and 35 s for 3072 here, so seeded keys are made by drawing candidates
-// from the Rng and testing them with OpenSSL's native primality test
-// (crypto.checkPrimeSync): the same construction, about 20x faster. Without a
-// seed Node's native generateKeyPairSync makes the keys.
+// Keys come from keygen.ts: OpenSSL's primes without a seed (made ahead when
+// the command asked for them early), primes drawn from the seed's stream with
+// one (tests, reproducible demos: the same config + seed + epoch gives the
+// same PEMs).
 //
 // node-forge builds the certificates (fields, extensions, DER); the RSA
 // signature over them is OpenSSL's (caSigner): forge's pure-JS modular
@@ -18,17 +15,17 @@
 // than everything else in a render with reused secrets. PKCS#1 v1.5
 // signatures are deterministic, so the bytes are the same either way.
 
-import { X509Certificate, checkPrimeSync, constants, createPrivateKey, generateKeyPairSync, privateEncrypt } from 'node:crypto'
+import { X509Certificate, constants, createPrivateKey, privateEncrypt } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isAbsolute, resolve } from 'node:path'
 import forge from 'node-forge'
 import type { Config } from '../config/types.js'
 import { UserError } from '../errors.js'
-import { systemRng, type Rng } from './random.js'
+import { CA_KEY_BITS, rsaKeyPem, SERVER_KEY_BITS } from './keygen.js'
+import type { Rng } from './random.js'
 import type { Pki, ServerCertSource } from './types.js'
 
-export const CA_KEY_BITS = 3072
-export const SERVER_KEY_BITS = 2048
+export { CA_KEY_BITS, rsaKeyPem, SERVER_KEY_BITS }
 export const CA_VALIDITY_DAYS = 3650
 export const MAX_VALIDITY_DAYS = 825
 /** Certificates start one hour before the build so a client clock a little behind still accepts them. */
@@ -174,15 +171,23 @@ export function nameConstraintsExtension(scope: CaScope): { id: string; critical
   const ctx = (tag: number, constructed: boolean, value: string | forge.asn1.Asn1[]) =>
     asn1.create(asn1.Class.CONTEXT_SPECIFIC, tag, constructed, value)
   const subtree = (name: forge.asn1.Asn1) => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [name])
-  const bytes = (...ns: number[]) => Buffer.concat(ns.map((n) => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b })).toString('binary')
+  const bytes = (...ns: number[]) =>
+    Buffer.concat(
+      ns.map((n) => {
+        const b = Buffer.alloc(4)
+        b.writeUInt32BE(n)
+        return b
+      }),
+    ).toString('binary')
   const permitted = [
     ...scope.dnsDomains.map((d) => subtree(ctx(2, false, d))),
-    ...scope.ipv4Ranges.map((c) => { const { network, mask } = parseCidr(c); return subtree(ctx(7, false, bytes(network, mask))) }),
+    ...scope.ipv4Ranges.map((c) => {
+      const { network, mask } = parseCidr(c)
+      return subtree(ctx(7, false, bytes(network, mask)))
+    }),
   ]
   const excluded =
-    scope.ipv4Ranges.length > 0
-      ? []
-      : [subtree(ctx(7, false, bytes(0, 0))), subtree(ctx(7, false, Buffer.alloc(32).toString('binary')))] // 0.0.0.0/0 and ::/0
+    scope.ipv4Ranges.length > 0 ? [] : [subtree(ctx(7, false, bytes(0, 0))), subtree(ctx(7, false, Buffer.alloc(32).toString('binary')))] // 0.0.0.0/0 and ::/0
   const parts = [...(permitted.length ? [ctx(0, true, permitted)] : []), ...(excluded.length ? [ctx(1, true, excluded)] : [])]
   const der = asn1.toDer(asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, parts)).getBytes()
   return { id: '2.5.29.30', critical: true, value: der }
@@ -222,7 +227,9 @@ function checkNamesInCaScope(ca: forge.pki.Certificate, names: { dnsNames: strin
   if (!nc) return
   const outside = [
     ...names.dnsNames.filter((n) => nc.dns.length > 0 && !nc.dns.some((d) => inDnsSubtree(n, d))),
-    ...names.ipAddresses.filter((ip) => nc.ipv4Constrained && !nc.ipv4.some((r) => ((ipv4ToInt(ip) & r.mask) >>> 0) === ((r.network & r.mask) >>> 0))),
+    ...names.ipAddresses.filter(
+      (ip) => nc.ipv4Constrained && !nc.ipv4.some((r) => (ipv4ToInt(ip) & r.mask) >>> 0 === (r.network & r.mask) >>> 0),
+    ),
   ]
   if (outside.length)
     throw new UserError(
@@ -237,67 +244,6 @@ export type CaProfile = 'constrained' | 'legacy'
 function caProfileOf(ca: forge.pki.Certificate): CaProfile {
   const bc = ca.getExtension('basicConstraints') as { pathLenConstraint?: number } | null
   return bc?.pathLenConstraint === 0 && readNameConstraints(ca) ? 'constrained' : 'legacy'
-}
-
-// ---- key generation --------------------------------------------------------
-
-const E = 65537n
-
-function bigFromBytes(b: Buffer): bigint {
-  return BigInt('0x' + b.toString('hex'))
-}
-
-function modInverse(a: bigint, m: bigint): bigint {
-  let [oldR, r] = [((a % m) + m) % m, m]
-  let [oldS, s] = [1n, 0n]
-  while (r !== 0n) {
-    const q = oldR / r
-    ;[oldR, r] = [r, oldR - q * r]
-    ;[oldS, s] = [s, oldS - q * s]
-  }
-  if (oldR !== 1n) throw new Error('modInverse: not invertible')
-  return ((oldS % m) + m) % m
-}
-
-/** A prime of exactly `bits` bits with the top two bits set, p mod e != 1, drawn from the Rng. */
-function seededPrime(rng: Rng, purpose: string, bits: number): bigint {
-  const b = rng.bytes(purpose, bits / 8)
-  b[0]! |= 0xc0
-  b[b.length - 1]! |= 1
-  let x = bigFromBytes(b)
-  // checks: 0 lets OpenSSL pick the number of Miller-Rabin rounds for the size (FIPS 186-4 table)
-  while (x % E === 1n || !checkPrimeSync(x, { checks: 0 })) x += 2n
-  return x
-}
-
-const keyCache = new Map<string, string>()
-
-/** An RSA key as PKCS#1 PEM: from the Rng when seeded, else from OpenSSL. */
-export function rsaKeyPem(rng: Rng, purpose: string, bits: number): string {
-  if (rng === systemRng) {
-    return generateKeyPairSync('rsa', {
-      modulusLength: bits,
-      publicExponent: 65537,
-      privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-      publicKeyEncoding: { type: 'spki', format: 'pem' },
-    }).privateKey
-  }
-  // Same Rng output -> same key: cache on the first bytes of the stream (tests build many plans).
-  const cacheKey = `${bits}:${rng.bytes(`${purpose}/p`, 32).toString('hex')}`
-  const hit = keyCache.get(cacheKey)
-  if (hit) return hit
-  let p = seededPrime(rng, `${purpose}/p`, bits / 2)
-  let q = seededPrime(rng, `${purpose}/q`, bits / 2)
-  if (p === q) throw new Error('seeded key generation drew the same prime twice')
-  if (p < q) [p, q] = [q, p]
-  const n = p * q
-  const phi = (p - 1n) * (q - 1n)
-  const d = modInverse(E, phi)
-  const big = (v: bigint) => new forge.jsbn.BigInteger(v.toString(16), 16)
-  const key = forge.pki.setRsaPrivateKey(big(n), big(E), big(d), big(p), big(q), big(d % (p - 1n)), big(d % (q - 1n)), big(modInverse(q, p)))
-  const pem = forge.pki.privateKeyToPem(key)
-  keyCache.set(cacheKey, pem)
-  return pem
 }
 
 // ---- signing ---------------------------------------------------------------
@@ -381,8 +327,15 @@ function generatedPki(opts: PlanPkiOptions): Pki {
   const caCertPemNow = forge.pki.certificateToPem(caCert)
   let serverCertSource: ServerCertSource = { kind: 'new' }
   if (opts.existingServer) {
-    const changes = storedServerCertChanges(opts.existingServer, { caCertPem: caCertPemNow, dnsNames, ipAddresses, validityDays: tls.validityDays, epoch })
-    if (changes.length === 0) return { ...reusedServerPki(opts.existingServer, { caCertPem: caCertPemNow, caKeyPem, dnsNames, ipAddresses }), caProfile }
+    const changes = storedServerCertChanges(opts.existingServer, {
+      caCertPem: caCertPemNow,
+      dnsNames,
+      ipAddresses,
+      validityDays: tls.validityDays,
+      epoch,
+    })
+    if (changes.length === 0)
+      return { ...reusedServerPki(opts.existingServer, { caCertPem: caCertPemNow, caKeyPem, dnsNames, ipAddresses }), caProfile }
     serverCertSource = { kind: 'reissued', reason: changes.join('; ') }
   }
   const serverKeyPem = rsaKeyPem(rng, 'pki/server-key', SERVER_KEY_BITS)
@@ -481,7 +434,9 @@ export function storedServerCertChanges(stored: StoredServerCert, want: WantedSe
   const added = [...wantNames].filter((n) => !haveNames.has(n))
   const removed = [...haveNames].filter((n) => !wantNames.has(n))
   if (added.length || removed.length)
-    changes.push(`names changed (${[added.length ? `added ${added.join(', ')}` : '', removed.length ? `removed ${removed.join(', ')}` : ''].filter(Boolean).join('; ')})`)
+    changes.push(
+      `names changed (${[added.length ? `added ${added.join(', ')}` : '', removed.length ? `removed ${removed.join(', ')}` : ''].filter(Boolean).join('; ')})`,
+    )
 
   const from = Date.parse(cert.validFrom)
   const to = Date.parse(cert.validTo)
@@ -501,7 +456,10 @@ export function storedServerCertChanges(stored: StoredServerCert, want: WantedSe
 }
 
 /** The PKI of this build with the stored server certificate and key, byte for byte. */
-function reusedServerPki(stored: StoredServerCert, now: { caCertPem: string; caKeyPem: string; dnsNames: string[]; ipAddresses: string[] }): Pki {
+function reusedServerPki(
+  stored: StoredServerCert,
+  now: { caCertPem: string; caKeyPem: string; dnsNames: string[]; ipAddresses: string[] },
+): Pki {
   const cert = new X509Certificate(stored.serverCertPem)
   return {
     caCertPem: now.caCertPem,

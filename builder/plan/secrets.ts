@@ -3,6 +3,11 @@
 // keeps the same credentials, CA and server certificate. Plain passwords from the config are
 // hashed here and never stored; hash salts come from a stored random key so
 // the same secrets give byte-identical outputs.
+//
+// The layout on disk: a site of one keeps everything in secrets/secrets.json
+// (its CA too), as every single-host build always has; a fleet keeps its one
+// CA in secrets/fleet-ca.json and each host's own values in
+// secrets/hosts/<hostname>/secrets.json.
 
 import { createHmac } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -35,6 +40,30 @@ export interface StoredSecrets {
 }
 
 export const SECRETS_FILE = 'secrets.json'
+/** A fleet's CA, shared by its hosts, beside their directories */
+export const FLEET_CA_FILE = 'fleet-ca.json'
+
+/** A CA and its key, as a fleet stores it. */
+export interface StoredCa {
+  caCertPem: string
+  caKeyPem: string
+}
+
+/** The fleet CA an earlier build stored in dir, if any. */
+export function readFleetCa(dir: string): StoredCa | undefined {
+  const file = join(dir, FLEET_CA_FILE)
+  if (!existsSync(file)) return undefined
+  try {
+    const j = JSON.parse(readFileSync(file, 'utf8')) as { version: number; caCertPem: string; caKeyPem: string }
+    if (j.version !== 1 || typeof j.caCertPem !== 'string' || typeof j.caKeyPem !== 'string') throw new Error('unknown format')
+    return { caCertPem: j.caCertPem, caKeyPem: j.caKeyPem }
+  } catch (e) {
+    throw new UserError(
+      `${file}: cannot read the fleet CA (${(e as Error).message})`,
+      'restore it from a backup; every host of the fleet is signed by it',
+    )
+  }
+}
 
 export function readStoredSecrets(dir: string): StoredSecrets | undefined {
   const file = join(dir, SECRETS_FILE)
@@ -44,7 +73,10 @@ export function readStoredSecrets(dir: string): StoredSecrets | undefined {
     if (s.version !== 1 || typeof s.saltKey !== 'string') throw new Error('unknown format')
     return s
   } catch (e) {
-    throw new UserError(`${file}: cannot read stored secrets (${(e as Error).message})`, 'restore it from a backup, or move it away to generate new secrets')
+    throw new UserError(
+      `${file}: cannot read stored secrets (${(e as Error).message})`,
+      'restore it from a backup, or move it away to generate new secrets',
+    )
   }
 }
 
@@ -59,6 +91,21 @@ export function writeStoredSecrets(dir: string, s: StoredSecrets, extra: Record<
     const path = join(dir, name)
     writeFileSync(path, text, { mode: 0o600 })
     chmodSync(path, 0o600)
+  }
+}
+
+/** secrets/ of a fleet: its CA (fleet-ca.json, ca.key 0600; ca.crt 0644, for clients to trust) once for all hosts. */
+export function writeFleetCa(dir: string, ca: StoredCa): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  chmodSync(dir, 0o700)
+  const files: [string, string, number][] = [
+    [FLEET_CA_FILE, JSON.stringify({ version: 1, ...ca }, null, 2) + '\n', 0o600],
+    ['ca.crt', ca.caCertPem, 0o644],
+    ['ca.key', ca.caKeyPem, 0o600],
+  ]
+  for (const [name, text, mode] of files) {
+    writeFileSync(join(dir, name), text, { mode })
+    chmodSync(join(dir, name), mode)
   }
 }
 
@@ -93,10 +140,18 @@ export function planSecrets(config: Config, rng: Rng, stored?: StoredSecrets): {
       }
     }
   }
-  const rootPasswordHash = hashFor('root', config.host.root, () => (next.rootPassword = stored?.rootPassword ?? randomPassword(rng, 'root')))
+  const rootPasswordHash = hashFor(
+    'root',
+    config.host.root,
+    () => (next.rootPassword = stored?.rootPassword ?? randomPassword(rng, 'root')),
+  )
   const userPasswordHashes: Record<string, string> = {}
   for (const u of config.host.users) {
-    const h = hashFor(`user:${u.name}`, u.password, () => (next.userPasswords[u.name] = stored?.userPasswords[u.name] ?? randomPassword(rng, `user:${u.name}`)))
+    const h = hashFor(
+      `user:${u.name}`,
+      u.password,
+      () => (next.userPasswords[u.name] = stored?.userPasswords[u.name] ?? randomPassword(rng, `user:${u.name}`)),
+    )
     if (h) userPasswordHashes[u.name] = h
   }
   const initPassword = config.registry.initUser.password ?? (next.initPassword = stored?.initPassword ?? randomPassword(rng, 'init', 24))

@@ -62,6 +62,95 @@ export interface HostSpec {
    * beyond the registry port is its administrator's.
    */
   firewallRemoveServices?: string[]
+  /**
+   * What the host's scripts need to know about it, built with the rest of
+   * the spec (builder/registry/hostspec.ts) and written on the host as one
+   * bash file (builder/registry/facts.ts). Absent: a host spec that is no
+   * registry host (tests of the renderers).
+   */
+  facts?: HostFacts
+}
+
+/**
+ * The facts of one registry host: the one record first boot,
+ * mirror-registryctl, the bundle and the tests read, so none of them derives
+ * a fact a second time. Host paths that are the same on every host
+ * (builder/registry/layout.ts) are not repeated here; the facts file carries
+ * them too.
+ */
+export interface HostFacts {
+  /** mirror-appliance version that built the host */
+  version: string
+  flavor: 'quay' | 'distribution'
+  /** The registry's name (host.hostname) and its first label */
+  hostname: string
+  shortName: string
+  port: number
+  /** hostname:port, what clients use */
+  address: string
+  /** What the host's own name resolves to when no DNS knows it yet */
+  selfAddress: string
+  /** registry.dataDir as built (the bundle's install may move it) */
+  dataDir: string
+  /** RHEL 8.8+: quadlet units; older: plain units running podman */
+  quadlet: boolean
+  /** The podman version the units were rendered for */
+  podman: string
+  /** Registry container units, in start order */
+  units: string[]
+  /** Units to enable with systemctl (plain units; quadlets are enabled by their [Install]) */
+  enableUnits: string[]
+  networkUnit: string
+  podmanNetwork: string
+  firewallPorts: string[]
+  /** What says the registry is up: this path answering this HTTP code */
+  health: { path: string; code: number }
+  /** Stack images as the units name them, repo@digest */
+  stackRefs: string[]
+  initUser: string
+  initEmail: string
+  /** The locked account that reserves the uid of the registry's container (quay), or null */
+  account: HostAccount | null
+  /** Where the host keeps its server certificate (chain), key and the CA */
+  certFiles: string[]
+  keyFiles: string[]
+  caFiles: string[]
+  /** Names and addresses of the server certificate (for rotate-cert) */
+  sanDns: string[]
+  sanIp: string[]
+  /** Seconds since the epoch: the certificate is not valid before */
+  certNotBefore: number
+  /** Unit files of the registry (rebased to a moved data dir, swapped on upgrade) */
+  unitFiles: string[]
+  /**
+   * What a new release may change at its first start and upgrade must put
+   * back on rollback: Quay's SQLite database directory (Quay migrates its
+   * schema on start), distribution's config file
+   */
+  upgradeKeep: string[]
+  /** Every file of the host spec, paths only */
+  hostFiles: string[]
+  /**
+   * Units whose port stays on loopback until the init user exists: `file`
+   * is the live unit, `open` the same unit publishing on every address,
+   * which first boot puts in its place once the user exists.
+   */
+  openAfterInit: { unit: string; file: string; open: string }[]
+  /** Object storage: the first-boot preflight and the env file it reads; null for the host's disk */
+  storage: { endpoint: string; bucket: string; preflight: string; envFile: string } | null
+  /**
+   * The registry's storage directory on the host (mounted at its
+   * rootdirectory) into which first boot moves the payload's registry
+   * storage tree instead of pushing (distribution on the host's disk); '' when
+   * content is pushed (Quay, object storage)
+   */
+  contentTreeDir: string
+  /** content.keepPayload: the payload stays after first boot */
+  keepPayload: boolean
+  /** The watchdog: restart the registry after this many failed probes in a row, not within `grace` seconds of its start */
+  healthWatch: { restartAfter: number; grace: number }
+  /** registry.tls.autoRenew: the daily renewal timer is installed */
+  autoRenew: boolean
 }
 
 /** Secrets generated for (or given by) this appliance. Only ever written to secrets/ (0600) and the host. */

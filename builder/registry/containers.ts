@@ -133,7 +133,11 @@ export function quadletEntries(c: ContainerModel, net: NetworkModel, podman: str
 
 function unitDeps(c: ContainerModel, net: NetworkModel) {
   const req = c.requires.map((r) => `${r}.service`)
-  return { after: ['network-online.target', networkServiceName(net), ...req], wants: ['network-online.target'], requires: [networkServiceName(net), ...req] }
+  return {
+    after: ['network-online.target', networkServiceName(net), ...req],
+    wants: ['network-online.target'],
+    requires: [networkServiceName(net), ...req],
+  }
 }
 
 export function renderQuadletContainer(c: ContainerModel, net: NetworkModel, podman: string): string {

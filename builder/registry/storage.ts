@@ -105,7 +105,10 @@ function endpointParts(endpoint: string): Endpoint {
 export type QuayStorageDriver = 'RadosGWStorage' | 'S3Storage'
 
 /** Quay's DISTRIBUTED_STORAGE_CONFIG.default entry: [driver, arguments]. */
-export function quayStorage(s: S3Storage, c: StorageCredentials): { driver: QuayStorageDriver; args: Record<string, string | number | boolean> } {
+export function quayStorage(
+  s: S3Storage,
+  c: StorageCredentials,
+): { driver: QuayStorageDriver; args: Record<string, string | number | boolean> } {
   const e = endpointParts(s.endpoint)
   const storagePath = `/${s.prefix}`
   if (isAwsEndpoint(s.endpoint)) {
@@ -136,7 +139,13 @@ export function quayStorage(s: S3Storage, c: StorageCredentials): { driver: Quay
 }
 
 /** The view templates/distribution/config.yml.hbs renders storage.s3 from (no keys: those come from the env file). */
-export function distributionS3(s: S3Storage): { region: string; regionendpoint?: string; bucket: string; secure: boolean; rootdirectory: string } {
+export function distributionS3(s: S3Storage): {
+  region: string
+  regionendpoint?: string
+  bucket: string
+  secure: boolean
+  rootdirectory: string
+} {
   const e = endpointParts(s.endpoint)
   return {
     region: s.region,

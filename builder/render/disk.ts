@@ -123,7 +123,10 @@ export function checkDiskLayout(config: Config): { path: (string | number)[]; me
     if (v !== 'rest' && !(typeof v === 'number' && Number.isFinite(v) && v >= 0))
       errors.push({ path: ['host', 'disk', 'layout', key], message: `must be a size in GiB or "rest", not ${String(v)}` })
   if (disk.layout.rootGiB < 4)
-    errors.push({ path: ['host', 'disk', 'layout', 'rootGiB'], message: `the root volume needs at least 4 GiB for RHEL 8 with podman, not ${disk.layout.rootGiB}` })
+    errors.push({
+      path: ['host', 'disk', 'layout', 'rootGiB'],
+      message: `the root volume needs at least 4 GiB for RHEL 8 with podman, not ${disk.layout.rootGiB}`,
+    })
   if (disk.layout.registryDataGiB !== 'rest' && disk.layout.registryDataGiB < 1)
     errors.push({ path: ['host', 'disk', 'layout', 'registryDataGiB'], message: 'the registry data volume needs at least 1 GiB' })
   if (errors.length) return errors

@@ -33,10 +33,14 @@ const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/
 export function hostModel(plan: Plan): HostModel {
   const users: HostUser[] = plan.config.host.users.map((u, index) => {
     if (!USER_NAME.test(u.name))
-      throw new UserError(`host.users[${index}].name: "${u.name}" is not a valid user name (lower case letters, digits, _ and -, up to 32, not starting with a digit or -)`)
+      throw new UserError(
+        `host.users[${index}].name: "${u.name}" is not a valid user name (lower case letters, digits, _ and -, up to 32, not starting with a digit or -)`,
+      )
     const reserved = (plan.host.accounts ?? []).find((a) => a.name === u.name)
     if (reserved)
-      throw new UserError(`host.users[${index}].name: "${u.name}" is the account that reserves uid ${reserved.uid} for the registry's container; choose another name`)
+      throw new UserError(
+        `host.users[${index}].name: "${u.name}" is the account that reserves uid ${reserved.uid} for the registry's container; choose another name`,
+      )
     return {
       name: u.name,
       gecos: u.gecos,
@@ -84,6 +88,11 @@ function sshdSettingsFiles(config: Config): HostFile[] {
   const root = { owner: 'root', group: 'root' }
   return [
     { path: L.SSHD_SETTINGS_SCRIPT, contents: renderTemplate('templates/ssh/sshd-settings.sh.hbs', data), mode: 0o755, ...root },
-    { path: `${L.SYSTEMD_DIR}/${L.SSHD_SETTINGS_UNIT}`, contents: renderTemplate('templates/ssh/sshd-settings.service.hbs', data), mode: 0o644, ...root },
+    {
+      path: `${L.SYSTEMD_DIR}/${L.SSHD_SETTINGS_UNIT}`,
+      contents: renderTemplate('templates/ssh/sshd-settings.service.hbs', data),
+      mode: 0o644,
+      ...root,
+    },
   ]
 }

@@ -103,10 +103,7 @@ export function ignitionConfig(plan: Plan): IgnitionConfig {
       })),
     },
     systemd: {
-      units: [
-        ...m.enableUnits.map((name) => ({ name, enabled: true })),
-        ...m.disableUnits.map((name) => ({ name, enabled: false })),
-      ],
+      units: [...m.enableUnits.map((name) => ({ name, enabled: true })), ...m.disableUnits.map((name) => ({ name, enabled: false }))],
     },
   }
 }

@@ -57,7 +57,8 @@ function one(value: string, field: string): string {
 
 function positional(value: string, field: string): string {
   one(value, field)
-  if (value.startsWith('-') || value === '') throw new UserError(`${field}: "${value}" cannot be empty or start with "-" (kickstart would read it as an option)`)
+  if (value.startsWith('-') || value === '')
+    throw new UserError(`${field}: "${value}" cannot be empty or start with "-" (kickstart would read it as an option)`)
   return value
 }
 
@@ -147,7 +148,9 @@ export function renderKickstart(plan: Plan, opts: KickstartOptions): string {
       url: opts.source === 'url',
       installUrl: url ?? '',
       payloadUrl: payloadUrl ?? '',
-      payloadLabel: /^[A-Z0-9_]{1,32}$/.test(opts.payloadLabel ?? 'OEMDRV') ? (opts.payloadLabel ?? 'OEMDRV') : fail(`payload label ${opts.payloadLabel}`),
+      payloadLabel: /^[A-Z0-9_]{1,32}$/.test(opts.payloadLabel ?? 'OEMDRV')
+        ? (opts.payloadLabel ?? 'OEMDRV')
+        : fail(`payload label ${opts.payloadLabel}`),
     },
     finish: opts.finish ?? 'reboot',
     language: positional(h.language, 'host.language'),
@@ -188,7 +191,9 @@ export function renderKickstart(plan: Plan, opts: KickstartOptions): string {
         base64: base64Lines(f.contents),
       })),
       selinux: [
-        ...model.dirs.filter((d) => d.selinuxType).map((d) => ({ type: d.selinuxType!, path: d.path, regex: `${regexEscape(d.path)}(/.*)?` })),
+        ...model.dirs
+          .filter((d) => d.selinuxType)
+          .map((d) => ({ type: d.selinuxType!, path: d.path, regex: `${regexEscape(d.path)}(/.*)?` })),
         ...model.files.filter((f) => f.selinuxType).map((f) => ({ type: f.selinuxType!, path: f.path, regex: regexEscape(f.path) })),
       ],
       enableUnits: model.enableUnits.map(unitName),

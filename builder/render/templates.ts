@@ -17,6 +17,10 @@
 //   {{join list sep}}  list.join(sep) (sep defaults to ",")
 //   {{#each (base64Lines contents)}}  contents as base64 lines
 //   {{eq a b}}      a === b, for {{#if (eq …)}}
+//
+// Static files live beside the templates with no template syntax at all
+// (templates/host/: the host's shell library and scripts, which bash -n,
+// shellcheck and the tests read as they are); staticFile() returns them.
 
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'
@@ -62,9 +66,7 @@ function environment(): typeof Handlebars {
   hb.registerHelper('json', (v: unknown) =>
     JSON.stringify(defined('json', v)).replace(/[\u007f-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')),
   )
-  hb.registerHelper('join', (list: unknown, sepArg: unknown) =>
-    (list as unknown[]).join(typeof sepArg === 'string' ? sepArg : ','),
-  )
+  hb.registerHelper('join', (list: unknown, sepArg: unknown) => (list as unknown[]).join(typeof sepArg === 'string' ? sepArg : ','))
   hb.registerHelper('base64Lines', (v: unknown) => base64Lines(defined('base64Lines', v) as string | Buffer))
   hb.registerHelper('eq', (a: unknown, b: unknown) => a === b)
   for (const d of TEMPLATE_DIRS)
@@ -73,6 +75,20 @@ function environment(): typeof Handlebars {
         hb.registerPartial(toName(file).replace(/\.hbs$/, ''), readFileSync(file, 'utf8'))
   env = hb
   return hb
+}
+
+const statics = new Map<string, string>()
+
+/** A static file under templates/ (no template syntax), by its path from the repository root; read once. */
+export function staticFile(name: string): string {
+  let text = statics.get(name)
+  if (text === undefined) {
+    if (!name.startsWith('templates/') || name.includes('..') || name.endsWith('.hbs'))
+      throw new Error(`static file name must be under templates/ and not a .hbs template: ${name}`)
+    text = readFileSync(join(REPO_ROOT, name), 'utf8')
+    statics.set(name, text)
+  }
+  return text
 }
 
 /**

@@ -49,5 +49,9 @@ export async function mtype(image: string, path: string, signal?: AbortSignal): 
 export async function mlist(image: string, signal?: AbortSignal): Promise<string[] | null> {
   const r = await run('mdir', mdirArgs(image), { env: MTOOLS_ENV, signal, nothrow: true, why: 'to read images/efiboot.img' })
   if (r.code !== 0) return null
-  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean).map((l) => l.replace(/^::/, ''))
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((l) => l.replace(/^::/, ''))
 }

@@ -69,7 +69,13 @@ export async function resizeImage(file: string, format: ImageFormat, sizeBytes: 
   await run('qemu-img', resizeArgs(file, format, sizeBytes), { why, signal })
 }
 
-export async function convertImage(src: string, srcFormat: ImageFormat, dst: string, compress: boolean, signal?: AbortSignal): Promise<void> {
+export async function convertImage(
+  src: string,
+  srcFormat: ImageFormat,
+  dst: string,
+  compress: boolean,
+  signal?: AbortSignal,
+): Promise<void> {
   await run('qemu-img', convertArgs(src, srcFormat, dst, compress), { why, signal })
 }
 

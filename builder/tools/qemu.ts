@@ -43,8 +43,10 @@ export function qemuArgs(o: QemuOptions): string[] {
   if (o.firmware === 'uefi') {
     if (!o.ovmfVars) throw new Error('qemuArgs: uefi needs ovmfVars (a writable copy of OVMF_VARS)')
     a.push(
-      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${qemuEscape(o.ovmfCode ?? OVMF_CODE)}`,
-      '-drive', `if=pflash,format=raw,unit=1,file=${qemuEscape(o.ovmfVars)}`,
+      '-drive',
+      `if=pflash,format=raw,unit=0,readonly=on,file=${qemuEscape(o.ovmfCode ?? OVMF_CODE)}`,
+      '-drive',
+      `if=pflash,format=raw,unit=1,file=${qemuEscape(o.ovmfVars)}`,
     )
   }
   let ide = 0
@@ -57,7 +59,12 @@ export function qemuArgs(o: QemuOptions): string[] {
     const boot = `bootindex=${i}`
     if (d.kind === 'cdrom') {
       const id = `cd${ide}`
-      a.push('-drive', `if=none,id=${id},media=cdrom,${fmt},${file}${ro}`, '-device', `ide-cd,drive=${id},bus=ide.${Math.floor(ide / 2)},unit=${ide % 2},${boot}`)
+      a.push(
+        '-drive',
+        `if=none,id=${id},media=cdrom,${fmt},${file}${ro}`,
+        '-device',
+        `ide-cd,drive=${id},bus=ide.${Math.floor(ide / 2)},unit=${ide % 2},${boot}`,
+      )
       ide++
     } else if (d.kind === 'usb') {
       if (usb === 0) a.push('-device', 'qemu-xhci,id=xhci')
@@ -78,5 +85,10 @@ export async function prepareOvmfVars(dest: string): Promise<void> {
 
 /** Run QEMU until the guest powers off or timeoutMs passes. Never throws for a non-zero exit. */
 export async function runQemu(o: QemuOptions, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<RunResult> {
-  return run('qemu-system-x86_64', qemuArgs(o), { timeoutMs: opts.timeoutMs, signal: opts.signal, nothrow: true, why: 'to boot-test media' })
+  return run('qemu-system-x86_64', qemuArgs(o), {
+    timeoutMs: opts.timeoutMs,
+    signal: opts.signal,
+    nothrow: true,
+    why: 'to boot-test media',
+  })
 }

@@ -12,6 +12,7 @@
 
 import { run } from '../exec.js'
 import { ToolError } from '../errors.js'
+import { hashWhileWritten, type WhileWritten } from '../hash.js'
 
 export interface XorrisoMap {
   /** File or directory on disk */
@@ -71,10 +72,17 @@ export function xorrisoWriteArgs(o: XorrisoWriteOptions): string[] {
   a.push('-chown_r', '0', '/', '--', '-chgrp_r', '0', '/', '--')
   const ts = xorrisoTimestring(o.epoch)
   a.push(
-    '-volume_date', 'uuid', ts,
-    '-volume_date', 'all_file_dates', `=${o.epoch}`,
-    '-iso_nowtime', `=${o.epoch}`,
-    '-boot_image', 'any', 'gpt_disk_guid=volume_date_uuid',
+    '-volume_date',
+    'uuid',
+    ts,
+    '-volume_date',
+    'all_file_dates',
+    `=${o.epoch}`,
+    '-iso_nowtime',
+    `=${o.epoch}`,
+    '-boot_image',
+    'any',
+    'gpt_disk_guid=volume_date_uuid',
   )
   a.push('-commit')
   return a
@@ -117,6 +125,12 @@ export function xorrisoExitMeaning(code: number): string | undefined {
 
 export interface XorrisoRunOptions {
   signal?: AbortSignal
+  /**
+   * Hash the image as it is written, starting from this guess of its first
+   * ISO_HEAD_BYTES (the head the previous write of the same image got): see
+   * hash.ts hashWhileWritten. Without it the image is not hashed here.
+   */
+  headGuess?: Buffer
   onProgress?: (p: XorrisoProgress) => void
   /** Whole output of the run, line by line (for logs) */
   onLine?: (line: string) => void
@@ -132,18 +146,33 @@ let pacifierProbe: Promise<number | undefined> | undefined
  * Asked once per process.
  */
 export function xorrisoPacifierInterval(): Promise<number | undefined> {
-  pacifierProbe ??= run('xorriso', ['-abort_on', 'FAILURE', '-return_with', 'SORRY', '32', '-pacifier', `interval=${PACIFIER_INTERVAL}`, '-version'], {
-    nothrow: true,
-    why: 'to write ISO images',
-  }).then(
+  pacifierProbe ??= run(
+    'xorriso',
+    ['-abort_on', 'FAILURE', '-return_with', 'SORRY', '32', '-pacifier', `interval=${PACIFIER_INTERVAL}`, '-version'],
+    {
+      nothrow: true,
+      why: 'to write ISO images',
+    },
+  ).then(
     (r) => (r.code === 0 ? PACIFIER_INTERVAL : undefined),
     () => undefined,
   )
   return pacifierProbe
 }
 
-/** Write an ISO. Throws ToolError with the pasteable command on failure. */
-export async function xorrisoWrite(o: XorrisoWriteOptions, ro: XorrisoRunOptions = {}): Promise<{ sectors: number | null; output: string }> {
+/** xorriso (libisoburn) writes the first 64 KiB of an image file last: Libisoburn_target_head_sizE. */
+export const ISO_HEAD_BYTES = 64 * 1024
+
+/**
+ * Write an ISO. Throws ToolError with the pasteable command on failure.
+ * With ro.headGuess the image is also hashed as xorriso writes it (on the
+ * other core): `whileWritten` says whether that worked, and hashPinned()
+ * then knows the hash, so no one reads the image back for it.
+ */
+export async function xorrisoWrite(
+  o: XorrisoWriteOptions,
+  ro: XorrisoRunOptions = {},
+): Promise<{ sectors: number | null; output: string; whileWritten?: WhileWritten }> {
   let buf = ''
   let all = ''
   const onText = (chunk: string): void => {
@@ -159,7 +188,7 @@ export async function xorrisoWrite(o: XorrisoWriteOptions, ro: XorrisoRunOptions
     }
   }
   const pacifierInterval = o.pacifierInterval ?? (await xorrisoPacifierInterval())
-  const r = await run('xorriso', xorrisoWriteArgs({ ...o, ...(pacifierInterval !== undefined ? { pacifierInterval } : {}) }), {
+  const writing = run('xorriso', xorrisoWriteArgs({ ...o, ...(pacifierInterval !== undefined ? { pacifierInterval } : {}) }), {
     env: xorrisoEnv(o.epoch),
     signal: ro.signal,
     onStdout: onText,
@@ -167,7 +196,11 @@ export async function xorrisoWrite(o: XorrisoWriteOptions, ro: XorrisoRunOptions
     exitMeaning: xorrisoExitMeaning,
     why: 'to write ISO images',
   })
-  return { sectors: parseImageSectors(r.stdout + r.stderr), output: all }
+  const hashing = ro.headGuess ? hashWhileWritten(o.outFile, writing, ro.headGuess, ro.signal) : undefined
+  hashing?.catch(() => {}) // the writer's error is the one to report
+  const r = await writing
+  const whileWritten = await hashing
+  return { sectors: parseImageSectors(r.stdout + r.stderr), output: all, ...(whileWritten ? { whileWritten } : {}) }
 }
 
 // ---- reading a base ISO ----------------------------------------------------

@@ -42,7 +42,12 @@ export async function benchBoot(row: (r: BenchRow) => void): Promise<void> {
     }
     const first = await secs('first boot')
     const again = await secs('reboot')
-    row({ name: 'boot: first boot to ready', value: first.s, unit: 's', note: `${first.accel}; vm --wait: content served, first boot done` })
+    row({
+      name: 'boot: first boot to ready',
+      value: first.s,
+      unit: 's',
+      note: `${first.accel}; vm --wait: content served, first boot done`,
+    })
     row({ name: 'boot: reboot to ready', value: again.s, unit: 's', note: `${again.accel}; the same VM, first boot already done` })
     row({ name: 'boot: first boot / reboot', value: first.s / again.s, unit: 'ratio', note: 'what first boot costs over a plain boot' })
   } finally {

@@ -18,7 +18,15 @@ if (mode === 'payload') {
   const [baseIso, outFile, ks, hashCacheDir] = args as [string, string, string, string | undefined]
   const ksText = await readFile(ks, 'utf8')
   const t0 = process.hrtime.bigint()
-  const r = await remasterIso({ baseIso, outFile, ksText, epoch: 1700000000, force: true, hashOutput: false, ...(hashCacheDir ? { hashCacheDir } : {}) })
+  const r = await remasterIso({
+    baseIso,
+    outFile,
+    ksText,
+    epoch: 1700000000,
+    force: true,
+    hashOutput: false,
+    ...(hashCacheDir ? { hashCacheDir } : {}),
+  })
   process.stdout.write(JSON.stringify({ ...r, ms: Number(process.hrtime.bigint() - t0) / 1e6 }) + '\n')
 } else {
   process.stderr.write('usage: child.ts payload | remaster IN OUT KS [HASHCACHE]\n')

@@ -36,8 +36,12 @@ export async function benchFleet(opts: { hosts?: number; payloadMiB?: number } =
       const b = await cache.putBlob(randomStream(Math.floor((mib * 1024 * 1024) / 4)))
       layers.push({ mediaType: MEDIA.ociLayerGzip, digest: b.digest, size: b.size })
     }
-    const cfg = await cache.putBlobBytes(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } }))
-    const man = await cache.putBlobBytes(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociManifest, config: { mediaType: MEDIA.ociConfig, ...cfg }, layers }))
+    const cfg = await cache.putBlobBytes(
+      JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } }),
+    )
+    const man = await cache.putBlobBytes(
+      JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociManifest, config: { mediaType: MEDIA.ociConfig, ...cfg }, layers }),
+    )
     const ref = 'registry.example.com/bench/app:1'
     await cache.setEntry(ref, { mediaType: MEDIA.ociManifest, ...man })
 
@@ -63,7 +67,9 @@ ${list.join('\n')}
     const out = join(work, 'dist')
     const t0 = process.hrtime.bigint()
     // Stack images are not in this cache: --allow-missing (the content image is).
-    const r = await runCli(['build', '-c', config, '-o', out, '--cache', cache.dir, '--allow-missing'], { env: { SOURCE_DATE_EPOCH: '1700000000' } })
+    const r = await runCli(['build', '-c', config, '-o', out, '--cache', cache.dir, '--allow-missing'], {
+      env: { SOURCE_DATE_EPOCH: '1700000000' },
+    })
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9
     if (r.code !== 0) throw new Error(`fleet build failed (${r.code}):\n${r.stderr}`)
 
@@ -99,6 +105,9 @@ ${list.join('\n')}
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const rows = await benchFleet({ hosts: Number(process.env.BENCH_FLEET_HOSTS ?? 50), payloadMiB: Number(process.env.BENCH_FLEET_MIB ?? 256) })
+  const rows = await benchFleet({
+    hosts: Number(process.env.BENCH_FLEET_HOSTS ?? 50),
+    payloadMiB: Number(process.env.BENCH_FLEET_MIB ?? 256),
+  })
   for (const r of rows) console.log(`${r.name}: ${r.value.toFixed(2)} ${r.unit}${r.note ? `  (${r.note})` : ''}`)
 }

@@ -81,7 +81,9 @@ export async function benchPayload(opts: { totalBytes?: number; layers?: number 
       const b = await cache.putBlob(randomStream(Math.floor(total / n)))
       layers.push({ mediaType: MEDIA.ociLayerGzip, digest: b.digest, size: b.size })
     }
-    const cfg = await cache.putBlobBytes(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } }))
+    const cfg = await cache.putBlobBytes(
+      JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } }),
+    )
     const man = await cache.putBlobBytes(
       JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociManifest, config: { mediaType: MEDIA.ociConfig, ...cfg }, layers }),
     )
@@ -100,8 +102,12 @@ export async function benchPayload(opts: { totalBytes?: number; layers?: number 
       const r = spawnSync('cp', ['-r', cache.blobsDir, join(work, 'cp-copy')])
       if (r.status !== 0) throw new Error(`cp -r failed: ${r.stderr}`)
     })
-    const copyMode = await time(() => assemblePayload({ cacheDir: cache.dir, stack, content: [], outDir: join(work, 'out-copy'), link: false }))
-    const fullMode = await time(() => assemblePayload({ cacheDir: cache.dir, stack, content: [], outDir: join(work, 'out-full'), link: false, verify: 'full' }))
+    const copyMode = await time(() =>
+      assemblePayload({ cacheDir: cache.dir, stack, content: [], outDir: join(work, 'out-copy'), link: false }),
+    )
+    const fullMode = await time(() =>
+      assemblePayload({ cacheDir: cache.dir, stack, content: [], outDir: join(work, 'out-full'), link: false, verify: 'full' }),
+    )
     const linkMode = await time(() => assemblePayload({ cacheDir: cache.dir, stack, content: [], outDir: join(work, 'out-link') }))
     const xdev = await benchAcrossFilesystems(work, cache.blobsDir, total, (outDir) =>
       assemblePayload({ cacheDir: cache.dir, stack, content: [], outDir }),
@@ -209,5 +215,6 @@ async function benchAcrossFilesystems(
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const gib = Number(process.env.BENCH_PAYLOAD_GIB ?? 2)
-  for (const r of await benchPayload({ totalBytes: gib * 1024 ** 3 })) console.log(`${r.name}: ${r.value.toFixed(2)} ${r.unit}${r.note ? `  (${r.note})` : ''}`)
+  for (const r of await benchPayload({ totalBytes: gib * 1024 ** 3 }))
+    console.log(`${r.name}: ${r.value.toFixed(2)} ${r.unit}${r.note ? `  (${r.note})` : ''}`)
 }

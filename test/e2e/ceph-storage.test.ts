@@ -122,7 +122,14 @@ ${extra}`,
     t.same(rewritten, original, 'nothing but address and paths rewritten')
     t.same(
       cfg.storage.s3,
-      { region: 'us-east-1', regionendpoint: ceph.tlsEndpoint, bucket: 'mirror', secure: true, v4auth: true, rootdirectory: '/site1.lab.example' },
+      {
+        region: 'us-east-1',
+        regionendpoint: ceph.tlsEndpoint,
+        bucket: 'mirror',
+        secure: true,
+        v4auth: true,
+        rootdirectory: '/site1.lab.example',
+      },
       'storage.s3 as generated',
     )
     t.equal(cfg.storage.redirect?.disable, true, 'blobs are served through the registry, not redirected to the store')
@@ -146,9 +153,15 @@ ${extra}`,
     const objects = ceph.listObjects('mirror')
     for (const b of want) {
       const hex = b.digest.slice(7)
-      t.ok(objects.includes(`site1.lab.example/docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`), `blob ${b.digest.slice(0, 19)} stored in the bucket`)
+      t.ok(
+        objects.includes(`site1.lab.example/docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`),
+        `blob ${b.digest.slice(0, 19)} stored in the bucket`,
+      )
     }
-    t.ok(objects.some((o) => o.startsWith('site1.lab.example/docker/registry/v2/repositories/ocp/release/_manifests/tags/4.14.1/')), 'the tag is in the bucket')
+    t.ok(
+      objects.some((o) => o.startsWith('site1.lab.example/docker/registry/v2/repositories/ocp/release/_manifests/tags/4.14.1/')),
+      'the tag is in the bucket',
+    )
   })
 
   t.test('first-boot preflight (python SigV4 signer) against the bucket', async (t) => {
@@ -172,14 +185,37 @@ ${extra}`,
     const ok = preflight(good)
     t.equal(ok.status, 0, `writable bucket passes: ${ok.stderr}`)
     t.match(ok.stdout, /bucket mirror at https:\/\/127\.0\.0\.1:\d+ is reachable and writable/)
-    t.notOk(ceph.listObjects('mirror').some((o) => o.includes('.mirror-appliance-preflight/')), 'the probe object is deleted again')
+    t.notOk(
+      ceph.listObjects('mirror').some((o) => o.includes('.mirror-appliance-preflight/')),
+      'the probe object is deleted again',
+    )
 
     const cases: [string, string, RegExp][] = [
-      ['wrong secret key', good.replace(/^(REGISTRY_STORAGE_S3_SECRETKEY=).*$/m, '$1not-the-secret'), /the secret key does not match the access key MAEXAMPLEACCESSKEY01 .*check registry\.storage\.secretKeyFile/],
-      ['unknown access key', good.replace(/^(REGISTRY_STORAGE_S3_ACCESSKEY=).*$/m, '$1NOSUCHKEY'), /does not know the access key NOSUCHKEY .*check registry\.storage\.accessKeyFile/],
-      ['missing bucket', good.replace(/^(MA_S3_BUCKET=).*$/m, '$1no-such-bucket'), /bucket no-such-bucket at https:\/\/\S+ does not exist: create it first/],
-      ['CA not given', good.replace(/^MA_S3_CA_FILE=.*\n/m, ''), /TLS certificate of https:\/\/\S+ is not trusted .*set registry\.storage\.caFile/],
-      ['endpoint down', good.replace(/^(MA_S3_ENDPOINT=https:\/\/127\.0\.0\.1:)\d+$/m, '$11'), /cannot reach the object store at https:\/\/127\.0\.0\.1:1 after 2 tries/],
+      [
+        'wrong secret key',
+        good.replace(/^(REGISTRY_STORAGE_S3_SECRETKEY=).*$/m, '$1not-the-secret'),
+        /the secret key does not match the access key MAEXAMPLEACCESSKEY01 .*check registry\.storage\.secretKeyFile/,
+      ],
+      [
+        'unknown access key',
+        good.replace(/^(REGISTRY_STORAGE_S3_ACCESSKEY=).*$/m, '$1NOSUCHKEY'),
+        /does not know the access key NOSUCHKEY .*check registry\.storage\.accessKeyFile/,
+      ],
+      [
+        'missing bucket',
+        good.replace(/^(MA_S3_BUCKET=).*$/m, '$1no-such-bucket'),
+        /bucket no-such-bucket at https:\/\/\S+ does not exist: create it first/,
+      ],
+      [
+        'CA not given',
+        good.replace(/^MA_S3_CA_FILE=.*\n/m, ''),
+        /TLS certificate of https:\/\/\S+ is not trusted .*set registry\.storage\.caFile/,
+      ],
+      [
+        'endpoint down',
+        good.replace(/^(MA_S3_ENDPOINT=https:\/\/127\.0\.0\.1:)\d+$/m, '$11'),
+        /cannot reach the object store at https:\/\/127\.0\.0\.1:1 after 2 tries/,
+      ],
     ]
     for (const [what, env, message] of cases) {
       const r = preflight(env)

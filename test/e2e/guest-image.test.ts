@@ -31,7 +31,19 @@ t.setTimeout(120 * 60_000)
 
 /** Why the guest cannot be built here, or null. */
 async function missingPrerequisite(): Promise<string | null> {
-  for (const tool of ['curl', 'debootstrap', 'guestfish', 'qemu-system-x86_64', 'qemu-img', 'xorriso', 'ssh', 'ssh-keygen', 'openssl', 'busybox', 'chroot']) {
+  for (const tool of [
+    'curl',
+    'debootstrap',
+    'guestfish',
+    'qemu-system-x86_64',
+    'qemu-img',
+    'xorriso',
+    'ssh',
+    'ssh-keygen',
+    'openssl',
+    'busybox',
+    'chroot',
+  ]) {
     if (!(await findTool(tool))) return `${tool} is not installed`
   }
   const r = await run('curl', ['-sfI', '--max-time', '20', 'http://deb.debian.org/debian/dists/trixie/Release'], { nothrow: true })
@@ -68,7 +80,19 @@ async function boot(t: Test, dir: string, guest: string): Promise<Vm> {
       `    ssh_authorized_keys: [${JSON.stringify(pub)}]\n`,
   )
   const iso = join(dir, 'seed.iso')
-  await run('xorriso', ['-as', 'mkisofs', '-quiet', '-o', iso, '-V', 'cidata', '-J', '-R', join(seed, 'user-data'), join(seed, 'meta-data')])
+  await run('xorriso', [
+    '-as',
+    'mkisofs',
+    '-quiet',
+    '-o',
+    iso,
+    '-V',
+    'cidata',
+    '-J',
+    '-R',
+    join(seed, 'user-data'),
+    join(seed, 'meta-data'),
+  ])
   const port = await freePort()
   const serial = join(dir, 'serial.log')
   const ac = new AbortController()
@@ -76,10 +100,24 @@ async function boot(t: Test, dir: string, guest: string): Promise<Vm> {
   const qemu = run(
     'qemu-system-x86_64',
     [
-      '-accel', 'tcg', '-m', '2048', '-smp', '2', '-display', 'none', '-monitor', 'none', '-serial', `file:${serial}`,
-      '-drive', `file=${overlay},if=virtio,format=qcow2`,
-      '-drive', `file=${iso},if=virtio,format=raw,readonly=on`,
-      '-nic', `user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${port}-:22`,
+      '-accel',
+      'tcg',
+      '-m',
+      '2048',
+      '-smp',
+      '2',
+      '-display',
+      'none',
+      '-monitor',
+      'none',
+      '-serial',
+      `file:${serial}`,
+      '-drive',
+      `file=${overlay},if=virtio,format=qcow2`,
+      '-drive',
+      `file=${iso},if=virtio,format=raw,readonly=on`,
+      '-nic',
+      `user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${port}-:22`,
     ],
     { signal: ac.signal, nothrow: true, why: 'to boot the stand-in guest' },
   ).then(
@@ -102,10 +140,22 @@ async function boot(t: Test, dir: string, guest: string): Promise<Vm> {
 
 function sshArgs(vm: Vm, command: string): string[] {
   return [
-    '-i', vm.key, '-p', String(vm.port),
-    '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
-    '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR',
-    `${USER}@127.0.0.1`, command,
+    '-i',
+    vm.key,
+    '-p',
+    String(vm.port),
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=no',
+    '-o',
+    'UserKnownHostsFile=/dev/null',
+    '-o',
+    'ConnectTimeout=10',
+    '-o',
+    'LogLevel=ERROR',
+    `${USER}@127.0.0.1`,
+    command,
   ]
 }
 
@@ -134,10 +184,59 @@ async function makeCa(dir: string): Promise<{ ca: string; leaf: string; leafKey:
   const leafKey = join(dir, 'leaf.key')
   const csr = join(dir, 'leaf.csr')
   const ext = join(dir, 'leaf.ext')
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', caKey, '-out', ca, '-days', '2', '-subj', '/CN=guest-image test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'])
-  await run('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', leafKey, '-out', csr, '-subj', '/CN=localhost'])
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    caKey,
+    '-out',
+    ca,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=guest-image test CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ])
+  await run('openssl', [
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    leafKey,
+    '-out',
+    csr,
+    '-subj',
+    '/CN=localhost',
+  ])
   await writeFile(ext, 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n')
-  await run('openssl', ['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-out', leaf, '-days', '2', '-extfile', ext])
+  await run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca,
+    '-CAkey',
+    caKey,
+    '-CAcreateserial',
+    '-out',
+    leaf,
+    '-days',
+    '2',
+    '-extfile',
+    ext,
+  ])
   return { ca, leaf, leafKey }
 }
 
@@ -197,7 +296,10 @@ t.test('Debian trixie guest standing in for the RHEL 8 KVM guest image: boots, S
     t.equal(info.stdout.trim(), 'netavark', `podman info reports netavark: ${info.stderr.trim()}`)
     const put = await ssh(vm, 'cat > /tmp/bb.tar', await busyboxTar(dir))
     t.equal(put.code, 0, 'busybox tarball copied in')
-    const ctr = await root(vm, 'podman import -q /tmp/bb.tar localhost/bb:1 >/dev/null && podman run --rm localhost/bb:1 /bin/sh -c "echo hello from a container; ip -4 addr show eth0 | grep -c inet"')
+    const ctr = await root(
+      vm,
+      'podman import -q /tmp/bb.tar localhost/bb:1 >/dev/null && podman run --rm localhost/bb:1 /bin/sh -c "echo hello from a container; ip -4 addr show eth0 | grep -c inet"',
+    )
     t.match(ctr.stdout, /^hello from a container\n1\n/, `podman run on the default netavark bridge: ${ctr.stderr.trim().slice(-1000)}`)
 
     for (const s of GUEST_SHIMS) {
@@ -208,12 +310,20 @@ t.test('Debian trixie guest standing in for the RHEL 8 KVM guest image: boots, S
     t.equal(py.stdout.trim(), '3', 'platform-python runs Python 3')
 
     const { ca, leaf, leafKey } = await makeCa(dir)
-    for (const [f, name] of [[ca, 'ca.pem'], [leaf, 'leaf.pem'], [leafKey, 'leaf.key']] as const) await ssh(vm, `cat > /tmp/${name}`, await readFile(f))
+    for (const [f, name] of [
+      [ca, 'ca.pem'],
+      [leaf, 'leaf.pem'],
+      [leafKey, 'leaf.key'],
+    ] as const)
+      await ssh(vm, `cat > /tmp/${name}`, await readFile(f))
     const before = await ssh(vm, 'openssl verify -CAfile /etc/ssl/certs/ca-certificates.crt /tmp/leaf.pem')
     t.not(before.code, 0, 'before update-ca-trust the test CA is not trusted')
     const extract = await root(vm, 'cp /tmp/ca.pem /etc/pki/ca-trust/source/anchors/guest-image-test-ca.pem && update-ca-trust extract')
     t.equal(extract.code, 0, `update-ca-trust extract: ${extract.stderr.trim()}`)
-    const after = await ssh(vm, 'openssl verify -CAfile /etc/ssl/certs/ca-certificates.crt /tmp/leaf.pem && openssl verify -CAfile /etc/pki/tls/certs/ca-bundle.crt /tmp/leaf.pem')
+    const after = await ssh(
+      vm,
+      'openssl verify -CAfile /etc/ssl/certs/ca-certificates.crt /tmp/leaf.pem && openssl verify -CAfile /etc/pki/tls/certs/ca-bundle.crt /tmp/leaf.pem',
+    )
     t.equal(after.code, 0, `after update-ca-trust the test CA is trusted: ${after.stdout.trim()} ${after.stderr.trim()}`)
     const curl = await ssh(
       vm,

@@ -39,19 +39,31 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 function localDisk(file: string): void {
   const code = [
     0xfa, //                  cli
-    0x31, 0xc0, //            xor ax, ax
-    0x8e, 0xd8, //            mov ds, ax
-    0xbe, 0x1a, 0x7c, //      mov si, 0x7c1a (the text, at offset 26)
-    0xba, 0xf8, 0x03, //      mov dx, 0x3f8
+    0x31,
+    0xc0, //            xor ax, ax
+    0x8e,
+    0xd8, //            mov ds, ax
+    0xbe,
+    0x1a,
+    0x7c, //      mov si, 0x7c1a (the text, at offset 26)
+    0xba,
+    0xf8,
+    0x03, //      mov dx, 0x3f8
     0xac, //                  next: lodsb
-    0x84, 0xc0, //            test al, al
-    0x74, 0x03, //            jz done
+    0x84,
+    0xc0, //            test al, al
+    0x74,
+    0x03, //            jz done
     0xee, //                  out dx, al
-    0xeb, 0xf8, //            jmp next
-    0xb0, DISK_EXIT, //       done: mov al, DISK_EXIT
-    0xe6, 0xf4, //            out 0xf4, al
+    0xeb,
+    0xf8, //            jmp next
+    0xb0,
+    DISK_EXIT, //       done: mov al, DISK_EXIT
+    0xe6,
+    0xf4, //            out 0xf4, al
     0xf4, //                  hlt
-    0xeb, 0xfd, //            jmp hlt
+    0xeb,
+    0xfd, //            jmp hlt
   ]
   const sector = Buffer.alloc(512)
   Buffer.from(code).copy(sector, 0)
@@ -69,7 +81,10 @@ t.teardown(() => qemus.abort())
 
 /** Text files of the tree (kickstarts and boot entries; not repo/ or the payload), relative paths. */
 function treeTexts(tree: string): string[] {
-  return readdirSync(tree, { recursive: true, encoding: 'utf8' }).filter((f) => /(^|\/)(ks\.cfg|[^/]*\.ipxe|grub\.cfg[^/]*|pxelinux\.cfg\/[^/]+)$/.test(f) && !f.startsWith('repo/') && !f.startsWith('appliance/'))
+  return readdirSync(tree, { recursive: true, encoding: 'utf8' }).filter(
+    (f) =>
+      /(^|\/)(ks\.cfg|[^/]*\.ipxe|grub\.cfg[^/]*|pxelinux\.cfg\/[^/]+)$/.test(f) && !f.startsWith('repo/') && !f.startsWith('appliance/'),
+  )
 }
 
 /**
@@ -84,14 +99,16 @@ async function checkUrls(t: Test, tree: string, url: string): Promise<void> {
   const esc = url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
   const named = new Set<string>()
   for (const f of treeTexts(tree)) {
-    for (const m of readFileSync(join(tree, f), 'utf8').matchAll(new RegExp(`${esc}(/[^\\s'"();]*)?`, 'g'))) named.add((m[1] ?? '/').replace(/\/+$/, '') || '/')
+    for (const m of readFileSync(join(tree, f), 'utf8').matchAll(new RegExp(`${esc}(/[^\\s'"();]*)?`, 'g')))
+      named.add((m[1] ?? '/').replace(/\/+$/, '') || '/')
   }
   const paths = new Set<string>()
   for (const p of named) {
     if (p === '/repo') paths.add('/repo/.treeinfo')
     else if (p === '/appliance') {
       paths.add('/appliance/SHA256SUMS')
-      for (const l of readFileSync(join(tree, 'appliance/SHA256SUMS'), 'utf8').split('\n').filter(Boolean)) paths.add(`/appliance/${l.replace(/^\S+\s+\*?/, '')}`)
+      for (const l of readFileSync(join(tree, 'appliance/SHA256SUMS'), 'utf8').split('\n').filter(Boolean))
+        paths.add(`/appliance/${l.replace(/^\S+\s+\*?/, '')}`)
     } else if (!p.includes('${')) paths.add(p) // iPXE's ${net0/mac:hexhyp} is filled in by iPXE: the boot tests cover it
   }
   t.ok(named.has('/repo') && named.has('/appliance'), 'the kickstarts name the repo and the payload')
@@ -116,17 +133,45 @@ t.test('PXE trees network-boot under QEMU (iPXE over HTTP)', async (t) => {
 
   // single host
   const cfg = join(dir, 'appliance.yaml')
-  writeFileSync(cfg, 'apiVersion: mirror-appliance/v1\nhost:\n  hostname: pxe-single.lab.example\n  disk: {device: vda}\nregistry:\n  flavor: distribution\n')
+  writeFileSync(
+    cfg,
+    'apiVersion: mirror-appliance/v1\nhost:\n  hostname: pxe-single.lab.example\n  disk: {device: vda}\nregistry:\n  flavor: distribution\n',
+  )
   const singlePort = await freePort()
   const single = await buildAndServe(t, [
-    'build', '-c', cfg, '-o', join(dir, 'single'), '--iso', iso, '--pxe', '--pxe-url', `http://10.0.2.2:${singlePort}`,
-    '--allow-missing', '--cache', join(dir, 'empty-cache'),
+    'build',
+    '-c',
+    cfg,
+    '-o',
+    join(dir, 'single'),
+    '--iso',
+    iso,
+    '--pxe',
+    '--pxe-url',
+    `http://10.0.2.2:${singlePort}`,
+    '--allow-missing',
+    '--cache',
+    join(dir, 'empty-cache'),
   ])
   // fleet
   const fleetPort = await freePort()
   const fleet = await buildAndServe(t, [
-    'build', '-c', FLEET, '-o', join(dir, 'fleet'), '--iso', iso, '--pxe', '--pxe-url', `http://10.0.2.2:${fleetPort}`, '--no-oemdrv',
-    '--allow-missing', '--cache', join(dir, 'empty-cache'), '--seed', 'pxe-boot',
+    'build',
+    '-c',
+    FLEET,
+    '-o',
+    join(dir, 'fleet'),
+    '--iso',
+    iso,
+    '--pxe',
+    '--pxe-url',
+    `http://10.0.2.2:${fleetPort}`,
+    '--no-oemdrv',
+    '--allow-missing',
+    '--cache',
+    join(dir, 'empty-cache'),
+    '--seed',
+    'pxe-boot',
   ])
 
   const boots = {
@@ -136,7 +181,10 @@ t.test('PXE trees network-boot under QEMU (iPXE over HTTP)', async (t) => {
     fleetB: { name: 'fleet-b-uefi', firmware: 'uefi', bootfile: `${fleet.url}/pxe/boot.ipxe`, mac: '52:54:00:00:00:12' },
     unknown: { name: 'fleet-unknown-bios', firmware: 'bios', bootfile: `${fleet.url}/pxe/boot.ipxe`, mac: '52:54:00:00:00:99', disk },
   } satisfies Record<string, NetBoot>
-  const runs = Object.fromEntries(Object.entries(boots).map(([k, b]) => [k, pool(() => netboot(b))])) as Record<keyof typeof boots, Promise<Boot>>
+  const runs = Object.fromEntries(Object.entries(boots).map(([k, b]) => [k, pool(() => netboot(b))])) as Record<
+    keyof typeof boots,
+    Promise<Boot>
+  >
   Object.values(runs).forEach((p) => p.catch(() => {}))
 
   await t.test('every URL the served trees name resolves', async (t) => {
@@ -147,25 +195,31 @@ t.test('PXE trees network-boot under QEMU (iPXE over HTTP)', async (t) => {
   const ksFirst = (f: string) => readFileSync(f, 'utf8').split('\n')[0]!
 
   for (const key of ['singleBios', 'singleUefi'] as const) {
-    await t.test(`single host, ${boots[key].firmware}: iPXE boots the tree's kernel, the installer finds the repo and our kickstart`, async (t) => {
-      const b = await runs[key]
-      t.comment(`${boots[key].name}: ${(b.ms / 1000).toFixed(1)} s, qemu exit ${b.code}`)
-      t.ok(b.log.includes(`${single.url}/pxe/boot.ipxe... ok`), 'iPXE fetched pxe/boot.ipxe from the served tree')
-      const cmdline = line(b.log, 'CMDLINE: ')
-      t.ok(cmdline, 'the kernel iPXE fetched ran the installer initrd')
-      t.match(cmdline ?? '', / ip=dhcp /, 'ip=dhcp')
-      t.match(cmdline ?? '', ` inst.repo=${single.url}/repo `, 'inst.repo is the tree\'s repo/')
-      t.match(cmdline ?? '', ` inst.ks=${single.url}/ks.cfg`, 'inst.ks is the tree\'s ks.cfg')
-      t.match(line(b.log, 'NET-UP: ') ?? '', /^NET-UP: \S+ 10\.0\.2\.\d+ \(ip=dhcp\)$/, 'the installer got an address by DHCP')
-      t.equal(line(b.log, 'REPO-FOUND: '), 'REPO-FOUND: Red Hat Enterprise Linux 8.10', 'repo/.treeinfo served')
-      t.equal(line(b.log, 'KS-FOUND: '), `KS-FOUND: ${ksFirst(join(single.tree, 'ks.cfg'))}`, 'kickstart fetched over HTTP')
-      t.equal(line(b.log, 'KS-HOSTNAME: '), 'KS-HOSTNAME: pxe-single.lab.example', 'and it is this config\'s kickstart')
-      t.equal(b.code, 0, 'guest powered off by itself')
-      if (!line(b.log, 'KS-HOSTNAME: ')) t.comment(b.log.slice(-3000))
-    })
+    await t.test(
+      `single host, ${boots[key].firmware}: iPXE boots the tree's kernel, the installer finds the repo and our kickstart`,
+      async (t) => {
+        const b = await runs[key]
+        t.comment(`${boots[key].name}: ${(b.ms / 1000).toFixed(1)} s, qemu exit ${b.code}`)
+        t.ok(b.log.includes(`${single.url}/pxe/boot.ipxe... ok`), 'iPXE fetched pxe/boot.ipxe from the served tree')
+        const cmdline = line(b.log, 'CMDLINE: ')
+        t.ok(cmdline, 'the kernel iPXE fetched ran the installer initrd')
+        t.match(cmdline ?? '', / ip=dhcp /, 'ip=dhcp')
+        t.match(cmdline ?? '', ` inst.repo=${single.url}/repo `, "inst.repo is the tree's repo/")
+        t.match(cmdline ?? '', ` inst.ks=${single.url}/ks.cfg`, "inst.ks is the tree's ks.cfg")
+        t.match(line(b.log, 'NET-UP: ') ?? '', /^NET-UP: \S+ 10\.0\.2\.\d+ \(ip=dhcp\)$/, 'the installer got an address by DHCP')
+        t.equal(line(b.log, 'REPO-FOUND: '), 'REPO-FOUND: Red Hat Enterprise Linux 8.10', 'repo/.treeinfo served')
+        t.equal(line(b.log, 'KS-FOUND: '), `KS-FOUND: ${ksFirst(join(single.tree, 'ks.cfg'))}`, 'kickstart fetched over HTTP')
+        t.equal(line(b.log, 'KS-HOSTNAME: '), 'KS-HOSTNAME: pxe-single.lab.example', "and it is this config's kickstart")
+        t.equal(b.code, 0, 'guest powered off by itself')
+        if (!line(b.log, 'KS-HOSTNAME: ')) t.comment(b.log.slice(-3000))
+      },
+    )
   }
 
-  for (const [key, host, id] of [['fleetA', 'mirror-a.lab.example', '01-52-54-00-00-00-11'], ['fleetB', 'mirror-b.lab.example', '01-52-54-00-00-00-12']] as const) {
+  for (const [key, host, id] of [
+    ['fleetA', 'mirror-a.lab.example', '01-52-54-00-00-00-11'],
+    ['fleetB', 'mirror-b.lab.example', '01-52-54-00-00-00-12'],
+  ] as const) {
     await t.test(`fleet, ${host}'s MAC, ${boots[key].firmware}: its own entry and its own kickstart`, async (t) => {
       const b = await runs[key]
       t.comment(`${boots[key].name}: ${(b.ms / 1000).toFixed(1)} s, qemu exit ${b.code}`)
@@ -184,9 +238,9 @@ t.test('PXE trees network-boot under QEMU (iPXE over HTTP)', async (t) => {
   await t.test('fleet, a MAC not in the fleet (bios): iPXE exits and the firmware boots the local disk', async (t) => {
     const b = await runs.unknown
     t.comment(`${boots.unknown.name}: ${(b.ms / 1000).toFixed(1)} s, qemu exit ${b.code}`)
-    t.ok(b.log.includes(`${fleet.url}/pxe/boot.ipxe... ok`), 'iPXE fetched the fleet\'s boot.ipxe')
+    t.ok(b.log.includes(`${fleet.url}/pxe/boot.ipxe... ok`), "iPXE fetched the fleet's boot.ipxe")
     t.ok(b.log.includes('Not a fleet machine: booting from the local disk'), 'no entry for this MAC: the script says so')
-    t.ok(b.log.includes(MARKER), 'the local disk\'s boot sector ran')
+    t.ok(b.log.includes(MARKER), "the local disk's boot sector ran")
     t.equal(b.code, (DISK_EXIT << 1) | 1, 'and ended QEMU (isa-debug-exit)')
     t.notOk(b.log.includes('images/pxeboot/vmlinuz'), 'no installer kernel fetched')
     t.notOk(b.log.includes('CMDLINE: '), 'no installer ran')

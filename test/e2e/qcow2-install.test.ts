@@ -38,11 +38,21 @@ t.test('install into a blank qcow2: remastered ISO, then stock ISO + OEMDRV', as
     const lines: string[] = []
     const warnings: string[] = []
     const r = await buildQcow2ByInstall({
-      iso: c.iso, oemdrvIso: c.oemdrvIso, outFile: out, sizeGiB: 2, timeoutMs: 240_000, memoryMb: 512, cpus: 1,
-      onSerialLine: (l) => lines.push(l), onWarning: (w) => warnings.push(w),
+      iso: c.iso,
+      oemdrvIso: c.oemdrvIso,
+      outFile: out,
+      sizeGiB: 2,
+      timeoutMs: 240_000,
+      memoryMb: 512,
+      cpus: 1,
+      onSerialLine: (l) => lines.push(l),
+      onWarning: (w) => warnings.push(w),
     })
     t.comment(`path 2 (${c.name}) under ${r.accel}: ${r.seconds.toFixed(1)} s`)
-    t.ok(lines.some((l) => l.startsWith(c.marker)), `${c.name}: the installer found the kickstart (serial: ${c.marker})`)
+    t.ok(
+      lines.some((l) => l.startsWith(c.marker)),
+      `${c.name}: the installer found the kickstart (serial: ${c.marker})`,
+    )
     t.ok(lines.includes('FIXTURE-INIT-DONE'), 'serial lines streamed to the end')
     if (r.accel === 'tcg') t.match(warnings.join('\n'), /software emulation \(TCG\)/, 'the fallback to TCG is said out loud')
     else t.same(warnings, [])
@@ -52,7 +62,11 @@ t.test('install into a blank qcow2: remastered ISO, then stock ISO + OEMDRV', as
     t.equal(info.backingFile, undefined)
     t.equal(r.sha256, await sha256File(out))
   }
-  t.same((await readdir(dir)).filter((n) => n.startsWith('.')), [], 'no scratch left')
+  t.same(
+    (await readdir(dir)).filter((n) => n.startsWith('.')),
+    [],
+    'no scratch left',
+  )
 })
 
 t.test('an install that does not power off in time leaves no output', async (t) => {
@@ -65,5 +79,8 @@ t.test('an install that does not power off in time leaves no output', async (t) 
   })
   t.same(await readdir(dir), [], 'nothing written')
   await writeFile(join(dir, 'x'), '')
-  await t.rejects(buildQcow2ByInstall({ iso: join(dir, 'missing.iso'), outFile: out, sizeGiB: 1, timeoutMs: 1000 }), { name: 'UserError', message: /does not exist/ })
+  await t.rejects(buildQcow2ByInstall({ iso: join(dir, 'missing.iso'), outFile: out, sizeGiB: 1, timeoutMs: 1000 }), {
+    name: 'UserError',
+    message: /does not exist/,
+  })
 })

@@ -17,17 +17,19 @@ import { curlStatus, pushAndPullBack, skopeo, spawnRegistry, waitForRegistry } f
 const dir = mkdtempSync(join(tmpdir(), 'e2e-registry-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
-
-const loaded = loadConfigText(`apiVersion: mirror-appliance/v1
+const loaded = loadConfigText(
+  `apiVersion: mirror-appliance/v1
 host: { hostname: registry.lab.example, disk: { device: vda } }
 registry:
   flavor: distribution
   tls: { extraSANs: [127.0.0.1] }
-`, 'e2e.yaml', { baseDir: dir })
+`,
+  'e2e.yaml',
+  { baseDir: dir },
+)
 const { plan } = planAppliance(loaded, { epoch: Math.floor(Date.now() / 1000) - 60, seed: 'e2e-registry' })
 const file = (p: string) => plan.host.files.find((f) => f.path === p)!.contents
 const D = '/var/lib/mirror-registry/registry'
-
 
 t.test('our registry config serves TLS with our cert and htpasswd auth', async (t) => {
   const port = await freePort()
@@ -49,7 +51,11 @@ t.test('our registry config serves TLS with our cert and htpasswd auth', async (
   cfg.storage.filesystem.rootdirectory = join(dir, 'storage')
   const rewritten = structuredClone(cfg)
   for (const c of [original, rewritten]) {
-    delete c.http.addr; delete c.http.tls.certificate; delete c.http.tls.key; delete c.auth.htpasswd.path; delete c.storage.filesystem.rootdirectory
+    delete c.http.addr
+    delete c.http.tls.certificate
+    delete c.http.tls.key
+    delete c.auth.htpasswd.path
+    delete c.storage.filesystem.rootdirectory
   }
   t.same(rewritten, original, 'nothing else changed')
   writeFileSync(join(dir, 'config.yml'), stringify(cfg))
@@ -72,7 +78,7 @@ t.test('our registry config serves TLS with our cert and htpasswd auth', async (
   const caPem = join(dir, 'ca.pem')
   await waitForRegistry(reg, () => curlStatus(`https://${addr}/v2/`, caPem) === '401')
   t.equal(curlStatus(`https://${addr}/v2/`, caPem), '401', `registry up, auth required (log: ${reg.log().slice(-2000)})`)
-  t.equal(curlStatus(`https://${addr}/v2/`, caPem, ['-K', join(dir, 'auth.curl')]), '200', 'first boot\'s curl auth file logs in')
+  t.equal(curlStatus(`https://${addr}/v2/`, caPem, ['-K', join(dir, 'auth.curl')]), '200', "first boot's curl auth file logs in")
 
   // push a two-arch image as first boot does, pull it back bit for bit
   const creds = `init:${plan.secrets.initPassword}`

@@ -19,13 +19,32 @@ t.test('a multi-arch stack image loads into containers-storage under repo@index-
   await writeLayout(join(dir, 'oci'), [{ name: 'stack/quay', root: imgs.multi, images: [imgs.amd, imgs.arm] }])
   const store = `[vfs@${join(dir, 'root')}+${join(dir, 'run')}]`
   const ref = `quay.io/projectquay/quay@${imgs.multi.digest}`
-  const copy = spawnSync('skopeo', ['--insecure-policy', '--override-arch', 'amd64', 'copy', '--quiet', `oci:${join(dir, 'oci')}:stack/quay`, `containers-storage:${store}${ref}`], { encoding: 'utf8' })
+  const copy = spawnSync(
+    'skopeo',
+    [
+      '--insecure-policy',
+      '--override-arch',
+      'amd64',
+      'copy',
+      '--quiet',
+      `oci:${join(dir, 'oci')}:stack/quay`,
+      `containers-storage:${store}${ref}`,
+    ],
+    { encoding: 'utf8' },
+  )
   t.equal(copy.status, 0, copy.stderr)
-  const images = JSON.parse(readFileSync(join(dir, 'root/vfs-images/images.json'), 'utf8')) as { names?: string[]; digest?: string; 'big-data-digests'?: Record<string, string> }[]
+  const images = JSON.parse(readFileSync(join(dir, 'root/vfs-images/images.json'), 'utf8')) as {
+    names?: string[]
+    digest?: string
+    'big-data-digests'?: Record<string, string>
+  }[]
   t.equal(images.length, 1)
   t.same(images[0]!.names, [ref], 'stored under the exact name the unit uses')
   t.equal(images[0]!.digest, imgs.multi.digest, 'image digest is the pinned index digest')
-  t.ok(Object.keys(images[0]!['big-data-digests'] ?? {}).includes(`manifest-${imgs.amd.manifest.digest}`), 'the amd64 instance is what was stored')
+  t.ok(
+    Object.keys(images[0]!['big-data-digests'] ?? {}).includes(`manifest-${imgs.amd.manifest.digest}`),
+    'the amd64 instance is what was stored',
+  )
   const inspect = spawnSync('skopeo', ['inspect', '--raw', `containers-storage:${store}${ref}`])
   t.equal(inspect.status, 0, String(inspect.stderr))
   const other = spawnSync('skopeo', ['inspect', '--raw', `containers-storage:${store}quay.io/projectquay/quay@sha256:${'0'.repeat(64)}`])

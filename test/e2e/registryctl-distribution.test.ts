@@ -22,7 +22,13 @@ import { sampleImages, writeLayout } from '../helpers/oci-fixtures.js'
 
 t.test('rotate-cert and upgrade against a real registry keep every pushed image pullable', async (t) => {
   const port = await freePort()
-  const plan = testPlan({ flavor: 'distribution', port, epoch: Math.floor(Date.now() / 1000) - 120, extra: '  tls: { extraSANs: [127.0.0.1] }', seed: 'e2e-ctl' })
+  const plan = testPlan({
+    flavor: 'distribution',
+    port,
+    epoch: Math.floor(Date.now() / 1000) - 120,
+    extra: '  tls: { extraSANs: [127.0.0.1] }',
+    seed: 'e2e-ctl',
+  })
   const h = await ctlHarness(plan, { teardown: (fn) => t.teardown(fn) })
   const inst = h.run(['install'])
   t.equal(inst.status, 0, inst.out)
@@ -49,10 +55,35 @@ t.test('rotate-cert and upgrade against a real registry keep every pushed image 
   const creds = `init:${plan.secrets.initPassword}`
   const addr = `127.0.0.1:${port}`
   const pushed: Record<string, string> = {}
-  for (const [name, repo] of [['app', 'team/app:1.0'], ['multi', 'ocp/multi:4.16']] as const) {
-    const p = spawnSync('skopeo', ['--insecure-policy', 'copy', '--all', '--dest-cert-dir', certDir(plan.pki.caCertPem), '--dest-creds', creds, `oci:${layout}:${name}`, `docker://${addr}/${repo}`], { encoding: 'utf8' })
+  for (const [name, repo] of [
+    ['app', 'team/app:1.0'],
+    ['multi', 'ocp/multi:4.16'],
+  ] as const) {
+    const p = spawnSync(
+      'skopeo',
+      [
+        '--insecure-policy',
+        'copy',
+        '--all',
+        '--dest-cert-dir',
+        certDir(plan.pki.caCertPem),
+        '--dest-creds',
+        creds,
+        `oci:${layout}:${name}`,
+        `docker://${addr}/${repo}`,
+      ],
+      { encoding: 'utf8' },
+    )
     t.equal(p.status, 0, p.stderr)
-    const raw = spawnSync('skopeo', ['inspect', '--raw', '--cert-dir', certDir(plan.pki.caCertPem), '--creds', creds, `docker://${addr}/${repo}`])
+    const raw = spawnSync('skopeo', [
+      'inspect',
+      '--raw',
+      '--cert-dir',
+      certDir(plan.pki.caCertPem),
+      '--creds',
+      creds,
+      `docker://${addr}/${repo}`,
+    ])
     pushed[repo] = sha(raw.stdout)
   }
   t.equal(pushed['ocp/multi:4.16'], imgs.multi.digest.slice(7), 'multi-arch index digest preserved')
@@ -63,7 +94,21 @@ t.test('rotate-cert and upgrade against a real registry keep every pushed image 
     for (const [repo, digest] of Object.entries(pushed)) {
       const out = join(h.base, `pull-${sha(label + repo).slice(0, 8)}`)
       rmSync(out, { recursive: true, force: true })
-      const p = spawnSync('skopeo', ['--insecure-policy', 'copy', '--all', '--src-cert-dir', certDir(ca), '--src-creds', creds, `docker://${addr}/${repo.split(':')[0]}@sha256:${digest}`, `oci:${out}:x`], { encoding: 'utf8' })
+      const p = spawnSync(
+        'skopeo',
+        [
+          '--insecure-policy',
+          'copy',
+          '--all',
+          '--src-cert-dir',
+          certDir(ca),
+          '--src-creds',
+          creds,
+          `docker://${addr}/${repo.split(':')[0]}@sha256:${digest}`,
+          `oci:${out}:x`,
+        ],
+        { encoding: 'utf8' },
+      )
       t.equal(p.status, 0, `${label}: ${repo} pullable: ${p.stderr}`)
       if (p.status === 0) {
         const idx = JSON.parse(readFileSync(join(out, 'index.json'), 'utf8'))
@@ -81,11 +126,23 @@ t.test('rotate-cert and upgrade against a real registry keep every pushed image 
   t.equal(rot.status, 0, `${rot.out}\n${readFileSync(join(state, 'registry.log'), 'utf8').slice(-2000)}`)
   const newCa = h.read('root/mirror-appliance/ca.crt')
   t.not(newCa, plan.pki.caCertPem, 'a new CA')
-  const served = spawnSync('bash', ['-c', `openssl s_client -connect ${addr} -servername 127.0.0.1 </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256`], { encoding: 'utf8' }).stdout
-  const onDisk = spawnSync('openssl', ['x509', '-in', join(h.root, 'var/lib/mirror-registry/registry/certs/server.crt'), '-noout', '-fingerprint', '-sha256'], { encoding: 'utf8' }).stdout
+  const served = spawnSync(
+    'bash',
+    ['-c', `openssl s_client -connect ${addr} -servername 127.0.0.1 </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256`],
+    { encoding: 'utf8' },
+  ).stdout
+  const onDisk = spawnSync(
+    'openssl',
+    ['x509', '-in', join(h.root, 'var/lib/mirror-registry/registry/certs/server.crt'), '-noout', '-fingerprint', '-sha256'],
+    { encoding: 'utf8' },
+  ).stdout
   t.equal(served, onDisk, 'the registry serves the new certificate')
   pullAll(newCa, 'after rotate-cert')
-  const old = spawnSync('skopeo', ['--insecure-policy', 'inspect', '--raw', '--cert-dir', certDir(plan.pki.caCertPem), '--creds', creds, `docker://${addr}/team/app:1.0`], { encoding: 'utf8' })
+  const old = spawnSync(
+    'skopeo',
+    ['--insecure-policy', 'inspect', '--raw', '--cert-dir', certDir(plan.pki.caCertPem), '--creds', creds, `docker://${addr}/team/app:1.0`],
+    { encoding: 'utf8' },
+  )
   t.not(old.status, 0, 'the old CA is no longer enough')
   t.match(old.stderr, /certificate signed by unknown authority|x509/)
 
@@ -102,7 +159,10 @@ t.test('rotate-cert and upgrade against a real registry keep every pushed image 
   const up = ctlRun(['upgrade', nb.dir])
   t.equal(up.status, 0, up.out)
   t.match(up.out, /healthy: https:\/\/127\.0\.0\.1:\d+\/v2\/ answered 401/)
-  t.ok(nb.refs.every((r) => h.read('etc/containers/systemd/registry.container').includes(r)), 'the new unit runs the new image')
+  t.ok(
+    nb.refs.every((r) => h.read('etc/containers/systemd/registry.container').includes(r)),
+    'the new unit runs the new image',
+  )
   pullAll(readFileSync(u.ca, 'utf8'), 'after upgrade')
 
   // ---- a failed upgrade (registry cannot start): rollback, still serving everything ----
@@ -116,6 +176,10 @@ t.test('rotate-cert and upgrade against a real registry keep every pushed image 
   t.equal(bad.status, 1, bad.out)
   t.match(bad.out, /rolled back: the previous units and images run again and are healthy/)
   t.equal(h.read('etc/containers/systemd/registry.container'), before, 'previous unit back')
-  t.match(readFileSync(join(state, 'registry.log'), 'utf8'), /open \S*\/nonexistent\/certs\/server\.crt: no such file or directory/, 'the broken unit really failed to start the registry')
+  t.match(
+    readFileSync(join(state, 'registry.log'), 'utf8'),
+    /open \S*\/nonexistent\/certs\/server\.crt: no such file or directory/,
+    'the broken unit really failed to start the registry',
+  )
   pullAll(readFileSync(u.ca, 'utf8'), 'after a rolled-back upgrade')
 })

@@ -35,7 +35,13 @@ exec /usr/bin/skopeo --insecure-policy "$@"
 
 t.test('export --to-registry and --to-archive: every image, same digests, resumable', async (t) => {
   const port = await freePort()
-  const plan = testPlan({ flavor: 'distribution', port, epoch: Math.floor(Date.now() / 1000) - 120, extra: '  tls: { extraSANs: [127.0.0.1] }', seed: 'e2e-export' })
+  const plan = testPlan({
+    flavor: 'distribution',
+    port,
+    epoch: Math.floor(Date.now() / 1000) - 120,
+    extra: '  tls: { extraSANs: [127.0.0.1] }',
+    seed: 'e2e-export',
+  })
   const h = await ctlHarness(plan, { teardown: (fn) => t.teardown(fn) })
   const inst = h.run(['install'])
   t.equal(inst.status, 0, inst.out)
@@ -65,9 +71,29 @@ t.test('export --to-registry and --to-archive: every image, same digests, resuma
     'team/app:latest': imgs.app.manifest.digest,
     'tools/tool:2.0': imgs.tool.manifest.digest,
   }
-  const layoutName: Record<string, string> = { 'ocp/multi:4.16': 'multi', 'team/app:1.0': 'app', 'team/app:latest': 'app', 'tools/tool:2.0': 'tool' }
+  const layoutName: Record<string, string> = {
+    'ocp/multi:4.16': 'multi',
+    'team/app:1.0': 'app',
+    'team/app:latest': 'app',
+    'tools/tool:2.0': 'tool',
+  }
   for (const [ref, name] of Object.entries(layoutName)) {
-    const p = spawnSync('/usr/bin/skopeo', ['--insecure-policy', 'copy', '--all', '--preserve-digests', '--dest-cert-dir', certs, '--dest-creds', creds, `oci:${layout}:${name}`, `docker://${src.addr}/${ref}`], { encoding: 'utf8' })
+    const p = spawnSync(
+      '/usr/bin/skopeo',
+      [
+        '--insecure-policy',
+        'copy',
+        '--all',
+        '--preserve-digests',
+        '--dest-cert-dir',
+        certs,
+        '--dest-creds',
+        creds,
+        `oci:${layout}:${name}`,
+        `docker://${src.addr}/${ref}`,
+      ],
+      { encoding: 'utf8' },
+    )
     t.equal(p.status, 0, `pushed ${ref}: ${p.stderr}`)
   }
   const dstDigest = (ref: string) => {
@@ -85,7 +111,11 @@ t.test('export --to-registry and --to-archive: every image, same digests, resuma
   t.equal(dstDigest(`${dst.host}/mirror/ocp/multi:4.16`), want['ocp/multi:4.16'], 'the first image arrived before the failure')
   t.match(dstDigest(`${dst.host}/mirror/team/app:1.0`), /^missing/, 'the failed one is not there')
   const state = join(h.root, 'var/lib/mirror-appliance/export', `${dst.host.replace(':', '_')}_mirror.done`)
-  t.same(readFileSync(state, 'utf8').split('\n').filter(Boolean).sort(), ['ocp/multi:4.16', 'team/app:latest', 'tools/tool:2.0'].map((r) => `${r}@${want[r]}`), 'the state file lists what was finished and verified')
+  t.same(
+    readFileSync(state, 'utf8').split('\n').filter(Boolean).sort(),
+    ['ocp/multi:4.16', 'team/app:latest', 'tools/tool:2.0'].map((r) => `${r}@${want[r]}`),
+    'the state file lists what was finished and verified',
+  )
   const before = copied().length
   t.equal(before, 4, 'four copies tried')
 
@@ -96,8 +126,14 @@ t.test('export --to-registry and --to-archive: every image, same digests, resuma
   t.match(second.out, /^\[2\/4\] team\/app:1\.0$/m)
   t.match(second.out, /exported 4 image\(s\) to docker:\/\/127\.0\.0\.1:\d+\/mirror, every digest verified/)
   t.same(copied().slice(before), [`docker://${dst.host}/mirror/team/app:1.0`], 'the re-run copied only team/app:1.0')
-  for (const [ref, digest] of Object.entries(want)) t.equal(dstDigest(`${dst.host}/mirror/${ref}`), digest, `${ref} at the destination with the source digest`)
-  for (const child of [imgs.amd, imgs.arm]) t.equal(dstDigest(`${dst.host}/mirror/ocp/multi@${child.manifest.digest}`), child.manifest.digest, 'each platform of the multi-arch image came along')
+  for (const [ref, digest] of Object.entries(want))
+    t.equal(dstDigest(`${dst.host}/mirror/${ref}`), digest, `${ref} at the destination with the source digest`)
+  for (const child of [imgs.amd, imgs.arm])
+    t.equal(
+      dstDigest(`${dst.host}/mirror/ocp/multi@${child.manifest.digest}`),
+      child.manifest.digest,
+      'each platform of the multi-arch image came along',
+    )
   const third = ctl(['export', '--to-registry', `${dst.host}/mirror`, '--dest-insecure'])
   t.equal(third.status, 0, third.out)
   t.equal(copied().length, before + 1, 'a third run copies nothing')
@@ -106,24 +142,44 @@ t.test('export --to-registry and --to-archive: every image, same digests, resuma
   const arch = join(h.base, 'export')
   const a = ctl(['export', '--to-archive', arch])
   t.equal(a.status, 0, a.out)
-  const index = JSON.parse(readFileSync(join(arch, 'oci/index.json'), 'utf8')) as { manifests: { digest: string; annotations: Record<string, string> }[] }
+  const index = JSON.parse(readFileSync(join(arch, 'oci/index.json'), 'utf8')) as {
+    manifests: { digest: string; annotations: Record<string, string> }[]
+  }
   t.same(
     index.manifests.map((m) => `${m.annotations['org.opencontainers.image.ref.name']}@${m.digest}`).sort(),
-    Object.entries(want).map(([r, d]) => `${r}@${d}`).sort(),
+    Object.entries(want)
+      .map(([r, d]) => `${r}@${d}`)
+      .sort(),
     'index.json names every repository:tag with its digest',
   )
-  t.same(readFileSync(join(arch, 'images.txt'), 'utf8').trim().split('\n'), Object.entries(want).map(([r, d]) => `${r}@${d}`), 'images.txt lists them')
+  t.same(
+    readFileSync(join(arch, 'images.txt'), 'utf8').trim().split('\n'),
+    Object.entries(want).map(([r, d]) => `${r}@${d}`),
+    'images.txt lists them',
+  )
   for (const [ref, digest] of Object.entries(want)) {
     const out = join(h.base, `readback-${ref.replace(/[/:]/g, '_')}`)
-    const p = spawnSync('/usr/bin/skopeo', ['--insecure-policy', 'copy', '--all', '--preserve-digests', `oci:${join(arch, 'oci')}:${ref}`, `oci:${out}:x`], { encoding: 'utf8' })
+    const p = spawnSync(
+      '/usr/bin/skopeo',
+      ['--insecure-policy', 'copy', '--all', '--preserve-digests', `oci:${join(arch, 'oci')}:${ref}`, `oci:${out}:x`],
+      { encoding: 'utf8' },
+    )
     t.equal(p.status, 0, `skopeo reads ${ref} back: ${p.stderr}`)
     const back = JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as { manifests: { digest: string }[] }
     t.equal(back.manifests[0]!.digest, digest, `${ref} read back with its digest`)
   }
-  const isc = parse(readFileSync(join(arch, 'imageset-config.yaml'), 'utf8')) as { kind: string; apiVersion: string; mirror: { additionalImages: { name: string }[] } }
+  const isc = parse(readFileSync(join(arch, 'imageset-config.yaml'), 'utf8')) as {
+    kind: string
+    apiVersion: string
+    mirror: { additionalImages: { name: string }[] }
+  }
   t.equal(isc.kind, 'ImageSetConfiguration')
   t.equal(isc.apiVersion, 'mirror.openshift.io/v2alpha1')
-  t.same(isc.mirror.additionalImages.map((i) => i.name), Object.entries(want).map(([r, d]) => `registry.lab.example:${port}/${r.split(':')[0]}@${d}`), 'the ImageSetConfiguration names each image by digest at the appliance')
+  t.same(
+    isc.mirror.additionalImages.map((i) => i.name),
+    Object.entries(want).map(([r, d]) => `registry.lab.example:${port}/${r.split(':')[0]}@${d}`),
+    'the ImageSetConfiguration names each image by digest at the appliance',
+  )
   const again = ctl(['export', '--to-archive', arch])
   t.equal(again.status, 0, again.out)
   t.equal((again.out.match(/done before, skipped/g) ?? []).length, 4, 'a re-run of the archive export skips everything')

@@ -132,6 +132,11 @@ export async function upgradeAndRollback(
   const down = guest(a, vm, `MA_HEALTH_TIMEOUT=120 ${CTL} upgrade /tmp/bundle-broken.tar.gz`)
   t.equal(down.code, 1, 'broken upgrade: fails')
   t.match(down.out + down.err, /rolled back: the previous units and images run again and are healthy/, 'broken upgrade: rolled back')
+  t.match(
+    down.out + down.err,
+    /restoring \S*config\.yml as it was before the upgrade/,
+    'broken upgrade: the registry configuration saved before the new release started is put back',
+  )
   t.equal(runningImage(a, vm), v2Ref, 'broken upgrade: the unit runs the previous image again')
   checkContentFromHost(t, a, vm, 'after the rolled-back upgrade')
 }

@@ -217,6 +217,8 @@ export const STEPS = [
   'start-registry',
   'wait-health',
   'init-user',
+  // distribution publishes from the start: recorded, nothing to do (Quay's port opens here)
+  'open-registry',
   'push-content',
   'install-handoff',
   'write-credentials',
@@ -289,7 +291,11 @@ export function checkKickstartScrubbed(t: Test, a: Appliance, vm: VmInfo, what: 
     t.equal(r.code, 0, `${what}: ${f} is there, as Anaconda leaves it: ${r.err}`)
     t.notOk(r.out.includes(marker) || r.out.includes('MIRROR_APPLIANCE_B64'), `${what}: ${f} holds no host-spec %post body`)
     t.notOk(r.out.includes(INIT_PASSWORD), `${what}: ${f} holds no init password`)
-    t.match(r.out, /^# mirror-appliance first boot \(step scrub-kickstart\) removed the body of$/m, `${what}: ${f} says where the files went`)
+    t.match(
+      r.out,
+      /^# mirror-appliance first boot \(step scrub-kickstart\) removed the body of$/m,
+      `${what}: ${f} says where the files went`,
+    )
   }
 }
 

@@ -7,10 +7,11 @@ import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadConfigText } from '../../builder/config/load.js'
 import { buildBundle, BUNDLE_TOP } from '../../builder/bundle/bundle.js'
-import { ctlData } from '../../builder/bundle/ctl.js'
 import { VERSION } from '../../builder/context.js'
 import { planAppliance } from '../../builder/plan/plan.js'
 import type { Plan } from '../../builder/plan/types.js'
+import { factsOf } from '../../builder/registry/facts.js'
+import { HOST_FACTS } from '../../builder/registry/layout.js'
 
 export const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
 
@@ -49,15 +50,20 @@ ${o.extra ?? ''}
  */
 export function fakePayload(dir: string, plan: Plan, content = 1, blobBytes = 0): void {
   mkdirSync(join(dir, 'oci/blobs/sha256'), { recursive: true })
-  const rows = ctlData(plan).stackRefs.map((ref, i) => {
+  const rows = factsOf(plan.host).stackRefs.map((ref, i) => {
     const [repo, digest] = ref.split('@') as [string, string]
     return ['stack', `stack/s${i}`, digest, repo, '-']
   })
-  for (let i = 1; i <= content; i++) rows.push(['content', `content/ocp/release${i}:4.14.${i}`, `sha256:${sha(`{"manifest": ${i}}`)}`, `ocp/release${i}`, `4.14.${i}`])
+  for (let i = 1; i <= content; i++)
+    rows.push(['content', `content/ocp/release${i}:4.14.${i}`, `sha256:${sha(`{"manifest": ${i}}`)}`, `ocp/release${i}`, `4.14.${i}`])
   const files: Record<string, Buffer | string> = {
     'images.tsv': rows.map((r) => r.join('\t')).join('\n') + '\n',
     'oci/oci-layout': '{"imageLayoutVersion":"1.0.0"}',
-    'oci/index.json': JSON.stringify({ schemaVersion: 2, manifests: rows.map((r) => ({ digest: r[2], annotations: { 'org.opencontainers.image.ref.name': r[1] } })) }) + '\n',
+    'oci/index.json':
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: rows.map((r) => ({ digest: r[2], annotations: { 'org.opencontainers.image.ref.name': r[1] } })),
+      }) + '\n',
     'payload.json': '{"schema":"mirror-appliance/payload/v1"}\n',
   }
   if (blobBytes > 0) {
@@ -65,7 +71,9 @@ export function fakePayload(dir: string, plan: Plan, content = 1, blobBytes = 0)
     files[`oci/blobs/sha256/${sha(blob)}`] = blob
   }
   for (const [p, c] of Object.entries(files)) writeFileSync(join(dir, p), c)
-  const sums = Object.keys(files).sort().map((p) => `${sha(readFileSync(join(dir, p)))}  ${p}`)
+  const sums = Object.keys(files)
+    .sort()
+    .map((p) => `${sha(readFileSync(join(dir, p)))}  ${p}`)
   writeFileSync(join(dir, 'SHA256SUMS'), sums.join('\n') + '\n')
 }
 
@@ -94,14 +102,16 @@ export interface ReleaseBundle {
   refs: string[]
   /** Its mirror-registryctl, as upgrade must install it */
   script: string
+  /** Its host facts (host.env): what tells this release's host from the installed one's */
+  facts: string
 }
 
 /**
  * The bundle of the next release, really built (buildBundle) from the same
  * config plus `registry.images` pinning every stack image at a new digest, so
- * its units, images.tsv and mirror-registryctl (STACK_REFS) all differ from
- * the installed ones. Its version is NEXT_VERSION: the build takes the version
- * from package.json, so the script's VERSION line and bundle.env are set the
+ * its units, images.tsv and host facts (STACK_REFS) all differ from the
+ * installed ones. Its version is NEXT_VERSION: the build takes the version
+ * from package.json, so the facts' VERSION line and bundle.env are set the
  * way a build of version NEXT_VERSION writes them.
  */
 export async function nextReleaseBundle(base: string, o: PlanOpts = {}): Promise<ReleaseBundle> {
@@ -116,9 +126,14 @@ export async function nextReleaseBundle(base: string, o: PlanOpts = {}): Promise
     if (!re.test(text)) throw new Error(`${p}: no version line to set`)
     writeFileSync(join(bundleDir, p), text.replace(re, line))
   }
-  setVersion('mirror-registryctl', /^VERSION=.*$/m, `VERSION='${NEXT_VERSION}'`)
+  setVersion(`files${HOST_FACTS}`, /^VERSION=.*$/m, `VERSION='${NEXT_VERSION}'`)
   setVersion('bundle.env', /^VERSION=.*$/m, `VERSION=${NEXT_VERSION}`)
-  return { dir: bundleDir, refs: ctlData(plan).stackRefs, script: readFileSync(join(bundleDir, 'mirror-registryctl'), 'utf8') }
+  return {
+    dir: bundleDir,
+    refs: factsOf(plan.host).stackRefs,
+    script: readFileSync(join(bundleDir, 'mirror-registryctl'), 'utf8'),
+    facts: readFileSync(join(bundleDir, `files${HOST_FACTS}`), 'utf8'),
+  }
 }
 
 /** A copy of the extracted bundle whose stack images are new (other digests), as a release with new stack images has. */
@@ -128,20 +143,23 @@ export function newStackBundle(h: { base: string; bundleDir: string }, plan: Pla
   const refs: string[] = []
   const swap = (text: string) => {
     let out = text
-    for (const ref of ctlData(plan).stackRefs) {
+    for (const ref of factsOf(plan.host).stackRefs) {
       const digest = ref.split('@')[1]!
       const next = `sha256:${sha(`new ${digest}`)}`
       out = out.replaceAll(digest, next)
     }
     return out
   }
-  for (const ref of ctlData(plan).stackRefs) refs.push(`${ref.split('@')[0]}@sha256:${sha(`new ${ref.split('@')[1]}`)}`)
+  for (const ref of factsOf(plan.host).stackRefs) refs.push(`${ref.split('@')[0]}@sha256:${sha(`new ${ref.split('@')[1]}`)}`)
   const edit = (p: string) => writeFileSync(join(dir, p), swap(readFileSync(join(dir, p), 'utf8')))
-  for (const u of ctlData(plan).unitFiles) edit(`files${u}`)
+  for (const u of factsOf(plan.host).unitFiles) edit(`files${u}`)
+  edit(`files${HOST_FACTS}`)
   edit('payload/images.tsv')
-  const sums = readFileSync(join(dir, 'payload/SHA256SUMS'), 'utf8').replace(/^[0-9a-f]{64}  images\.tsv$/m, `${sha(readFileSync(join(dir, 'payload/images.tsv')))}  images.tsv`)
+  const sums = readFileSync(join(dir, 'payload/SHA256SUMS'), 'utf8').replace(
+    /^[0-9a-f]{64}  images\.tsv$/m,
+    `${sha(readFileSync(join(dir, 'payload/images.tsv')))}  images.tsv`,
+  )
   writeFileSync(join(dir, 'payload/SHA256SUMS'), sums)
   writeFileSync(join(dir, 'bundle.env'), readFileSync(join(dir, 'bundle.env'), 'utf8').replace(/^VERSION=.*$/m, 'VERSION=0.2.0'))
   return { dir, refs }
 }
-

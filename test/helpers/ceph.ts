@@ -43,7 +43,6 @@ export interface TestCeph {
   stop(): Promise<void>
 }
 
-
 function must(cmd: string, args: string[], what: string): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 })
   if (r.status !== 0) throw new Error(`${what}: ${cmd} ${args.join(' ')} exited ${r.status}\n${r.stderr}${r.stdout}`)
@@ -53,32 +52,97 @@ function must(cmd: string, args: string[], what: string): string {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** SigV4 headers for a path-style S3 request with an empty or given body. */
-export function sigv4(o: { method: string; url: string; body?: Buffer; region?: string; accessKey: string; secretKey: string; now?: Date }): Record<string, string> {
+export function sigv4(o: {
+  method: string
+  url: string
+  body?: Buffer
+  region?: string
+  accessKey: string
+  secretKey: string
+  now?: Date
+}): Record<string, string> {
   const u = new URL(o.url)
   const now = o.now ?? new Date()
-  const amzDate = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '')
+  const amzDate = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '')
   const day = amzDate.slice(0, 8)
   const region = o.region ?? 'us-east-1'
-  const payload = createHash('sha256').update(o.body ?? Buffer.alloc(0)).digest('hex')
+  const payload = createHash('sha256')
+    .update(o.body ?? Buffer.alloc(0))
+    .digest('hex')
   const headers: Record<string, string> = { host: u.host, 'x-amz-content-sha256': payload, 'x-amz-date': amzDate }
   const names = Object.keys(headers).sort()
-  const canonical = [o.method, u.pathname, u.search.slice(1), names.map((n) => `${n}:${headers[n]}\n`).join(''), names.join(';'), payload].join('\n')
+  const canonical = [
+    o.method,
+    u.pathname,
+    u.search.slice(1),
+    names.map((n) => `${n}:${headers[n]}\n`).join(''),
+    names.join(';'),
+    payload,
+  ].join('\n')
   const scope = `${day}/${region}/s3/aws4_request`
   const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonical).digest('hex')].join('\n')
   let k: Buffer = createHmac('sha256', `AWS4${o.secretKey}`).update(day).digest()
   for (const part of [region, 's3', 'aws4_request']) k = createHmac('sha256', k).update(part).digest()
   const sig = createHmac('sha256', k).update(toSign).digest('hex')
-  return { ...headers, authorization: `AWS4-HMAC-SHA256 Credential=${o.accessKey}/${scope}, SignedHeaders=${names.join(';')}, Signature=${sig}` }
+  return {
+    ...headers,
+    authorization: `AWS4-HMAC-SHA256 Credential=${o.accessKey}/${scope}, SignedHeaders=${names.join(';')}, Signature=${sig}`,
+  }
 }
 
 function makeTlsMaterial(dir: string): { caPem: string; cert: string; key: string } {
   const ca = join(dir, 'tls')
   mkdirSync(ca)
   const p = (n: string) => join(ca, n)
-  must('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('ca.key'), '-out', p('ca.crt'), '-days', '2', '-subj', '/CN=ceph test CA'], 'test CA')
-  must('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('rgw.key'), '-out', p('rgw.csr'), '-subj', '/CN=127.0.0.1'], 'rgw key')
+  must(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      p('ca.key'),
+      '-out',
+      p('ca.crt'),
+      '-days',
+      '2',
+      '-subj',
+      '/CN=ceph test CA',
+    ],
+    'test CA',
+  )
+  must(
+    'openssl',
+    ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('rgw.key'), '-out', p('rgw.csr'), '-subj', '/CN=127.0.0.1'],
+    'rgw key',
+  )
   writeFileSync(p('ext'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n')
-  must('openssl', ['x509', '-req', '-in', p('rgw.csr'), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p('rgw.crt'), '-days', '2', '-extfile', p('ext')], 'rgw cert')
+  must(
+    'openssl',
+    [
+      'x509',
+      '-req',
+      '-in',
+      p('rgw.csr'),
+      '-CA',
+      p('ca.crt'),
+      '-CAkey',
+      p('ca.key'),
+      '-CAcreateserial',
+      '-out',
+      p('rgw.crt'),
+      '-days',
+      '2',
+      '-extfile',
+      p('ext'),
+    ],
+    'rgw cert',
+  )
   return { caPem: must('cat', [p('ca.crt')], 'read CA'), cert: p('rgw.crt'), key: p('rgw.key') }
 }
 
@@ -167,7 +231,11 @@ async function startCephOnce(opts: { tls?: boolean }): Promise<TestCeph> {
       return c
     }
 
-    must('ceph-authtool', ['--create-keyring', join(dir, 'mon.keyring'), '--gen-key', '-n', 'mon.', '--cap', 'mon', 'allow *'], 'mon keyring')
+    must(
+      'ceph-authtool',
+      ['--create-keyring', join(dir, 'mon.keyring'), '--gen-key', '-n', 'mon.', '--cap', 'mon', 'allow *'],
+      'mon keyring',
+    )
     must('monmaptool', ['--create', '--addv', 'a', `v1:127.0.0.1:${monPort}`, '--fsid', fsid, join(dir, 'monmap')], 'monmap')
     must('ceph-mon', ['-c', conf, '--mkfs', '-i', 'a', '--monmap', join(dir, 'monmap'), '--keyring', join(dir, 'mon.keyring')], 'mon mkfs')
     daemon('mon', 'ceph-mon', ['-i', 'a'])
@@ -200,7 +268,20 @@ async function startCephOnce(opts: { tls?: boolean }): Promise<TestCeph> {
 
     const accessKey = 'MAEXAMPLEACCESSKEY01'
     const secretKey = 'ma/Example+Secret/Key0123456789abcdefghij'
-    must('radosgw-admin', ['-c', conf, 'user', 'create', '--uid=mirror', '--display-name=mirror appliance test', `--access-key=${accessKey}`, `--secret-key=${secretKey}`], 'rgw user')
+    must(
+      'radosgw-admin',
+      [
+        '-c',
+        conf,
+        'user',
+        'create',
+        '--uid=mirror',
+        '--display-name=mirror appliance test',
+        `--access-key=${accessKey}`,
+        `--secret-key=${secretKey}`,
+      ],
+      'rgw user',
+    )
 
     return {
       endpoint,
@@ -221,7 +302,9 @@ async function startCephOnce(opts: { tls?: boolean }): Promise<TestCeph> {
       stop,
     }
   } catch (e) {
-    const tail = Object.entries(logs).map(([k, v]) => `--- ${k}\n${v}`).join('\n')
+    const tail = Object.entries(logs)
+      .map(([k, v]) => `--- ${k}\n${v}`)
+      .join('\n')
     await stop()
     throw new Error(`${(e as Error).message}\n${tail}`)
   }

@@ -5,7 +5,18 @@
 // chown and friends are the real ones.
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -14,7 +25,23 @@ import { extractedBundle } from './bundle-fixture.js'
 
 const CTL_FAKE = fileURLToPath(new URL('./ctl-fakebin/fake', import.meta.url))
 const BASE_FAKE = fileURLToPath(new URL('./fakebin/fake', import.meta.url))
-export const FAKED = ['podman', 'skopeo', 'systemctl', 'curl', 'update-ca-trust', 'restorecon', 'getent', 'ss', 'getenforce', 'timedatectl', 'firewall-cmd', 'ssh', 'scp', 'useradd', 'groupadd']
+export const FAKED = [
+  'podman',
+  'skopeo',
+  'systemctl',
+  'curl',
+  'update-ca-trust',
+  'restorecon',
+  'getent',
+  'ss',
+  'getenforce',
+  'timedatectl',
+  'firewall-cmd',
+  'ssh',
+  'scp',
+  'useradd',
+  'groupadd',
+]
 
 export interface CtlHarness {
   base: string
@@ -30,7 +57,8 @@ export interface CtlHarness {
   read(p: string): string
 }
 
-export const RHEL_OS_RELEASE = 'NAME="Red Hat Enterprise Linux"\nVERSION="8.10 (Ootpa)"\nID="rhel"\nVERSION_ID="8.10"\nPRETTY_NAME="Red Hat Enterprise Linux 8.10 (Ootpa)"\n'
+export const RHEL_OS_RELEASE =
+  'NAME="Red Hat Enterprise Linux"\nVERSION="8.10 (Ootpa)"\nID="rhel"\nVERSION_ID="8.10"\nPRETTY_NAME="Red Hat Enterprise Linux 8.10 (Ootpa)"\n'
 
 export async function ctlHarness(plan: Plan, opts: { content?: number; teardown: (fn: () => void) => void }): Promise<CtlHarness> {
   const base = mkdtempSync(join(tmpdir(), 'registryctl-'))
@@ -73,7 +101,13 @@ export async function ctlHarness(plan: Plan, opts: { content?: number; teardown:
       const r = spawnSync('bash', [script, ...args], { encoding: 'utf8', env: { ...env0, ...env }, stdio: ['pipe', 'pipe', 'pipe'], input })
       return { status: r.status, out: r.stdout + r.stderr }
     },
-    calls: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean).map((c) => c.replaceAll(root, 'ROOT')) : []),
+    calls: () =>
+      existsSync(log)
+        ? readFileSync(log, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((c) => c.replaceAll(root, 'ROOT'))
+        : [],
     snapshot() {
       const out = new Map<string, string>()
       const walk = (rel: string) => {
@@ -84,7 +118,13 @@ export async function ctlHarness(plan: Plan, opts: { content?: number; teardown:
             out.set(r + '/', `${(st.mode & 0o7777).toString(8)} dir ${st.uid}:${st.gid}`)
             walk(r)
           } else if (st.isSymbolicLink()) out.set(r, `link ${readlinkSync(join(root, r))}`)
-          else out.set(r, `${(st.mode & 0o7777).toString(8)} ${st.size} ${st.uid}:${st.gid} ${createHash('sha256').update(readFileSync(join(root, r))).digest('hex')}`)
+          else
+            out.set(
+              r,
+              `${(st.mode & 0o7777).toString(8)} ${st.size} ${st.uid}:${st.gid} ${createHash('sha256')
+                .update(readFileSync(join(root, r)))
+                .digest('hex')}`,
+            )
         }
       }
       walk('')

@@ -16,7 +16,6 @@ export { freePort }
 
 const CTL_FAKE = fileURLToPath(new URL('./ctl-fakebin/fake', import.meta.url))
 
-
 // systemctl that runs registry.service as a plain docker-registry process
 export const SYSTEMCTL = `#!/bin/bash
 set -u

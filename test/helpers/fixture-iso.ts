@@ -26,21 +26,79 @@ const RECIPE = 4
 
 /** Kernel modules the initrd loads (with their dependencies): CD, SATA/IDE, virtio, USB storage, ISO9660, FAT, the virtio NIC. */
 const MODULES = [
-  'cdrom', 'isofs', 'sr_mod', 'sd_mod', 'ata_piix', 'ata_generic', 'ahci',
-  'virtio_pci', 'virtio_blk', 'virtio_scsi', 'xhci-pci', 'ehci-pci', 'usb-storage', 'uas',
-  'crct10dif_generic', 'fat', 'vfat', 'nls_cp437', 'nls_iso8859-1', 'nls_utf8',
+  'cdrom',
+  'isofs',
+  'sr_mod',
+  'sd_mod',
+  'ata_piix',
+  'ata_generic',
+  'ahci',
+  'virtio_pci',
+  'virtio_blk',
+  'virtio_scsi',
+  'xhci-pci',
+  'ehci-pci',
+  'usb-storage',
+  'uas',
+  'crct10dif_generic',
+  'fat',
+  'vfat',
+  'nls_cp437',
+  'nls_iso8859-1',
+  'nls_utf8',
   'virtio_net',
 ]
 const BUSYBOX_APPLETS = [
-  'sh', 'mount', 'cat', 'findfs', 'insmod', 'sleep', 'head', 'mkdir', 'poweroff', 'printf',
+  'sh',
+  'mount',
+  'cat',
+  'findfs',
+  'insmod',
+  'sleep',
+  'head',
+  'mkdir',
+  'poweroff',
+  'printf',
   // network installs (inst.ks=http://…): DHCP, address and route, HTTP
-  'udhcpc', 'ifconfig', 'route', 'wget', 'sed', 'chmod',
+  'udhcpc',
+  'ifconfig',
+  'route',
+  'wget',
+  'sed',
+  'chmod',
 ]
 const GRUB_MODULES = [
-  'normal', 'configfile', 'echo', 'test', 'true', 'sleep', 'ls', 'cat', 'reboot', 'halt',
-  'search', 'search_label', 'search_fs_uuid', 'search_fs_file', 'iso9660', 'fat', 'part_gpt', 'part_msdos',
-  'linux', 'linuxefi', 'gzio', 'ext2', 'efi_gop', 'efi_uga', 'video_bochs', 'video_cirrus', 'all_video',
-  'serial', 'terminal', 'regexp', 'loadenv',
+  'normal',
+  'configfile',
+  'echo',
+  'test',
+  'true',
+  'sleep',
+  'ls',
+  'cat',
+  'reboot',
+  'halt',
+  'search',
+  'search_label',
+  'search_fs_uuid',
+  'search_fs_file',
+  'iso9660',
+  'fat',
+  'part_gpt',
+  'part_msdos',
+  'linux',
+  'linuxefi',
+  'gzio',
+  'ext2',
+  'efi_gop',
+  'efi_uga',
+  'video_bochs',
+  'video_cirrus',
+  'all_video',
+  'serial',
+  'terminal',
+  'regexp',
+  'loadenv',
 ]
 
 interface KernelInfo {
@@ -65,7 +123,10 @@ export function moduleLoadOrder(depText: string, wanted: readonly string[]): str
     const [mod, rest] = line.split(':')
     if (!mod || rest === undefined) continue
     deps.set(mod, rest.trim().split(/\s+/).filter(Boolean))
-    const base = mod.split('/').pop()!.replace(/\.ko(\.\w+)?$/, '')
+    const base = mod
+      .split('/')
+      .pop()!
+      .replace(/\.ko(\.\w+)?$/, '')
     byName.set(base, mod)
     byName.set(base.replace(/-/g, '_'), mod)
   }
@@ -189,11 +250,33 @@ export async function buildFixtureIso(outFile: string, opts: FixtureOptions = {}
     await run(
       'xorriso',
       [
-        '-as', 'mkisofs', '-o', tmp, '-V', opts.volumeId ?? FIXTURE_VOLID, '-R', '-J', '-joliet-long', '-iso-level', '3',
+        '-as',
+        'mkisofs',
+        '-o',
+        tmp,
+        '-V',
+        opts.volumeId ?? FIXTURE_VOLID,
+        '-R',
+        '-J',
+        '-joliet-long',
+        '-iso-level',
+        '3',
         '--modification-date=' + d,
-        '-isohybrid-mbr', '/usr/lib/ISOLINUX/isohdpfx.bin',
-        '-b', 'isolinux/isolinux.bin', '-c', 'isolinux/boot.cat', '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table',
-        '-eltorito-alt-boot', '-e', 'images/efiboot.img', '-no-emul-boot', '-isohybrid-gpt-basdat',
+        '-isohybrid-mbr',
+        '/usr/lib/ISOLINUX/isohdpfx.bin',
+        '-b',
+        'isolinux/isolinux.bin',
+        '-c',
+        'isolinux/boot.cat',
+        '-no-emul-boot',
+        '-boot-load-size',
+        '4',
+        '-boot-info-table',
+        '-eltorito-alt-boot',
+        '-e',
+        'images/efiboot.img',
+        '-no-emul-boot',
+        '-isohybrid-gpt-basdat',
         tree,
       ],
       { env: { SOURCE_DATE_EPOCH: String(FIXTURE_EPOCH) }, why: 'to build the fixture ISO' },

@@ -53,12 +53,15 @@ const FILES: Record<string, string> = {
   'etc/firewalld/firewalld.conf': 'DefaultZone=public\n',
   'usr/lib/firewalld/zones/public.xml':
     '<?xml version="1.0" encoding="utf-8"?>\n<zone>\n  <short>Public</short>\n  <description>For use in public areas.</description>\n  <service name="ssh"/>\n  <service name="dhcpv6-client"/>\n  <service name="cockpit"/>\n</zone>\n',
-  'usr/lib/systemd/system/kdump.service': '[Unit]\nDescription=Crash recovery kernel arming\n\n[Service]\nType=oneshot\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n',
-  'usr/lib/systemd/system/chronyd.service': '[Unit]\nDescription=NTP client/server\n\n[Service]\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\nAlias=ntpd.service\n',
+  'usr/lib/systemd/system/kdump.service':
+    '[Unit]\nDescription=Crash recovery kernel arming\n\n[Service]\nType=oneshot\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n',
+  'usr/lib/systemd/system/chronyd.service':
+    '[Unit]\nDescription=NTP client/server\n\n[Service]\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\nAlias=ntpd.service\n',
 }
 
 async function buildTree(root: string): Promise<void> {
-  for (const d of ['bin', 'sbin', 'proc', 'sys', 'dev', 'tmp', 'root', 'var/lib', 'etc/systemd/system/multi-user.target.wants']) await mkdir(join(root, d), { recursive: true })
+  for (const d of ['bin', 'sbin', 'proc', 'sys', 'dev', 'tmp', 'root', 'var/lib', 'etc/systemd/system/multi-user.target.wants'])
+    await mkdir(join(root, d), { recursive: true })
   await copyFile('/bin/busybox', join(root, 'bin/busybox'))
   await chmod(join(root, 'bin/busybox'), 0o755)
   for (const a of APPLETS) await symlink('busybox', join(root, 'bin', a))
@@ -85,7 +88,18 @@ export async function buildFixtureQcow2(outFile: string): Promise<void> {
     await buildTree(root)
     const tarball = join(work, 'root.tar')
     const names = (await readdir(root)).sort()
-    await run('tar', ['-C', root, '--sort=name', '--numeric-owner', '--owner=0', '--group=0', `--mtime=@${FIXTURE_EPOCH}`, '-cf', tarball, ...names])
+    await run('tar', [
+      '-C',
+      root,
+      '--sort=name',
+      '--numeric-owner',
+      '--owner=0',
+      '--group=0',
+      `--mtime=@${FIXTURE_EPOCH}`,
+      '-cf',
+      tarball,
+      ...names,
+    ])
     const img = join(work, 'fixture.qcow2')
     await createImage(img, 'qcow2', FIXTURE_QCOW2_BYTES)
     const gf = await GuestfishSession.start({ drives: [{ file: img, format: 'qcow2' }], workDir: work })

@@ -53,13 +53,36 @@ const MBR_BIN = '/usr/lib/syslinux/mbr/mbr.bin'
  */
 const PACKAGES = [
   // init, devices, kernel (initramfs-tools' MODULES=most has virtio_blk and ext4; virtio_pci is built in)
-  'systemd', 'systemd-sysv', 'udev', 'dbus', 'systemd-resolved', 'kmod', 'procps',
-  'linux-image-amd64', 'initramfs-tools', 'e2fsprogs',
+  'systemd',
+  'systemd-sysv',
+  'udev',
+  'dbus',
+  'systemd-resolved',
+  'kmod',
+  'procps',
+  'linux-image-amd64',
+  'initramfs-tools',
+  'e2fsprogs',
   // containers: netavark runs nft for every container network; aardvark-dns resolves container names
-  'podman', 'netavark', 'aardvark-dns', 'nftables', 'crun', 'conmon', 'catatonit', 'skopeo',
+  'podman',
+  'netavark',
+  'aardvark-dns',
+  'nftables',
+  'crun',
+  'conmon',
+  'catatonit',
+  'skopeo',
   // first boot: cloud-init renders DHCP for systemd-networkd (no ifupdown, no netplan here)
-  'cloud-init', 'python3-cffi-backend', 'python3',
-  'openssh-server', 'openssh-sftp-server', 'sudo', 'iproute2', 'curl', 'openssl', 'ca-certificates',
+  'cloud-init',
+  'python3-cffi-backend',
+  'python3',
+  'openssh-server',
+  'openssh-sftp-server',
+  'sudo',
+  'iproute2',
+  'curl',
+  'openssl',
+  'ca-certificates',
 ]
 
 /** Versions GUEST_NOTE names (major.minor); the build fails if the archive ships others, so the note stays true. */
@@ -133,12 +156,18 @@ const ENABLE = ['systemd-networkd.service', 'systemd-resolved.service']
 
 /** The RHEL pieces the Debian guest gets, and why. Printed by the tests that boot it. */
 export const GUEST_SHIMS: { path: string; why: string }[] = [
-  { path: '/usr/bin/update-ca-trust', why: 'RHEL\'s "update-ca-trust extract" trusts /etc/pki/ca-trust/source/anchors/*; the shim copies them to /usr/local/share/ca-certificates and runs update-ca-certificates' },
-  { path: '/etc/pki/ca-trust/source/anchors', why: 'RHEL\'s anchor directory, where our scripts put the registry CA' },
-  { path: '/usr/libexec/platform-python', why: 'RHEL 8\'s system Python; a symlink to /usr/bin/python3' },
+  {
+    path: '/usr/bin/update-ca-trust',
+    why: 'RHEL\'s "update-ca-trust extract" trusts /etc/pki/ca-trust/source/anchors/*; the shim copies them to /usr/local/share/ca-certificates and runs update-ca-certificates',
+  },
+  { path: '/etc/pki/ca-trust/source/anchors', why: "RHEL's anchor directory, where our scripts put the registry CA" },
+  { path: '/usr/libexec/platform-python', why: "RHEL 8's system Python; a symlink to /usr/bin/python3" },
   { path: '/etc/sudoers.d/wheel', why: 'RHEL\'s sudoers has "%wheel ALL=(ALL) ALL" and Debian\'s does not; plus a wheel group' },
-  { path: '/etc/pki/tls/certs/ca-bundle.crt', why: 'RHEL\'s CA bundle path; a symlink to Debian\'s /etc/ssl/certs/ca-certificates.crt' },
-  { path: '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem', why: 'the bundle RHEL\'s update-ca-trust extracts; a symlink to Debian\'s bundle' },
+  { path: '/etc/pki/tls/certs/ca-bundle.crt', why: "RHEL's CA bundle path; a symlink to Debian's /etc/ssl/certs/ca-certificates.crt" },
+  {
+    path: '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem',
+    why: "the bundle RHEL's update-ca-trust extracts; a symlink to Debian's bundle",
+  },
   { path: '/etc/containers/storage.conf', why: 'overlay storage as configured on RHEL (Debian ships no storage.conf)' },
 ]
 
@@ -160,7 +189,23 @@ function extlinuxConf(kernel: string, initrd: string): string {
 
 function cacheKey(): string {
   const h = createHash('sha256')
-  h.update(JSON.stringify({ RECIPE, SUITE, MIRROR, IMAGE_BYTES, ROOT_UUID, ROOT_LABEL, PACKAGES, EXPECTED, FILES, LINKS, DIRS, ENABLE, conf: extlinuxConf('K', 'I') }))
+  h.update(
+    JSON.stringify({
+      RECIPE,
+      SUITE,
+      MIRROR,
+      IMAGE_BYTES,
+      ROOT_UUID,
+      ROOT_LABEL,
+      PACKAGES,
+      EXPECTED,
+      FILES,
+      LINKS,
+      DIRS,
+      ENABLE,
+      conf: extlinuxConf('K', 'I'),
+    }),
+  )
   h.update(readFileSync(fileURLToPath(import.meta.url)))
   h.update(readFileSync(MBR_BIN))
   return h.digest('hex').slice(0, 16)
@@ -205,9 +250,13 @@ async function emptyDir(dir: string, keep: (name: string) => boolean = () => fal
 
 async function customize(root: string): Promise<{ kernel: string; initrd: string }> {
   const versions = await installedVersions(root)
-  const wrong = Object.entries(EXPECTED).filter(([p, v]) => !(versions.get(p) ?? '').replace(/^\d+:/, '').startsWith(v + '.') && versions.get(p) !== v)
+  const wrong = Object.entries(EXPECTED).filter(
+    ([p, v]) => !(versions.get(p) ?? '').replace(/^\d+:/, '').startsWith(v + '.') && versions.get(p) !== v,
+  )
   if (wrong.length)
-    throw new Error(`the guest has ${wrong.map(([p]) => `${p} ${versions.get(p) ?? '(missing)'}`).join(', ')}; GUEST_NOTE says ${wrong.map(([p, v]) => `${p} ${v}`).join(', ')}: update EXPECTED`)
+    throw new Error(
+      `the guest has ${wrong.map(([p]) => `${p} ${versions.get(p) ?? '(missing)'}`).join(', ')}; GUEST_NOTE says ${wrong.map(([p, v]) => `${p} ${v}`).join(', ')}: update EXPECTED`,
+    )
   for (const p of PACKAGES) if (!versions.has(p)) throw new Error(`debootstrap did not install ${p}`)
 
   for (const d of DIRS) await mkdir(join(root, d), { recursive: true, mode: 0o755 })
@@ -247,7 +296,11 @@ async function customize(root: string): Promise<{ kernel: string; initrd: string
   // The initramfs must find the root disk: virtio_blk and ext4 as modules (or built in), virtio_pci built in here.
   const config = await readFile(join(root, 'boot', kernel.replace(/^vmlinuz-/, 'config-')), 'utf8')
   const inInitrd = (await run('chroot', [root, 'lsinitramfs', `/boot/${initrd}`], { why: 'to list the guest initramfs' })).stdout
-  for (const [mod, opt] of [['virtio_pci', 'VIRTIO_PCI'], ['virtio_blk', 'VIRTIO_BLK'], ['ext4', 'EXT4_FS']] as const) {
+  for (const [mod, opt] of [
+    ['virtio_pci', 'VIRTIO_PCI'],
+    ['virtio_blk', 'VIRTIO_BLK'],
+    ['ext4', 'EXT4_FS'],
+  ] as const) {
     if (!new RegExp(`^CONFIG_${opt}=y$`, 'm').test(config) && !new RegExp(`/${mod}\\.ko(\\.[a-z]+)?$`, 'm').test(inInitrd))
       throw new Error(`the guest initramfs ${initrd} has no ${mod} (and the kernel does not build it in)`)
   }
@@ -266,11 +319,11 @@ async function buildRootTarball(outFile: string, log: (line: string) => void): P
   try {
     const root = join(work, 'root')
     const t0 = Date.now()
-    await run(
-      'debootstrap',
-      [`--variant=minbase`, `--include=${PACKAGES.join(',')}`, '--components=main', SUITE, root, MIRROR],
-      { why: 'to build the Debian guest that stands in for the RHEL 8 KVM image', timeoutMs: 45 * 60_000, env: { DEBIAN_FRONTEND: 'noninteractive' } },
-    )
+    await run('debootstrap', [`--variant=minbase`, `--include=${PACKAGES.join(',')}`, '--components=main', SUITE, root, MIRROR], {
+      why: 'to build the Debian guest that stands in for the RHEL 8 KVM image',
+      timeoutMs: 45 * 60_000,
+      env: { DEBIAN_FRONTEND: 'noninteractive' },
+    })
     log(`debootstrap ${SUITE}: ${secs(t0)}`)
     if (mountsUnder(root).length) throw new Error(`debootstrap left mounts in ${root}: ${mountsUnder(root).join(', ')}`)
     const { kernel } = await customize(root)
@@ -283,7 +336,9 @@ async function buildRootTarball(outFile: string, log: (line: string) => void): P
 }
 
 async function packTree(root: string, tarball: string): Promise<void> {
-  await run('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '-C', root, '-cf', tarball, '.'], { why: 'to pack the guest tree' })
+  await run('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '-C', root, '-cf', tarball, '.'], {
+    why: 'to pack the guest tree',
+  })
 }
 
 /**
@@ -351,7 +406,13 @@ async function lock(lockDir: string, done: () => boolean, timeoutMs: number): Pr
     if ((pid && !processAlive(pid)) || (!pid && age > 60_000)) {
       // Renamed first: only one waiter can take a stale lock away.
       const gone = `${lockDir}.stale-${randomBytes(4).toString('hex')}`
-      if (await rename(lockDir, gone).then(() => true, () => false)) await rm(gone, { recursive: true, force: true })
+      if (
+        await rename(lockDir, gone).then(
+          () => true,
+          () => false,
+        )
+      )
+        await rm(gone, { recursive: true, force: true })
       continue
     }
     if (Date.now() > end) throw new Error(`timed out waiting for pid ${pid} to build the guest image (lock ${lockDir})`)
@@ -434,7 +495,10 @@ export interface RootVariant {
  */
 export async function guestImageFromRoot(v: RootVariant): Promise<{ file: string; notes: string }> {
   if (!/^[a-z0-9-]+$/.test(v.name)) throw new Error(`variant name ${v.name}: lower-case letters, digits and dashes only`)
-  const key = createHash('sha256').update(JSON.stringify([cacheKey(), v.name, v.sizeBytes ?? IMAGE_BYTES, v.keyParts])).digest('hex').slice(0, 16)
+  const key = createHash('sha256')
+    .update(JSON.stringify([cacheKey(), v.name, v.sizeBytes ?? IMAGE_BYTES, v.keyParts]))
+    .digest('hex')
+    .slice(0, 16)
   const dir = testCacheDir()
   const tarball = await guestRootTarball()
   const file = await cached(join(dir, `guest-trixie-${v.name}-${key}.qcow2`), async (out, log) => {
@@ -443,7 +507,9 @@ export async function guestImageFromRoot(v: RootVariant): Promise<{ file: string
       const root = join(work, 'root')
       await mkdir(root)
       let t0 = Date.now()
-      await run('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '-C', root, '-xpf', tarball], { why: 'to unpack the guest tree' })
+      await run('tar', ['--numeric-owner', '--xattrs', '--xattrs-include=*', '-C', root, '-xpf', tarball], {
+        why: 'to unpack the guest tree',
+      })
       log(`unpacked the guest root: ${secs(t0)}`)
       t0 = Date.now()
       await v.transform(root, log)

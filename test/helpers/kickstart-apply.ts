@@ -432,7 +432,8 @@ async function applyCommands(ks: ParsedKickstart, root: string): Promise<string[
         if (gid && !(await groupWithGid(root, gid)))
           await chrootRun(root, ['groupadd', '-g', gid, name], `to add group ${name} with gid ${gid} (kickstart user --gid)`)
         const home = str('homedir') ?? `/home/${name}`
-        if (existsSync(join(root, home))) throw new Error(`user ${name} (line ${c.line}): home ${home} exists; Anaconda's re-owning of it is not emulated`)
+        if (existsSync(join(root, home)))
+          throw new Error(`user ${name} (line ${c.line}): home ${home} exists; Anaconda's re-owning of it is not emulated`)
         await chrootRun(
           root,
           [
@@ -612,7 +613,11 @@ export async function applyKickstart(ksText: string, root: string, o: ApplyOptio
   for (const c of commands) o.log?.(c)
   await mkdir(join(root, 'root'), { recursive: true, mode: 0o700 })
   await writeFile(join(root, 'root/original-ks.cfg'), ksText, { mode: 0o600 })
-  await writeFile(join(root, 'root/anaconda-ks.cfg'), `# kickstart-apply: emulates the kickstart Anaconda regenerates (%post bodies verbatim)\n${ksText}`, { mode: 0o600 })
+  await writeFile(
+    join(root, 'root/anaconda-ks.cfg'),
+    `# kickstart-apply: emulates the kickstart Anaconda regenerates (%post bodies verbatim)\n${ksText}`,
+    { mode: 0o600 },
+  )
   o.log?.('kickstart copies: /root/original-ks.cfg, /root/anaconda-ks.cfg (0600)')
 
   const scripts = ks.sections.filter((s) => s.kind === 'post')

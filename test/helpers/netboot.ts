@@ -50,14 +50,25 @@ export async function netboot(b: NetBoot, o: { dir: string; signal: AbortSignal 
   const nic = a.indexOf('-nic')
   if (nic < 0 || a[nic + 1] !== 'none') throw new Error(`qemuArgs changed: no '-nic none' in ${a.join(' ')}`)
   const tftp = b.tftp ? `,tftp=${qemuEscape(b.tftp)}` : ''
-  a.splice(nic, 2,
-    '-netdev', `user,id=n0${tftp},bootfile=${qemuEscape(b.bootfile)}`,
-    '-device', `virtio-net-pci,netdev=n0,mac=${b.mac},bootindex=0`,
-    '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04',
+  a.splice(
+    nic,
+    2,
+    '-netdev',
+    `user,id=n0${tftp},bootfile=${qemuEscape(b.bootfile)}`,
+    '-device',
+    `virtio-net-pci,netdev=n0,mac=${b.mac},bootindex=0`,
+    '-device',
+    'isa-debug-exit,iobase=0xf4,iosize=0x04',
   )
-  if (b.disk) a.push('-drive', `if=none,id=disk0,format=raw,file=${qemuEscape(b.disk)}`, '-device', 'virtio-blk-pci,drive=disk0,bootindex=1')
+  if (b.disk)
+    a.push('-drive', `if=none,id=disk0,format=raw,file=${qemuEscape(b.disk)}`, '-device', 'virtio-blk-pci,drive=disk0,bootindex=1')
   const start = Date.now()
-  const r = await run('qemu-system-x86_64', a, { timeoutMs: BOOT_TIMEOUT_MS, signal: o.signal, nothrow: true, why: 'to network-boot the PXE tree' })
+  const r = await run('qemu-system-x86_64', a, {
+    timeoutMs: BOOT_TIMEOUT_MS,
+    signal: o.signal,
+    nothrow: true,
+    why: 'to network-boot the PXE tree',
+  })
   const log = (await readFile(serialLog, 'latin1').catch(() => '')).replace(/\x1b\[[0-9;?=]*[A-Za-z]|\x1bc/g, '')
   return { log, ms: Date.now() - start, code: r.code }
 }
@@ -77,7 +88,9 @@ export async function buildAndServe(t: Test, args: string[], env: Record<string,
   const hint = /serve (?:the tree|it) with: mirror-appliance serve (\S+)(?: --bind (\S+))? --port (\d+)/.exec(r.stdout + r.stderr)
   if (!hint) throw new Error(`the build did not say how to serve the tree:\n${r.stdout}${r.stderr}`)
   const [, tree, , port] = hint
-  const child = spawn(process.execPath, [CLI, 'serve', tree!, '--port', port!, '--bind', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [CLI, 'serve', tree!, '--port', port!, '--bind', '127.0.0.1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   t.teardown(() => {
     child.kill('SIGKILL')
   })

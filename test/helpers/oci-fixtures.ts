@@ -182,8 +182,8 @@ export function sampleImages() {
   const base = { 'etc/os-release': 'ID=test\n', 'bin/hello': '#!/bin/sh\necho hello\n'.repeat(200) }
   const app = buildImage({ layers: [base, { 'app/one': 'one\n' }] })
   const tool = buildImage({ layers: [base, { 'app/two': 'two\n'.repeat(1000) }] })
-  const amd = buildImage({ layers: [base, { 'arch': 'amd64\n' }], architecture: 'amd64' })
-  const arm = buildImage({ layers: [base, { 'arch': 'arm64\n' }], architecture: 'arm64' })
+  const amd = buildImage({ layers: [base, { arch: 'amd64\n' }], architecture: 'amd64' })
+  const arm = buildImage({ layers: [base, { arch: 'arm64\n' }], architecture: 'arm64' })
   const multi = buildIndex([amd, arm])
   return { app, tool, amd, arm, multi }
 }

@@ -105,7 +105,10 @@ export async function pushAndPullBack(
   const got = new Set(readdirSync(join(back, 'blobs/sha256')))
   for (const b of blobs) {
     const hex = b.digest.slice(7)
-    t.ok(got.has(hex) && readFileSync(join(back, 'blobs/sha256', hex)).equals(b.data), `blob ${b.digest.slice(0, 19)} pulled back, same bytes`)
+    t.ok(
+      got.has(hex) && readFileSync(join(back, 'blobs/sha256', hex)).equals(b.data),
+      `blob ${b.digest.slice(0, 19)} pulled back, same bytes`,
+    )
   }
   return { dest, layout, src, blobs }
 }
@@ -116,7 +119,6 @@ export interface TestRegistry {
   dir: string
   stop(): Promise<void>
 }
-
 
 /** Start a registry; call stop() in t.teardown. */
 export async function startRegistry(): Promise<TestRegistry> {

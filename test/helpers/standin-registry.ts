@@ -81,7 +81,8 @@ const MT = {
 } as const
 
 const STANDIN_NOTE = "stand-in for docker.io/library/registry:2.8.3 built from Debian's docker-registry package by mirror-appliance's tests"
-const ARM_NOTE = 'stand-in: this arm64 entry carries the amd64 binary and cannot run; it exists so the payload holds an index like the real one'
+const ARM_NOTE =
+  'stand-in: this arm64 entry carries the amd64 binary and cannot run; it exists so the payload holds an index like the real one'
 
 const sha256 = (b: Buffer | string) => 'sha256:' + createHash('sha256').update(b).digest('hex')
 
@@ -184,7 +185,8 @@ function buildArchive(r: Recipe): { archive: Buffer; digest: string; platformDig
     { name: 'var/lib/registry', type: 'dir', mode: 0o755 },
   ])
   const layers = [base, app]
-  if (r.version === 2) layers.push(layerBlob([{ name: 'etc/mirror-appliance-standin-version', type: 'file', mode: 0o644, body: Buffer.from('2\n') }]))
+  if (r.version === 2)
+    layers.push(layerBlob([{ name: 'etc/mirror-appliance-standin-version', type: 'file', mode: 0o644, body: Buffer.from('2\n') }]))
 
   const labels = (arch: string): Record<string, string> => ({
     'io.mirror-appliance.standin': STANDIN_NOTE,
@@ -210,9 +212,17 @@ function buildArchive(r: Recipe): { archive: Buffer; digest: string; platformDig
           },
           rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
           history: [
-            { created: new Date(FIXTURE_EPOCH * 1000).toISOString(), created_by: `mirror-appliance test helper: libc and loader from ${r.libs.map((l) => l.path).join(', ')}` },
-            { created: new Date(FIXTURE_EPOCH * 1000).toISOString(), created_by: `mirror-appliance test helper: ${STANDIN_BINARY} as /bin/registry` },
-            ...(r.version === 2 ? [{ created: new Date(FIXTURE_EPOCH * 1000).toISOString(), created_by: 'mirror-appliance test helper: version 2 marker' }] : []),
+            {
+              created: new Date(FIXTURE_EPOCH * 1000).toISOString(),
+              created_by: `mirror-appliance test helper: libc and loader from ${r.libs.map((l) => l.path).join(', ')}`,
+            },
+            {
+              created: new Date(FIXTURE_EPOCH * 1000).toISOString(),
+              created_by: `mirror-appliance test helper: ${STANDIN_BINARY} as /bin/registry`,
+            },
+            ...(r.version === 2
+              ? [{ created: new Date(FIXTURE_EPOCH * 1000).toISOString(), created_by: 'mirror-appliance test helper: version 2 marker' }]
+              : []),
           ],
         }),
       ),
@@ -256,7 +266,13 @@ function buildArchive(r: Recipe): { archive: Buffer; digest: string; platformDig
       name: 'index.json',
       type: 'file',
       mode: 0o644,
-      body: Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.index, manifests: [desc(index, { annotations: { 'org.opencontainers.image.ref.name': tag } })] })),
+      body: Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MT.index,
+          manifests: [desc(index, { annotations: { 'org.opencontainers.image.ref.name': tag } })],
+        }),
+      ),
     },
     ...[...blobs.values()].map((b): Entry => ({ name: `blobs/sha256/${b.digest.slice(7)}`, type: 'file', mode: 0o644, body: b.data })),
   ])
@@ -268,7 +284,8 @@ function buildArchive(r: Recipe): { archive: Buffer; digest: string; platformDig
 }
 
 async function standin(version: 1 | 2): Promise<StandinImage> {
-  if (!existsSync(STANDIN_BINARY)) throw new Error(`${STANDIN_BINARY} is missing: apt-get install docker-registry (Debian's build of the CNCF registry)`)
+  if (!existsSync(STANDIN_BINARY))
+    throw new Error(`${STANDIN_BINARY} is missing: apt-get install docker-registry (Debian's build of the CNCF registry)`)
   const binary = await readFile(STANDIN_BINARY)
   const libs = linkedLibraries(STANDIN_BINARY)
   const ref = `localhost/mirror-appliance/registry:${version === 2 ? '2.8.3-standin-v2' : '2.8.3-standin'}`
@@ -288,7 +305,10 @@ async function standin(version: 1 | 2): Promise<StandinImage> {
   const built = buildArchive({ version, libs, binary })
   const tmp = `${archive}.tmp-${process.pid}`
   await writeFile(tmp, built.archive)
-  await writeFile(`${meta}.tmp-${process.pid}`, JSON.stringify({ ref, digest: built.digest, platformDigests: built.platformDigests }, null, 2) + '\n')
+  await writeFile(
+    `${meta}.tmp-${process.pid}`,
+    JSON.stringify({ ref, digest: built.digest, platformDigests: built.platformDigests }, null, 2) + '\n',
+  )
   await rename(tmp, archive)
   await rename(`${meta}.tmp-${process.pid}`, meta)
   return { archive, ref, digest: built.digest, platformDigests: built.platformDigests }
