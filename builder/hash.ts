@@ -24,9 +24,10 @@
 // answers from it.
 
 import { createHash } from 'node:crypto'
-import { mkdir, open, readFile, realpath, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises'
+import { open, readFile, realpath, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { writeFileAtomic } from './atomic.js'
 
 const CHUNK = 1 << 20
 
@@ -116,14 +117,7 @@ export async function sha256FileCached(
   }
   const { sha256 } = await hashFile(path, signal)
   if (entry && (await fileIdentity(path)) === before) {
-    const tmp = `${entry}.tmp-${process.pid}`
-    try {
-      await mkdir(join(cacheDir!, 'checksums'), { recursive: true })
-      await writeFile(tmp, sha256 + '\n', { mode: 0o644 })
-      await rename(tmp, entry)
-    } catch {
-      await rm(tmp, { force: true }).catch(() => {})
-    }
+    await writeFileAtomic(entry, sha256 + '\n', { mkdir: true }).catch(() => {})
   }
   return { sha256, cached: false }
 }

@@ -12,10 +12,11 @@
 //  - in openshift/ only (secrets, never on media): the registry's pull
 //    secret, alone and merged into the user's.
 
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { writeFileAtomic } from './atomic.js'
 import { UserError } from './errors.js'
 import { catalogSources } from './handoff/catalogs.js'
 import { handoffContentFromConfig, handoffContentFromPayload, type HandoffContent, type HandoffImage } from './handoff/content.js'
@@ -140,17 +141,11 @@ function signatureFiles(content: HandoffContent, meta: { createdBy: string; crea
 export async function addHandoffToPayload(payloadDir: string, hostname: string, files: HandoffFile[]): Promise<void> {
   const rel = `${PAYLOAD_HANDOFF_DIR}/${hostname}`
   await mkdir(join(payloadDir, rel), { recursive: true })
-  for (const f of files) {
-    const tmp = join(payloadDir, rel, `.${f.name}.tmp-${randomBytes(6).toString('hex')}`)
-    await writeFile(tmp, f.contents, { mode: f.mode })
-    await rename(tmp, join(payloadDir, rel, f.name))
-  }
+  for (const f of files) await writeFileAtomic(join(payloadDir, rel, f.name), f.contents, { mode: f.mode })
   const ours = new Map(files.map((f) => [`${rel}/${f.name}`, createHash('sha256').update(f.contents).digest('hex')]))
   const kept = (await readFile(join(payloadDir, 'SHA256SUMS'), 'utf8')).split('\n').filter((l) => l && !ours.has(l.slice(66)))
   const lines = [...kept, ...[...ours].map(([path, hex]) => `${hex}  ${path}`)]
-  const tmp = join(payloadDir, `.SHA256SUMS.tmp-${randomBytes(6).toString('hex')}`)
-  await writeFile(tmp, lines.join('\n') + '\n')
-  await rename(tmp, join(payloadDir, 'SHA256SUMS'))
+  await writeFileAtomic(join(payloadDir, 'SHA256SUMS'), lines.join('\n') + '\n')
 }
 
 export function pullSecret(plan: Plan): string {

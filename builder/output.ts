@@ -5,6 +5,7 @@
 
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
+import { removeOnExit } from './atomic.js'
 import { FailureError, UserError } from './errors.js'
 
 /** Marker file that says a directory was written by us and may be replaced. */
@@ -100,14 +101,14 @@ export async function writeOutputDir<T>(dest: string, work: (tx: OutputTransacti
     )
   }
   const release = acquireLock(join(parent, `.${basename(dest)}.lock`))
+  // Not atomic.ts's tempBeside name: one temp per destination and pid (the
+  // lock allows one build at a time), so recoverLeftovers can tell a dead
+  // build's temp from a live one by the pid alone.
   const tmp = join(parent, `.${basename(dest)}.tmp-${process.pid}`)
   const cleanup = () => rmSync(tmp, { recursive: true, force: true })
   // A hard exit (second Ctrl-C) skips the finally below: remove and unlock here too.
-  const onExit = () => {
-    cleanup()
-    release()
-  }
-  process.once('exit', onExit)
+  const forgetTmp = removeOnExit(tmp)
+  process.once('exit', release)
   try {
     recoverLeftovers(parent, basename(dest), dest)
     cleanup()
@@ -123,7 +124,8 @@ export async function writeOutputDir<T>(dest: string, work: (tx: OutputTransacti
     throw diskError(e, dest)
   } finally {
     cleanup()
-    process.removeListener('exit', onExit)
+    forgetTmp()
+    process.removeListener('exit', release)
     release()
   }
 }

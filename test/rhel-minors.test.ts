@@ -1,11 +1,10 @@
-// The RHEL 8 minors the builder knows are listed in three places that must
-// agree: the config schema's enum for host.rhel (what a config may say), the
-// podman table (builder/registry/quadlet-keys.ts: which quadlet keys a host
-// gets) and the cloud-init table (builder/media/cloud-init-forms.ts). The
-// RhelMinor type ties the two tables to each other (Record<RhelMinor, …>:
-// tsc refuses a missing or extra row); test/config-schema.test.ts ties the
-// type to the schema. This test ties the schema to the tables directly, in
-// order, so a minor added to the schema without its podman version fails here
+// The RHEL 8 minors the builder knows are listed once, in builder/rhel.ts
+// (RHEL_MINORS). The RhelMinor type comes from that list, and the podman table
+// (builder/registry/quadlet-keys.ts) and the cloud-init table
+// (builder/media/cloud-init-forms.ts) are Record<RhelMinor, …>: tsc refuses
+// a missing or extra row. The config schema's enum for host.rhel stays in
+// schema.json (the file is handed to editors as it is), so this test ties it
+// to the list, in order: a minor added to one and not the other fails here
 // with the minor named, and every minor loads.
 import t from 'tap'
 import { readFileSync } from 'node:fs'
@@ -13,14 +12,16 @@ import { loadConfigText, SCHEMA_PATH } from '../builder/config/load.js'
 import { DEFAULTS } from '../builder/config/normalize.js'
 import { RHEL_CLOUD_INIT } from '../builder/media/cloud-init-forms.js'
 import { RHEL_PODMAN } from '../builder/registry/quadlet-keys.js'
+import { RHEL_MINORS } from '../builder/rhel.js'
 
 const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as { definitions: { host: { properties: { rhel: { enum: string[] } } } } }
 const minors = schema.definitions.host.properties.rhel.enum
 
-t.test('schema enum, podman table and cloud-init table list the same minors, in the same order', async (t) => {
+t.test('schema enum, RHEL_MINORS and the tables list the same minors, in the same order', async (t) => {
   t.ok(minors.length >= 7, `${minors.length} minors in schema.json`)
-  t.same(Object.keys(RHEL_PODMAN), minors, 'RHEL_PODMAN (quadlet-keys.ts) has a row for each minor the schema allows, no other')
-  t.same(Object.keys(RHEL_CLOUD_INIT), minors, 'RHEL_CLOUD_INIT (cloud-init-forms.ts) too')
+  t.same(minors, [...RHEL_MINORS], 'schema.json host.rhel enum is RHEL_MINORS (builder/rhel.ts), in order')
+  t.same(Object.keys(RHEL_PODMAN), [...RHEL_MINORS], 'RHEL_PODMAN (quadlet-keys.ts) has a row for each minor, no other')
+  t.same(Object.keys(RHEL_CLOUD_INIT), [...RHEL_MINORS], 'RHEL_CLOUD_INIT (cloud-init-forms.ts) too')
   t.ok(minors.includes(DEFAULTS.rhel), `the default (${DEFAULTS.rhel}) is one of them`)
 })
 

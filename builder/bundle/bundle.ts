@@ -8,13 +8,14 @@
 // Streamed: payload blobs go from disk through gzip to the output file, never
 // whole into memory. Written to a temp file and renamed: nothing half-written.
 
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
-import { chmod, lstat, readdir, rename, stat, unlink } from 'node:fs/promises'
+import { chmod, lstat, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
+import { withTemp } from '../atomic.js'
 import { UserError } from '../errors.js'
 import { octal } from '../quote.js'
 import type { HostFile, Plan } from '../plan/types.js'
@@ -161,7 +162,6 @@ function readmeData(plan: Plan) {
 /** Write the bundle: a reproducible tar.gz (same plan, payload and epoch give the same bytes). */
 export async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
   const entries = await bundleEntries(opts)
-  const tmp = `${opts.outFile}.tmp-${randomBytes(6).toString('hex')}`
   const hash = createHash('sha256')
   let size = 0
   const count = new Transform({
@@ -171,7 +171,7 @@ export async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
       cb(null, chunk)
     },
   })
-  try {
+  await withTemp(opts.outFile, async (tmp) => {
     await pipeline(
       Readable.from(tarChunks(entries, opts.epoch, opts.signal)),
       createGzip({ level: 6 }),
@@ -181,10 +181,6 @@ export async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
       ...(opts.signal ? [{ signal: opts.signal }] : []),
     )
     await chmod(tmp, 0o600)
-    await rename(tmp, opts.outFile)
-  } catch (e) {
-    await unlink(tmp).catch(() => {})
-    throw e
-  }
+  })
   return { path: opts.outFile, size, sha256: hash.digest('hex'), entries: entries.length }
 }

@@ -1,5 +1,6 @@
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { tempBeside } from '../atomic.js'
 import { UserError } from '../errors.js'
 import { EXAMPLE_PATH, SCHEMA_PATH } from '../config/load.js'
 import type { Ctx } from '../context.js'
@@ -24,7 +25,7 @@ export async function init(opts: { output: string; force: boolean }, ctx: Ctx): 
   const schemaFile = join(dirname(opts.output), SCHEMA_FILE_NAME)
   // The schema goes to a temp file first and is renamed into place only once
   // the config is written: a refused or failed init leaves neither behind.
-  const schemaTmp = `${schemaFile}.tmp-${process.pid}`
+  const schemaTmp = tempBeside(schemaFile)
   try {
     writeNew(schemaTmp, readFileSync(SCHEMA_PATH), `${opts.output}: cannot write into ${dirname(opts.output)}`)
     writeConfig(opts.output, text, opts.force)
@@ -42,7 +43,7 @@ export async function init(opts: { output: string; force: boolean }, ctx: Ctx): 
 
 function writeConfig(output: string, text: Buffer, force: boolean): void {
   if (force) {
-    const tmp = `${output}.tmp-${process.pid}`
+    const tmp = tempBeside(output)
     try {
       writeNew(tmp, text, `${output}: cannot write into ${dirname(output)}`)
       renameSync(tmp, output)

@@ -3,8 +3,10 @@
 // (defaults filled in, derived values computed) that every later stage reads.
 // test/config-schema.test.ts keeps these types and schema.json in step.
 
+import type { RhelMinor } from '../rhel.js'
+
+export type { RhelMinor }
 export type Flavor = 'quay' | 'distribution'
-export type RhelMinor = '8.4' | '8.5' | '8.6' | '8.7' | '8.8' | '8.9' | '8.10'
 export type Architecture = 'all' | 'amd64' | 'arm64' | 'ppc64le' | 's390x'
 export type Size = number | 'rest'
 

@@ -17,7 +17,7 @@
 // before it whatever the exact 8.7 and 8.8 versions, 8.10 after it; 8.9 is
 // taken as 23.1.1. Correct a row when a minor's package list says otherwise.
 
-import type { RhelMinor } from '../config/types.js'
+import type { RhelMinor } from '../rhel.js'
 
 export const RHEL_CLOUD_INIT: Record<RhelMinor, string> = {
   '8.4': '20.3',

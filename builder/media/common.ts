@@ -1,11 +1,11 @@
-// Pieces every media writer shares: atomic output (temp file beside the
-// target, renamed at the end, removed on error or abort), input checks that
-// fail as UserError, and progress in percent and MB/s.
+// Pieces every media writer shares: input checks that fail as UserError,
+// scratch directories, and progress in percent and MB/s. Atomic output (temp
+// file beside the target, renamed at the end, removed on error or abort) is
+// withTemp in builder/atomic.ts.
 
-import { randomBytes } from 'node:crypto'
-import { mkdtemp, rename, rm, stat, statfs, utimes, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, stat, statfs, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { basename, dirname, join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { FailureError, UserError } from '../errors.js'
 import type { XorrisoProgress } from '../tools/xorriso.js'
 
@@ -27,23 +27,6 @@ export function progressMeter(onProgress: OnProgress | undefined, now: () => num
     const bytes = p.sectors * 2048
     const secs = (now() - start) / 1000
     onProgress({ percent: p.percent, bytesWritten: bytes, mbPerSec: secs > 0 ? Math.round(bytes / 1e4 / secs) / 100 : 0 })
-  }
-}
-
-/**
- * Run write(tmp) with a temp path beside outFile and rename it into place on
- * success. On any error (including abort) the temp file is removed and
- * outFile is untouched.
- */
-export async function writeAtomically<T>(outFile: string, write: (tmp: string) => Promise<T>): Promise<T> {
-  const tmp = join(dirname(outFile), `.${basename(outFile)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
-  try {
-    const r = await write(tmp)
-    await rename(tmp, outFile)
-    return r
-  } catch (e) {
-    await rm(tmp, { force: true })
-    throw e
   }
 }
 

@@ -9,8 +9,9 @@
 // BIOS and UEFI mode like the original.
 
 import { createHash } from 'node:crypto'
-import { chmod, mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { chmod, open, readFile, stat, utimes, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
+import { withTemp, writeFileAtomic } from '../atomic.js'
 import { UserError } from '../errors.js'
 import { fileIdentity, sha256File, sha256FileCached } from '../hash.js'
 import { needTool, type ToolNeed } from '../tool-needs.js'
@@ -25,7 +26,6 @@ import {
   throwIfAborted,
   treeSize,
   withScratchDir,
-  writeAtomically,
   writeKickstart,
   type OnProgress,
 } from './common.js'
@@ -204,7 +204,7 @@ export async function remasterIso(o: RemasterOptions): Promise<RemasterResult> {
     const meter = progressMeter(o.onProgress)
     const headFile = await headGuessFile(o.hashCacheDir, o.baseIso, o.outFile)
     const headGuess = headFile ? await readHeadGuess(headFile) : undefined
-    return writeAtomically(o.outFile, async (tmp) => {
+    return withTemp(o.outFile, async (tmp) => {
       const r = await xorrisoWrite(
         { indev: o.baseIso, outFile: tmp, epoch: o.epoch, maps, bootReplay: true, isoLevel: 3 },
         { signal: o.signal, onProgress: meter, ...(headGuess ? { headGuess } : {}) },
@@ -261,14 +261,7 @@ async function readHead(iso: string): Promise<Buffer> {
 /** Keep the head for the next build (a cache that cannot be written only costs that build time). */
 async function rememberHead(file: string, head: Buffer, guessed: Buffer | undefined): Promise<void> {
   if (head.length !== ISO_HEAD_BYTES || (guessed && head.equals(guessed))) return
-  const tmp = `${file}.tmp-${process.pid}`
-  try {
-    await mkdir(dirname(file), { recursive: true })
-    await writeFile(tmp, head, { mode: 0o644 })
-    await rename(tmp, file)
-  } catch {
-    await rm(tmp, { force: true }).catch(() => {})
-  }
+  await writeFileAtomic(file, head, { mkdir: true }).catch(() => {})
 }
 
 async function stamp(path: string, text: string, epoch: number): Promise<void> {

@@ -5,6 +5,7 @@
 // for a fleet it goes once on its own medium instead (payload.iso, labelled
 // MAPAYLOAD: buildPayloadMedium), and each host's OEMDRV holds only ks.cfg.
 
+import { withTemp } from '../atomic.js'
 import { UserError } from '../errors.js'
 import { needTool, type ToolNeed } from '../tool-needs.js'
 import { xorrisoWrite, type XorrisoMap } from '../tools/xorriso.js'
@@ -16,7 +17,6 @@ import {
   throwIfAborted,
   treeSize,
   withScratchDir,
-  writeAtomically,
   writeKickstart,
   type OnProgress,
 } from './common.js'
@@ -35,7 +35,7 @@ export const OEMDRV_TOOLS: readonly ToolNeed[] = [needTool('xorriso', 'to write 
 /** payload.iso: the payload under /appliance/, labelled MAPAYLOAD. Same inputs and epoch give the same bytes. */
 export async function buildPayloadMedium(o: { payloadDir: string; outFile: string; epoch: number; signal?: AbortSignal }): Promise<number> {
   await checkPayloadDir(o.payloadDir)
-  return writeAtomically(o.outFile, async (tmp) => {
+  return withTemp(o.outFile, async (tmp) => {
     await xorrisoWrite(
       { outFile: tmp, volumeId: PAYLOAD_LABEL, epoch: o.epoch, maps: [{ from: o.payloadDir, to: PAYLOAD_ISO_DIR }], isoLevel: 3 },
       { ...(o.signal ? { signal: o.signal } : {}) },
@@ -76,7 +76,7 @@ export async function buildOemdrv(o: OemdrvOptions): Promise<OemdrvResult> {
     const maps: XorrisoMap[] = [{ from: ks, to: '/ks.cfg' }]
     if (o.payloadDir) maps.push({ from: o.payloadDir, to: PAYLOAD_ISO_DIR })
     const meter = progressMeter(o.onProgress)
-    const bytes = await writeAtomically(o.outFile, async (tmp) => {
+    const bytes = await withTemp(o.outFile, async (tmp) => {
       const r = await xorrisoWrite(
         { outFile: tmp, volumeId: OEMDRV_LABEL, epoch: o.epoch, maps, isoLevel: 3 },
         { signal: o.signal, onProgress: meter },

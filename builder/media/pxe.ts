@@ -7,10 +7,10 @@
 // their MAC addresses (hosts/<name>/ks.cfg, grub.cfg-01-<mac>, ...) and the
 // default entries boot the local disk, so an unknown machine never installs.
 
-import { chmod, cp, mkdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
-import { randomBytes } from 'node:crypto'
+import { chmod, cp, mkdir, stat, utimes, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { normalizeBaseUrl } from '../config/pxe-url.js'
+import { withTemp } from '../atomic.js'
 import { UserError } from '../errors.js'
 import { renderTemplate } from '../render/templates.js'
 import { needTool, type ToolNeed } from '../tool-needs.js'
@@ -217,8 +217,7 @@ async function writePxeTree(o: PxeOptions, repo: boolean, texts: { path: string;
   await checkFreeSpace(dirname(o.outDir), (repo ? isoBytes : 0) + payloadBytes + 64 * 1024 * 1024, o.outDir)
   throwIfAborted(o.signal)
 
-  const tmp = join(dirname(o.outDir), `.${basename(o.outDir)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
-  try {
+  await withTemp(o.outDir, async (tmp) => {
     await mkdir(join(tmp, 'images', 'pxeboot'), { recursive: true })
     const pairs: Array<[string, string]> = [
       ['/' + PXE_KERNEL, join(tmp, PXE_KERNEL)],
@@ -236,9 +235,5 @@ async function writePxeTree(o: PxeOptions, repo: boolean, texts: { path: string;
       for (const f of texts) await utimes(join(tmp, f.path), o.epoch, o.epoch)
     }
     throwIfAborted(o.signal)
-    await rename(tmp, o.outDir)
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true })
-    throw e
-  }
+  })
 }

@@ -8,12 +8,13 @@
 import { followFile } from './follow.js'
 import { open, readFile, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
+import { withTemp } from '../atomic.js'
 import { FailureError, UserError } from '../errors.js'
 import { run } from '../exec.js'
 import { needTool, type ToolNeed } from '../tool-needs.js'
 import { qemuArgs, type Firmware, prepareOvmfVars } from '../tools/qemu.js'
 import { convertImage, createImage, gib } from '../tools/qemu-img.js'
-import { checkOutFile, throwIfAborted, withScratchDir, writeAtomically } from './common.js'
+import { checkOutFile, throwIfAborted, withScratchDir } from './common.js'
 import { sha256File } from '../hash.js'
 
 /**
@@ -191,7 +192,7 @@ export async function buildQcow2ByInstall(o: Qcow2InstallOptions): Promise<Qcow2
           `the installation did not power off within ${Math.round(o.timeoutMs / 1000)} s (${accel}); last console lines:\n    ${tail.join('\n    ')}`,
         )
       if (r.code !== 0) throw new FailureError(`QEMU failed with exit code ${r.code}: ${r.stderr.trim().split('\n').slice(-5).join('\n')}`)
-      await writeAtomically(o.outFile, (tmp) => convertImage(disk, 'qcow2', tmp, o.compress ?? false, o.signal))
+      await withTemp(o.outFile, (tmp) => convertImage(disk, 'qcow2', tmp, o.compress ?? false, o.signal))
       return { outFile: o.outFile, sha256: await sha256File(o.outFile, o.signal), accel, seconds }
     },
     dirname(resolve(o.outFile)),

@@ -15,6 +15,7 @@
 import { randomUUID, createHash } from 'node:crypto'
 import { mkdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { dirname, isAbsolute, join, posix, resolve } from 'node:path'
+import { withTemp } from '../atomic.js'
 import { FailureError, UserError } from '../errors.js'
 import { commandLine, requireTool, run } from '../exec.js'
 import type { HostSpec } from '../plan/types.js'
@@ -22,7 +23,7 @@ import { needTool, type ToolNeed } from '../tool-needs.js'
 import { PAYLOAD_DIR } from '../render/kickstart.js'
 import { GuestfishSession, gfLine, parseStruct } from '../tools/guestfish.js'
 import { convertImage, createOverlay, gib, imageInfo, resizeImage, type ImageFormat } from '../tools/qemu-img.js'
-import { checkFreeSpace, checkOutFile, checkPayloadDir, throwIfAborted, treeSize, withScratchDir, writeAtomically } from './common.js'
+import { checkFreeSpace, checkOutFile, checkPayloadDir, throwIfAborted, treeSize, withScratchDir } from './common.js'
 import { sha256File } from '../hash.js'
 import {
   UNIT_DIRS,
@@ -468,11 +469,11 @@ export async function buildQcow2FromImage(o: Qcow2FromImageOptions): Promise<Qco
       let data: Qcow2Result['dataDisk']
       if (o.dataDisk && dataRaw) {
         const outData = o.dataDisk.outFile
-        await writeAtomically(outData, (tmp) => convertImage(dataRaw!, 'raw', tmp, o.compress ?? false, o.signal))
+        await withTemp(outData, (tmp) => convertImage(dataRaw!, 'raw', tmp, o.compress ?? false, o.signal))
         data = { outFile: outData, sha256: await sha256File(outData, o.signal), uuid: uuid! }
       }
       try {
-        await writeAtomically(o.outFile, (tmp) => convertImage(overlay, 'qcow2', tmp, o.compress ?? false, o.signal))
+        await withTemp(o.outFile, (tmp) => convertImage(overlay, 'qcow2', tmp, o.compress ?? false, o.signal))
         return { data, sha256: await sha256File(o.outFile, o.signal) }
       } catch (e) {
         if (data) await rm(data.outFile, { force: true })

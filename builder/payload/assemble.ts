@@ -12,10 +12,10 @@
 // would double the bytes: an ISO shows hard links as separate files, and the
 // kickstart copies the payload with cp -a.
 
-import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
-import { copyFile, link, mkdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { copyFile, link, mkdir, stat, unlink, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+import { withTemp, writeFileAtomic } from '../atomic.js'
 import { UserError } from '../errors.js'
 import type { ManifestImage } from '../manifest.js'
 import type { ToolNeed } from '../tool-needs.js'
@@ -322,7 +322,7 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
       n++
       opts.onProgress?.({ bytes, total, blobs: n, totalBlobs: blobs.size })
     }
-    await writeAtomic(join(ociDir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }))
+    await writeFileAtomic(join(ociDir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }))
     const index = {
       schemaVersion: 2,
       mediaType: MEDIA.ociIndex,
@@ -338,13 +338,13 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
       })),
     }
     const indexText = JSON.stringify(index, null, 2) + '\n'
-    await writeAtomic(join(ociDir, 'index.json'), indexText)
+    await writeFileAtomic(join(ociDir, 'index.json'), indexText)
 
     // ---- images.tsv: role, ociName, digest, targetRepo, tag ----
     const tsv =
       found.map(({ w, entry }) => [w.tsvRole ?? w.role, w.ociName, entry.digest, w.target, w.tag].map(tsvField).join('\t')).join('\n') +
       (found.length ? '\n' : '')
-    await writeAtomic(join(opts.outDir, 'images.tsv'), tsv)
+    await writeFileAtomic(join(opts.outDir, 'images.tsv'), tsv)
 
     // ---- payload.json ----
     const images: PayloadImage[] = []
@@ -398,7 +398,7 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
         null,
         2,
       ) + '\n'
-    await writeAtomic(join(opts.outDir, 'payload.json'), payloadJson)
+    await writeFileAtomic(join(opts.outDir, 'payload.json'), payloadJson)
 
     // ---- SHA256SUMS: blobs are named by their sha256 (checked above) ----
     const sums: string[] = []
@@ -413,7 +413,7 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
     if (opts.registryTree) sums.push(...(await writeTreeLinks(opts.outDir)))
     for (const d of [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1)))
       sums.push(`${digestHex(d.digest)}  oci/blobs/sha256/${digestHex(d.digest)}`)
-    await writeAtomic(join(opts.outDir, 'SHA256SUMS'), sums.join('\n') + '\n')
+    await writeFileAtomic(join(opts.outDir, 'SHA256SUMS'), sums.join('\n') + '\n')
 
     return { images, missing: missingNames, bytes: total, linked, copied }
   }
@@ -426,29 +426,17 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
  * (copy.ts), so what is checked is what lands on the media.
  */
 async function copyVerified(cache: OciLayout, d: Descriptor, dst: string, signal?: AbortSignal): Promise<void> {
-  const tmp = `${dst}.tmp-${randomBytes(6).toString('hex')}`
-  try {
+  await withTemp(dst, async (tmp) => {
     const h = await copyHashing(cache.blobPath(d.digest), tmp, signal)
     if (h.digest !== d.digest)
       throw new VerifyError([
         { image: '(payload)', digest: d.digest, problem: `content does not match its digest (sha256 is ${h.digest})` },
       ])
-    await rename(tmp, dst)
-  } catch (e) {
-    await unlink(tmp).catch(() => {})
-    throw e
-  }
+  })
 }
 
 async function copyFast(src: string, dst: string): Promise<void> {
-  const tmp = `${dst}.tmp-${randomBytes(6).toString('hex')}`
-  try {
-    await copyFile(src, tmp, constants.COPYFILE_FICLONE)
-    await rename(tmp, dst)
-  } catch (e) {
-    await unlink(tmp).catch(() => {})
-    throw e
-  }
+  await withTemp(dst, (tmp) => copyFile(src, tmp, constants.COPYFILE_FICLONE))
 }
 
 /**
@@ -460,28 +448,20 @@ async function copyFast(src: string, dst: string): Promise<void> {
 async function writeTreeLinks(outDir: string): Promise<string[]> {
   const tree = await planPayloadTree(outDir)
   const dest = join(outDir, PAYLOAD_TREE_DIR)
-  const tmp = `${dest}.tmp-${randomBytes(6).toString('hex')}`
-  try {
-    // the catalog's root even when no image is content: the registry starts on a tree all the same
-    await mkdir(join(tmp, TREE_V2, 'repositories'), { recursive: true })
-    const made = new Set<string>()
-    for (const [path, digest] of tree.links) {
-      const parent = dirname(join(tmp, path))
-      if (!made.has(parent)) await mkdir(parent, { recursive: true })
-      made.add(parent)
-      await writeFile(join(tmp, path), digest, { mode: 0o644 })
-    }
-    await rm(dest, { recursive: true, force: true })
-    await rename(tmp, dest)
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true })
-    throw e
-  }
+  await withTemp(
+    dest,
+    async (tmp) => {
+      // the catalog's root even when no image is content: the registry starts on a tree all the same
+      await mkdir(join(tmp, TREE_V2, 'repositories'), { recursive: true })
+      const made = new Set<string>()
+      for (const [path, digest] of tree.links) {
+        const parent = dirname(join(tmp, path))
+        if (!made.has(parent)) await mkdir(parent, { recursive: true })
+        made.add(parent)
+        await writeFile(join(tmp, path), digest, { mode: 0o644 })
+      }
+    },
+    { replace: true },
+  )
   return tree.links.map(([path, digest]) => `${digestHex(sha256Bytes(digest))}  ${PAYLOAD_TREE_DIR}/${path}`)
-}
-
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`
-  await writeFile(tmp, text)
-  await rename(tmp, path)
 }

@@ -4,12 +4,12 @@
 // org.opencontainers.image.ref.name. skopeo writes into it (`oci:DIR:NAME`),
 // the importers write into it, the payload is assembled from it.
 
-import { randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile, open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { Readable } from 'node:stream'
+import { removeOnExit, tempBeside, writeFileAtomic } from '../atomic.js'
 import { FailureError } from '../errors.js'
 import { digestHex, HashingStream, hashFile, isDigest, sha256Bytes } from './digest.js'
 
@@ -135,9 +135,7 @@ export class OciLayout {
 
   /** Replace index.json atomically (temp file + rename). */
   async writeIndex(index: ImageIndex): Promise<void> {
-    const tmp = join(this.dir, `.index.json.${randomBytes(6).toString('hex')}`)
-    await writeFile(tmp, JSON.stringify(index, null, 2) + '\n')
-    await rename(tmp, join(this.dir, 'index.json'))
+    await writeFileAtomic(join(this.dir, 'index.json'), JSON.stringify(index, null, 2) + '\n')
   }
 
   async entries(): Promise<Descriptor[]> {
@@ -196,7 +194,10 @@ export class OciLayout {
     expect?: { digest?: string; size?: number },
     what = 'blob',
   ): Promise<{ digest: string; size: number; created: boolean }> {
-    const tmp = join(this.blobsDir, `.tmp-${randomBytes(8).toString('hex')}`)
+    // the blob's name is its digest, known only once written: a temp name in
+    // the blobs directory (same filesystem), removed on failure or exit
+    const tmp = tempBeside(join(this.blobsDir, 'upload'))
+    const forget = removeOnExit(tmp)
     const hasher = new HashingStream()
     try {
       await pipeline(source, hasher, createWriteStream(tmp, { flags: 'wx' }))
@@ -214,6 +215,8 @@ export class OciLayout {
     } catch (e) {
       await unlink(tmp).catch(() => {})
       throw e
+    } finally {
+      forget()
     }
   }
 
@@ -221,9 +224,7 @@ export class OciLayout {
     const buf = typeof data === 'string' ? Buffer.from(data) : data
     const digest = sha256Bytes(buf)
     if (!(await this.hasBlob(digest, buf.length))) {
-      const tmp = join(this.blobsDir, `.tmp-${randomBytes(8).toString('hex')}`)
-      await writeFile(tmp, buf)
-      await rename(tmp, this.blobPath(digest))
+      await writeFileAtomic(this.blobPath(digest), buf)
     }
     return { digest, size: buf.length }
   }

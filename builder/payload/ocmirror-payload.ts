@@ -21,6 +21,7 @@
 
 import { mkdir, readFile, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+import { writeFileAtomic } from '../atomic.js'
 import { FailureError } from '../errors.js'
 import { digestHex, sha256Bytes } from './digest.js'
 import { RELEASE_SIGNATURES_DIR, type ContentKind } from './names.js'
@@ -33,7 +34,6 @@ import {
   type OcMirrorRun,
   type OcMirrorSkip,
   type ReleaseSignature,
-  writeAtomic,
 } from './ocmirror.js'
 import { REF_NAME, sparseAbsent, type Descriptor, type ImageIndex, type OciLayout } from './oci.js'
 
@@ -154,7 +154,7 @@ export async function placeReleaseSignatures(
     })
     const rel = `${RELEASE_SIGNATURES_DIR}/${s.file}`
     const dst = join(outDir, rel)
-    await writeAtomic(dst, data)
+    await writeFileAtomic(dst, data, { mkdir: true })
     sums.push(`${digestHex(sha256Bytes(data))}  ${rel}`)
     entries.push({ file: rel, tag: s.tag, digest: s.digest })
   }

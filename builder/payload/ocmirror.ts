@@ -38,11 +38,11 @@
 // uploads, ignored here), blobs/sha256/<2>/<hex>/data; a link holds the
 // digest string "sha256:<hex>".
 
-import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { readFile, stat } from 'node:fs/promises'
+import { basename, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parse as parseYaml } from 'yaml'
+import { writeFileAtomic } from '../atomic.js'
 import { UserError } from '../errors.js'
 import { digestHex, isDigest } from './digest.js'
 import type { ContentKind } from './names.js'
@@ -609,26 +609,13 @@ export async function readImportRecords(cacheDir: string): Promise<ImportRecord[
   }
 }
 
-/** Write a file by a temp name beside it and a rename: never half-written, the temp removed on failure. */
-export async function writeAtomic(path: string, data: Buffer | string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true })
-  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`
-  try {
-    await writeFile(tmp, data)
-    await rename(tmp, path)
-  } catch (e) {
-    await unlink(tmp).catch(() => {})
-    throw e
-  }
-}
-
 /**
  * Keep what an import brought besides images: release signatures (under
  * oc-mirror's names) and a record of the import, so that a build whose
  * archives were deleted after `images import` still knows their images.
  */
 export async function recordImport(cacheDir: string, r: OcMirrorResult): Promise<void> {
-  for (const s of r.releaseSignatures) await writeAtomic(join(releaseSignatureDir(cacheDir), s.file), s.data)
+  for (const s of r.releaseSignatures) await writeFileAtomic(join(releaseSignatureDir(cacheDir), s.file), s.data, { mkdir: true })
   const chunks = r.runs.flatMap((x) => x.chunks)
   const rec: ImportRecord = {
     chunks,
@@ -640,5 +627,5 @@ export async function recordImport(cacheDir: string, r: OcMirrorResult): Promise
   const imports = (await readImportRecords(cacheDir)).filter((x) => !x.chunks.some((c) => chunks.includes(c)))
   imports.push(rec)
   const file: RecordFile = { schema: 'mirror-appliance/oc-mirror-imports/v1', imports }
-  await writeAtomic(recordPath(cacheDir), JSON.stringify(file, null, 2) + '\n')
+  await writeFileAtomic(recordPath(cacheDir), JSON.stringify(file, null, 2) + '\n', { mkdir: true })
 }

@@ -39,10 +39,10 @@
 // repository and tag; a row without a tag gets sha256-<hex>, as first boot
 // gives it. Stack images are not content: they go to containers-storage.
 
-import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
-import { copyFile, link, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { copyFile, link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { withTemp } from '../atomic.js'
 import { FailureError } from '../errors.js'
 import { copyHashing } from './copy.js'
 import { digestHex, isDigest } from './digest.js'
@@ -271,30 +271,29 @@ export async function writeRegistryTree(opts: RegistryTreeOptions): Promise<Regi
 
   const parent = dirname(opts.treeDir)
   await mkdir(parent, { recursive: true })
-  const tmp = join(parent, `.${basename(opts.treeDir)}.tmp-${randomBytes(6).toString('hex')}`)
-  try {
-    const dirs = new DirMaker(tmp)
-    await dirs.make(`${TREE_V2}/repositories`) // an empty catalog is a tree too
-    const placed = await placeBlobs(layout, plan, tmp, dirs, opts)
-    await inPool(links, 32, async ([path, digest]) => {
-      opts.signal?.throwIfAborted()
-      await dirs.make(dirname(path))
-      await writeFile(join(tmp, path), digest, { mode: 0o644, flag: 'wx' })
-    })
-    await replaceDir(tmp, opts.treeDir)
-    return {
-      repositories: [...plan.repos.keys()].sort(),
-      tags: [...plan.repos].flatMap(([name, r]) => [...r.tags.keys()].map((t) => `${name}:${t}`)).sort(),
-      blobs: plan.blobs.size,
-      bytes,
-      links: links.length,
-      dirs: dirs.count,
-      ...placed,
-    }
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true })
-    throw e
-  }
+  return withTemp(
+    opts.treeDir,
+    async (tmp) => {
+      const dirs = new DirMaker(tmp)
+      await dirs.make(`${TREE_V2}/repositories`) // an empty catalog is a tree too
+      const placed = await placeBlobs(layout, plan, tmp, dirs, opts)
+      await inPool(links, 32, async ([path, digest]) => {
+        opts.signal?.throwIfAborted()
+        await dirs.make(dirname(path))
+        await writeFile(join(tmp, path), digest, { mode: 0o644, flag: 'wx' })
+      })
+      return {
+        repositories: [...plan.repos.keys()].sort(),
+        tags: [...plan.repos].flatMap(([name, r]) => [...r.tags.keys()].map((t) => `${name}:${t}`)).sort(),
+        blobs: plan.blobs.size,
+        bytes,
+        links: links.length,
+        dirs: dirs.count,
+        ...placed,
+      }
+    },
+    { replace: true },
+  )
 }
 
 /** mkdir -p under a root, counting the directories it made (each once). */
@@ -389,25 +388,6 @@ async function copyChecked(src: string, dst: string, digest: string, signal?: Ab
     await unlink(dst).catch(() => {})
     throw e
   }
-}
-
-/** Replace dir by fresh (a sibling): the old one is moved aside, then removed; put back if the swap fails. */
-async function replaceDir(fresh: string, dir: string): Promise<void> {
-  const old = `${join(dirname(dir), '.' + basename(dir))}.old-${randomBytes(6).toString('hex')}`
-  const had = await rename(dir, old).then(
-    () => true,
-    (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return false
-      throw e
-    },
-  )
-  try {
-    await rename(fresh, dir)
-  } catch (e) {
-    if (had) await rename(old, dir).catch(() => {})
-    throw e
-  }
-  if (had) await rm(old, { recursive: true, force: true })
 }
 
 /**

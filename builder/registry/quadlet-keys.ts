@@ -9,7 +9,7 @@
 // (RHEL 8 never gets podman 5), but the table goes on to 5.5 so a key added
 // later is known to be "too new" rather than unknown.
 
-import type { RhelMinor } from '../config/types.js'
+import type { RhelMinor } from '../rhel.js'
 
 export type QuadletFileType = 'container' | 'network' | 'volume' | 'kube'
 export type PodmanVersion = [number, number, number]
