@@ -20,9 +20,8 @@ import { importArchive } from '../builder/payload/import.js'
 import { planPayloadTree, TREE_V2 } from '../builder/payload/registry-tree.js'
 import { PAYLOAD_TREE_DIR } from '../builder/registry/layout.js'
 import { skopeoCopy, skopeoInspectRaw } from '../builder/tools/skopeo.js'
-import { freePort } from './helpers/net.js'
 import { buildImage, sampleImages, sha, writeLayout } from './helpers/oci-fixtures.js'
-import { spawnRegistry, waitForRegistry } from './helpers/registry.js'
+import { startRegistry } from './helpers/registry.js'
 
 const LIB = fileURLToPath(new URL('../templates/host/lib.sh', import.meta.url))
 const haveTools = spawnSync('docker-registry', ['--version']).status === 0 && spawnSync('skopeo', ['--version']).status === 0
@@ -147,27 +146,9 @@ async function dataVolume(name: string, base = work): Promise<{ payload: string;
 
 /** Debian's docker-registry on rootdirectory (plain HTTP on 127.0.0.1), stopped at teardown. */
 async function serve(t: Test, rootdirectory: string): Promise<string> {
-  const host = `127.0.0.1:${await freePort()}`
-  const config = join(work, `config-${host.split(':')[1]}.yml`)
-  await writeFile(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: warn',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${rootdirectory}`,
-      'http:',
-      `  addr: ${host}`,
-      '',
-    ].join('\n'),
-  )
-  const p = spawnRegistry(config)
-  t.teardown(() => p.stop())
-  const up = await waitForRegistry(p, async () => (await fetch(`http://${host}/v2/`)).status === 200, 20_000)
-  if (!up) throw new Error(`docker-registry did not start on ${host}:\n${p.log()}`)
-  return host
+  const reg = await startRegistry({ rootdirectory })
+  t.teardown(() => reg.stop())
+  return reg.host
 }
 
 const blobData = (storage: string, digest: string) => join(storage, TREE_V2, 'blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data')

@@ -29,10 +29,9 @@ import {
   type TreeImage,
 } from '../builder/payload/registry-tree.js'
 import { skopeoCopy, skopeoInspectRaw } from '../builder/tools/skopeo.js'
-import { freePort } from './helpers/net.js'
 import { ocMirrorScenario } from './helpers/oc-mirror-fixture.js'
 import { buildImage, buildIndex, sampleImages, sha, writeLayout } from './helpers/oci-fixtures.js'
-import { spawnRegistry, waitForRegistry } from './helpers/registry.js'
+import { startRegistry } from './helpers/registry.js'
 
 const haveTools = spawnSync('docker-registry', ['--version']).status === 0 && spawnSync('skopeo', ['--version']).status === 0
 
@@ -168,33 +167,11 @@ t.test('treeLinks: the paths of paths.go, sorted', async (t) => {
   ])
 })
 
-/** Start Debian's docker-registry on rootdirectory, read-write; stopped at teardown. log() is all it wrote (access log included). */
+/** Debian's docker-registry serving rootdirectory, read-write, stopped at teardown; log() is all it wrote (access log included). */
 async function serve(t: Test, rootdirectory: string): Promise<{ host: string; log: () => string }> {
-  const port = await freePort()
-  const host = `127.0.0.1:${port}`
-  const config = join(work, `config-${port}.yml`)
-  await writeFile(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: info',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${rootdirectory}`,
-      'http:',
-      `  addr: ${host}`,
-      '',
-    ].join('\n'),
-  )
-  const p = spawnRegistry(config)
-  t.teardown(() => p.stop())
-  let log = ''
-  p.child.stdout!.on('data', (d: Buffer) => (log += d.toString()))
-  p.child.stderr!.on('data', (d: Buffer) => (log += d.toString()))
-  const up = await waitForRegistry(p, async () => (await fetch(`http://${host}/v2/`)).status === 200, 20_000)
-  if (!up) throw new Error(`docker-registry did not start on ${host}:\n${p.log()}`)
-  return { host, log: () => log }
+  const reg = await startRegistry({ rootdirectory, logLevel: 'info' })
+  t.teardown(() => reg.stop())
+  return { host: reg.host, log: reg.fullLog }
 }
 
 const raw = (ref: string) => skopeoInspectRaw({ ref: `docker://${ref}`, tlsVerify: false })

@@ -1,7 +1,8 @@
 // A real registry for tests: Debian's docker-registry (distribution 2.8, the
 // program inside registry:2) as a plain process on 127.0.0.1.
-//  - startRegistry(): plain HTTP, storage in a temp dir (skopeo needs
-//    --*-tls-verify=false), for tests that only need somewhere to push;
+//  - startRegistry(): plain HTTP, storage in a temp dir or a given tree
+//    (skopeo needs --*-tls-verify=false), for tests that need somewhere to
+//    push, or a storage tree served as the registry reads it;
 //  - spawnRegistry() + waitForRegistry() + pushAndPullBack(): for the e2e
 //    tests that run OUR generated config.yml (TLS, htpasswd, s3 storage) and
 //    check what a user relies on: push with the generated credentials
@@ -117,11 +118,20 @@ export interface TestRegistry {
   /** host:port, e.g. 127.0.0.1:41234 */
   host: string
   dir: string
+  /** Everything it wrote since it started (with logLevel 'info': every request) */
+  fullLog(): string
   stop(): Promise<void>
 }
 
+export interface StartRegistryOptions {
+  /** Serve this storage tree, read-write, and leave it at stop (default: an empty one in the temp dir) */
+  rootdirectory?: string
+  /** 'info' logs every request (the access log), 'warn' (default) only trouble */
+  logLevel?: 'warn' | 'info'
+}
+
 /** Start a registry; call stop() in t.teardown. */
-export async function startRegistry(): Promise<TestRegistry> {
+export async function startRegistry(opts: StartRegistryOptions = {}): Promise<TestRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'ma-registry-'))
   for (let attempt = 0; ; attempt++) {
     const port = await freePort()
@@ -132,10 +142,10 @@ export async function startRegistry(): Promise<TestRegistry> {
       [
         'version: 0.1',
         'log:',
-        '  level: warn',
+        `  level: ${opts.logLevel ?? 'warn'}`,
         'storage:',
         '  filesystem:',
-        `    rootdirectory: ${join(dir, 'data')}`,
+        `    rootdirectory: ${opts.rootdirectory ?? join(dir, 'data')}`,
         '  delete:',
         '    enabled: true',
         'http:',
@@ -144,6 +154,10 @@ export async function startRegistry(): Promise<TestRegistry> {
       ].join('\n'),
     )
     const p = spawnRegistry(config)
+    let all = ''
+    const keep = (d: Buffer) => (all += d.toString())
+    p.child.stdout!.on('data', keep)
+    p.child.stderr!.on('data', keep)
     if (!(await waitForRegistry(p, async () => (await fetch(`http://${host}/v2/`)).status === 200, 20_000))) {
       p.child.kill('SIGKILL')
       if (attempt < 2 && /address already in use/.test(p.log())) continue
@@ -153,6 +167,7 @@ export async function startRegistry(): Promise<TestRegistry> {
     return {
       host,
       dir,
+      fullLog: () => all,
       async stop() {
         await p.stop()
         await rm(dir, { recursive: true, force: true })
