@@ -14,7 +14,6 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { assemblePayload, type AssembleOptions } from '../builder/payload/assemble.js'
 import { importArchive } from '../builder/payload/import.js'
 import { planPayloadTree, TREE_V2 } from '../builder/payload/registry-tree.js'
@@ -22,8 +21,8 @@ import { PAYLOAD_TREE_DIR } from '../builder/registry/layout.js'
 import { skopeoCopy, skopeoInspectRaw } from '../builder/tools/skopeo.js'
 import { buildImage, sampleImages, sha, writeLayout } from './helpers/oci-fixtures.js'
 import { startRegistry } from './helpers/registry.js'
+import { dataVolume as dataVolumeOf, filesUnder, placeRegistryTree } from './helpers/registry-tree-host.js'
 
-const LIB = fileURLToPath(new URL('../templates/host/lib.sh', import.meta.url))
 const haveTools = spawnSync('docker-registry', ['--version']).status === 0 && spawnSync('skopeo', ['--version']).status === 0
 
 const work = await mkdtemp(join(tmpdir(), 'ma-tree-fb-'))
@@ -65,16 +64,6 @@ const expected = [
   { repo: 'example/pinned', tag: `sha256-${imgs.tool.manifest.digest.slice(7)}`, digest: imgs.tool.manifest.digest },
   { repo: 'openshift/multi', tag: '4.16', digest: imgs.multi.digest },
 ]
-
-function filesUnder(dir: string): string[] {
-  const out: string[] = []
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name)
-    if (e.isDirectory()) out.push(...filesUnder(p))
-    else out.push(p)
-  }
-  return out
-}
 
 t.test("the payload carries the tree's link files, no blob twice; SHA256SUMS covers them and verifies", async (t) => {
   const tree = join(payload, PAYLOAD_TREE_DIR)
@@ -118,31 +107,8 @@ t.test('a payload for a registry that is pushed to carries no tree', async (t) =
   t.notOk(readFileSync(join(other, 'SHA256SUMS'), 'utf8').includes(PAYLOAD_TREE_DIR))
 })
 
-/** Run lib.sh's place_registry_tree as first boot runs it (bash, umask 077). */
-function placeTree(payloadDir: string, storage: string): { status: number | null; out: string } {
-  const r = spawnSync(
-    'bash',
-    [
-      '-c',
-      'set -Eeuo pipefail; umask 077; PROG=firstboot-test; PAYLOAD_TREE_DIR=$3; . "$0"; place_registry_tree "$1" "$2"',
-      LIB,
-      payloadDir,
-      storage,
-      PAYLOAD_TREE_DIR,
-    ],
-    { encoding: 'utf8' },
-  )
-  return { status: r.status, out: r.stdout + r.stderr }
-}
-
-/** The host: the payload copied onto the data volume with cp -a (kickstart's %post), the registry's storage directory made by the host spec. */
-async function dataVolume(name: string, base = work): Promise<{ payload: string; storage: string }> {
-  const data = join(base, name)
-  await mkdir(join(data, 'registry/storage'), { recursive: true })
-  const cp = spawnSync('cp', ['-a', '--', `${payload}/.`, join(data, '.payload')], { encoding: 'utf8' })
-  if (cp.status !== 0) throw new Error(cp.stderr)
-  return { payload: join(data, '.payload'), storage: join(data, 'registry/storage') }
-}
+/** The host: this payload on a data volume under work (helpers/registry-tree-host.ts). */
+const dataVolume = (name: string) => dataVolumeOf(payload, join(work, name))
 
 /** Debian's docker-registry on rootdirectory (plain HTTP on 127.0.0.1), stopped at teardown. */
 async function serve(t: Test, rootdirectory: string): Promise<string> {
@@ -158,7 +124,7 @@ t.test(
   { skip: !haveTools && 'needs docker-registry and skopeo' },
   async (t) => {
     const host = await dataVolume('data')
-    const r = placeTree(host.payload, host.storage)
+    const r = placeRegistryTree(host.payload, host.storage)
     t.equal(r.status, 0, r.out)
     t.match(r.out, /registry storage tree in .*: \d+ blob\(s\) hard-linked from the payload, nothing pushed/)
     t.same(readdirSync(host.storage), ['docker'], 'the tree in place, no staging directory left')
@@ -217,7 +183,7 @@ t.test(
 
     // a second run (the step not recorded: a power cut after the rename): nothing changes
     const before = statSync(join(host.storage, 'docker')).ino
-    const again = placeTree(host.payload, host.storage)
+    const again = placeRegistryTree(host.payload, host.storage)
     t.equal(again.status, 0, again.out)
     t.match(again.out, /holds content already: left as it is/)
     t.equal(statSync(join(host.storage, 'docker')).ino, before, 'the tree in place is not touched')
@@ -228,7 +194,7 @@ t.test('an interrupted run (staging left, nothing renamed) is laid again; a dama
   const host = await dataVolume('data-interrupted')
   await mkdir(join(host.storage, '.mirror-appliance-tree/docker/registry'), { recursive: true })
   await writeFile(join(host.storage, '.mirror-appliance-tree/docker/registry/half'), 'x')
-  const r = placeTree(host.payload, host.storage)
+  const r = placeRegistryTree(host.payload, host.storage)
   t.equal(r.status, 0, r.out)
   t.same(readdirSync(host.storage), ['docker'])
   t.notOk(existsSync(join(host.storage, 'docker/registry/half')), 'nothing of the interrupted run')
@@ -236,7 +202,7 @@ t.test('an interrupted run (staging left, nothing renamed) is laid again; a dama
   const bad = await dataVolume('data-missing-blob')
   const layer = imgs.tool.layers[1]!.digest.slice(7)
   await rm(join(bad.payload, 'oci/blobs/sha256', layer))
-  const refused = placeTree(bad.payload, bad.storage)
+  const refused = placeRegistryTree(bad.payload, bad.storage)
   t.equal(refused.status, 1)
   t.match(refused.out, new RegExp(`the payload lacks blob sha256:${layer}, which its registry tree names`))
   t.notOk(existsSync(join(bad.storage, 'docker')), 'the registry does not get a tree with a blob missing')
@@ -251,7 +217,7 @@ t.test(
     const other = await mkdtemp(join(shm, 'ma-tree-fb-'))
     t.teardown(() => rm(other, { recursive: true, force: true }))
     await mkdir(join(other, 'storage'))
-    const r = placeTree(payload, join(other, 'storage'))
+    const r = placeRegistryTree(payload, join(other, 'storage'))
     t.equal(r.status, 0, r.out)
     t.match(r.out, /blob\(s\) copied \(the payload is on another filesystem\)/)
     const layer = imgs.app.layers[0]!

@@ -1,7 +1,12 @@
-// The distribution flavor's content laid out at build time as the registry's
-// own storage tree (builder/payload/registry-tree.ts), proven with Debian's
-// real docker-registry (distribution 2.8) started on that tree, read-write,
-// and the real skopeo through the product's wrapper (builder/tools/skopeo.ts):
+// The distribution flavor's content laid out as the registry's own storage
+// tree (builder/payload/registry-tree.ts), the way the product lays it: the
+// build writes the tree's link files into the payload (assemblePayload with
+// registryTree), the kickstart copies the payload onto the data volume
+// (cp -a) and first boot's place_registry_tree (templates/host/lib.sh)
+// hard-links the blobs into the tree and renames it into the registry's
+// storage (test/helpers/registry-tree-host.ts). Proven with Debian's real
+// docker-registry (distribution 2.8) started on that storage, read-write, and
+// the real skopeo through the product's wrapper (builder/tools/skopeo.ts):
 // every image pulls by digest and by tag, the catalog and tag lists are
 // complete, and a later push into the same repository works and reuses the
 // laid blobs. The payload holds images sharing layers, a multi-arch index
@@ -12,26 +17,19 @@
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
-import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { assemblePayload } from '../builder/payload/assemble.js'
 import { importArchive, importArchivesDetailed } from '../builder/payload/import.js'
-import { dataVolumeNeeds, payloadVolumeFigures, TREE_FILE_BYTES } from '../builder/payload/data-volume.js'
+import { dataVolumeNeeds, TREE_FILE_BYTES } from '../builder/payload/data-volume.js'
 import { OciLayout } from '../builder/payload/oci.js'
-import {
-  planPayloadTree,
-  planRegistryTree,
-  readTreeImages,
-  treeLinks,
-  TREE_V2,
-  writeRegistryTree,
-  type TreeImage,
-} from '../builder/payload/registry-tree.js'
+import { planPayloadTree, planRegistryTree, readTreeImages, treeLinks, TREE_V2, type TreeImage } from '../builder/payload/registry-tree.js'
 import { skopeoCopy, skopeoInspectRaw } from '../builder/tools/skopeo.js'
 import { ocMirrorScenario } from './helpers/oc-mirror-fixture.js'
 import { buildImage, buildIndex, sampleImages, sha, writeLayout } from './helpers/oci-fixtures.js'
 import { startRegistry } from './helpers/registry.js'
+import { dataVolume, filesUnder, placeRegistryTree, runLib } from './helpers/registry-tree-host.js'
 
 const haveTools = spawnSync('docker-registry', ['--version']).status === 0 && spawnSync('skopeo', ['--version']).status === 0
 
@@ -55,7 +53,7 @@ await importArchive({ cacheDir: cache, path: src })
 const s = await ocMirrorScenario(join(work, 'archives'))
 const ocm = (await importArchivesDetailed({ cacheDir: cache, paths: [s.run1.dir, s.run2.dir] })).ocMirror!
 const payload = join(work, 'payload')
-await assemblePayload({
+const assembled = await assemblePayload({
   cacheDir: cache,
   stack: [{ name: 'registry', ref: 'docker.io/library/registry:2.8.3', digest: stackImage.manifest.digest, ociName: 'stack/registry' }],
   content: [
@@ -67,6 +65,7 @@ await assemblePayload({
   ],
   outDir: payload,
   ocMirror: { images: ocm.images, releaseSignatures: ocm.releaseSignatures },
+  registryTree: true,
 })
 
 /** What the registry must serve: repo, tag, digest (and the children of indexes by digest). */
@@ -85,28 +84,91 @@ const byDigest: { repo: string; digest: string }[] = [
 ]
 const repos = [...new Set(expected.map((e) => e.repo))].sort()
 
-const tree = join(work, 'tree')
-const result = await writeRegistryTree({ payloadDir: payload, treeDir: tree })
+/** The tree first boot laid, as the registry will read it: what it holds and what it cost. */
+interface Laid {
+  /** Repositories: directories under repositories/ holding _manifests (catalog.go), sorted */
+  repositories: string[]
+  /** repo:tag of every tag, sorted */
+  tags: string[]
+  /** Hex of every blob's data file */
+  blobs: string[]
+  /** Bytes of the data files */
+  bytes: number
+  /** Link files */
+  links: number
+  /** Directories, the storage directory itself excluded */
+  dirs: number
+}
+
+function readLaid(storage: string): Laid {
+  const v2 = join(storage, TREE_V2)
+  const repositories: string[] = []
+  const findRepos = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }))
+      if (e.isDirectory() && e.name === '_manifests') repositories.push(relative(join(v2, 'repositories'), dir))
+      else if (e.isDirectory() && !e.name.startsWith('_')) findRepos(join(dir, e.name))
+  }
+  findRepos(join(v2, 'repositories'))
+  const tags = repositories.flatMap((r) => readdirSync(join(v2, 'repositories', r, '_manifests/tags')).map((tag) => `${r}:${tag}`))
+  const blobs: string[] = []
+  for (const xx of readdirSync(join(v2, 'blobs/sha256'))) for (const hex of readdirSync(join(v2, 'blobs/sha256', xx))) blobs.push(hex)
+  const files = filesUnder(storage)
+  let dirs = 0
+  const countDirs = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }))
+      if (e.isDirectory()) {
+        dirs++
+        countDirs(join(dir, e.name))
+      }
+  }
+  countDirs(storage)
+  return {
+    repositories: repositories.sort(),
+    tags: tags.sort(),
+    blobs,
+    bytes: files.filter((f) => f.endsWith('/data')).reduce((n, f) => n + statSync(f).size, 0),
+    links: files.filter((f) => f.endsWith('/link')).length,
+    dirs,
+  }
+}
+
+/** A host's data volume with the payload on it and first boot's tree step run; throws when the step fails. */
+async function laidHost(name: string): Promise<{ payload: string; storage: string; out: string; laid: Laid }> {
+  const host = await dataVolume(payload, join(work, name))
+  const r = placeRegistryTree(host.payload, host.storage)
+  if (r.status !== 0) throw new Error(`place_registry_tree failed (${r.status}): ${r.out}`)
+  return { ...host, out: r.out, laid: readLaid(host.storage) }
+}
+
+const host = await laidHost('data')
+const tree = host.storage
+const laid = host.laid
 
 t.test('the tree: every blob once, hard-linked from the payload; links as distribution writes them', async (t) => {
-  t.same(result.repositories, repos, 'one repository per target, the stack image is not content')
-  t.same(result.tags, expected.map((e) => `${e.repo}:${e.tag}`).sort())
-  t.ok(result.linked === result.blobs && result.copied === 0 && result.reflinked === 0, 'one filesystem: hard links only')
-  const data: string[] = []
+  t.same(laid.repositories, repos, 'one repository per target, the stack image is not content')
+  t.same(laid.tags, expected.map((e) => `${e.repo}:${e.tag}`).sort())
+  t.match(
+    host.out,
+    new RegExp(`: ${laid.blobs.length} blob\\(s\\) hard-linked from the payload, nothing pushed`),
+    'one filesystem: hard links only',
+  )
+  for (const hex of laid.blobs)
+    t.equal(
+      statSync(join(tree, TREE_V2, 'blobs/sha256', hex.slice(0, 2), hex, 'data')).ino,
+      statSync(join(host.payload, 'oci/blobs/sha256', hex)).ino,
+      `${hex.slice(0, 12)}: a hard link to the payload's blob`,
+    )
   for (const xx of readdirSync(join(tree, TREE_V2, 'blobs/sha256')))
-    for (const hex of readdirSync(join(tree, TREE_V2, 'blobs/sha256', xx))) {
-      t.equal(hex.slice(0, 2), xx)
-      data.push(hex)
-    }
-  t.equal(data.length, result.blobs, 'each blob once')
-  t.equal(new Set(data).size, data.length)
+    for (const hex of readdirSync(join(tree, TREE_V2, 'blobs/sha256', xx))) t.equal(hex.slice(0, 2), xx)
+  t.equal(laid.blobs.length, (await planPayloadTree(payload)).plan.blobs.size, 'each blob once')
+  t.equal(new Set(laid.blobs).size, laid.blobs.length)
   const layer = imgs.app.layers[0]!.digest.slice(7) // shared by app, tool, amd, arm
   const a = statSync(join(tree, TREE_V2, 'blobs/sha256', layer.slice(0, 2), layer, 'data'))
-  const b = statSync(join(payload, 'oci/blobs/sha256', layer))
+  const b = statSync(join(host.payload, 'oci/blobs/sha256', layer))
   t.equal(a.ino, b.ino, 'the blob is the payload file itself: no second copy')
   t.equal(
-    result.bytes,
-    [...new Set(data)].reduce((n, h) => n + statSync(join(payload, 'oci/blobs/sha256', h)).size, 0),
+    laid.bytes,
+    [...new Set(laid.blobs)].reduce((n, h) => n + statSync(join(payload, 'oci/blobs/sha256', h)).size, 0),
   )
 
   const repo = join(tree, TREE_V2, 'repositories/openshift/multi')
@@ -126,28 +188,30 @@ t.test('the tree: every blob once, hard-linked from the payload; links as distri
     [s.images.ubiAmd!.manifest.digest.slice(7), expected.find((e) => e.sparse)!.digest.slice(7)].sort(),
     'the sparse index and the child it keeps; not the one oc-mirror left out',
   )
+  t.same(readdirSync(tree), ['docker'], 'the tree in place, no staging directory left')
   t.same(
-    readdirSync(work).filter((f) => f.includes('.tmp-') || f.includes('.old-')),
+    readdirSync(payload).filter((f) => f.includes('.tmp-') || f.includes('.old-')),
     [],
-    'no temp dirs left',
+    'no temp dirs left in the payload',
   )
 })
 
 t.test('the plan says what the tree costs before it is written', async (t) => {
   const plan = await planPayloadTree(payload)
-  t.equal(plan.links.length, result.links)
-  t.equal(plan.dirs, result.dirs, 'directories counted ahead = directories made')
-  t.equal(plan.bytes, result.bytes)
-  const figures = await payloadVolumeFigures(payload)
+  t.equal(plan.links.length, laid.links, 'link files planned = link files laid')
+  t.equal(plan.dirs, laid.dirs, 'directories counted ahead = directories made')
+  t.equal(plan.bytes, laid.bytes)
+  // the figures the build's data-volume check reads: assembly's, from the one plan it made
+  const figures = assembled.volume
   const payloadJson = JSON.parse(await readFile(join(payload, 'payload.json'), 'utf8')) as { bytes: number }
-  t.same(figures, { payloadBytes: payloadJson.bytes, contentBytes: result.bytes, treeFiles: result.links + result.dirs })
+  t.same(figures, { payloadBytes: payloadJson.bytes, contentBytes: laid.bytes, treeFiles: laid.links + laid.dirs })
   t.ok(figures.payloadBytes > figures.contentBytes, 'the stack image is in the payload, not in the registry')
   const d = dataVolumeNeeds({ flavor: 'distribution', ...figures })
   const q = dataVolumeNeeds({ flavor: 'quay', ...figures })
-  t.equal(q.peakBytes - figures.payloadBytes, result.bytes, 'Quay: the pushed copy comes on top of the payload')
+  t.equal(q.peakBytes - figures.payloadBytes, laid.bytes, 'Quay: the pushed copy comes on top of the payload')
   t.equal(
     d.peakBytes - figures.payloadBytes,
-    (result.links + result.dirs) * TREE_FILE_BYTES,
+    (laid.links + laid.dirs) * TREE_FILE_BYTES,
     'distribution: only link files and directories come on top',
   )
 })
@@ -181,11 +245,9 @@ t.test(
   'docker-registry serves the tree: by digest and tag, catalog, tag lists, a later push',
   { skip: !haveTools && 'needs docker-registry and skopeo' },
   async (t) => {
-    // First boot moves the tree onto the data volume: nothing in it names the path it was built at.
-    const storage = join(work, 'data', 'registry', 'storage')
-    await mkdir(join(work, 'data', 'registry'), { recursive: true })
-    await rename(tree, storage)
-    t.teardown(() => rename(storage, tree))
+    // A data volume of its own, laid by first boot's step: the push below changes the storage it serves.
+    const served = await laidHost('data-served')
+    const storage = served.storage
     const { host, log } = await serve(t, storage)
 
     for (const e of expected) {
@@ -274,7 +336,7 @@ t.test(
     const base = imgs.app.layers[0]!.digest.slice(7)
     t.equal(
       statSync(join(storage, TREE_V2, 'blobs/sha256', base.slice(0, 2), base, 'data')).ino,
-      statSync(join(payload, 'oci/blobs/sha256', base)).ino,
+      statSync(join(served.payload, 'oci/blobs/sha256', base)).ino,
       'the shared layer in the tree is still the payload file',
     )
   },
@@ -284,96 +346,61 @@ t.test(
 const shm = '/dev/shm'
 const otherFs = existsSync(shm) && statSync(shm).dev !== statSync(work).dev
 t.test(
-  'another filesystem: blobs copied and checked; a damaged blob leaves nothing behind',
+  'another filesystem: blobs copied, same bytes; a damaged blob stops first boot before any tree is laid',
   { skip: !otherFs && `${shm} is not another filesystem here` },
   async (t) => {
     const other = await mkdtemp(join(shm, 'ma-regtree-'))
     t.teardown(() => rm(other, { recursive: true, force: true }))
-    const r = await writeRegistryTree({ payloadDir: payload, treeDir: join(other, 'tree') })
-    t.equal(r.linked, 0)
-    t.equal(r.reflinked + r.copied, r.blobs, 'every blob copied (or reflinked)')
+    await mkdir(join(other, 'storage'))
+    const r = placeRegistryTree(host.payload, join(other, 'storage'))
+    t.equal(r.status, 0, r.out)
+    t.match(r.out, /blob\(s\) copied \(the payload is on another filesystem\)/)
+    const copied = readLaid(join(other, 'storage'))
+    t.same(copied.blobs.sort(), [...laid.blobs].sort(), 'every blob copied')
     const layer = imgs.tool.layers[1]!
     t.ok(
-      readFileSync(join(other, 'tree', TREE_V2, 'blobs/sha256', layer.digest.slice(7, 9), layer.digest.slice(7), 'data')).equals(
+      readFileSync(join(other, 'storage', TREE_V2, 'blobs/sha256', layer.digest.slice(7, 9), layer.digest.slice(7), 'data')).equals(
         layer.data,
       ),
     )
 
-    // A copy of the payload with one blob damaged (same size): refused, and the old tree stays as it was.
-    const bad = join(work, 'payload-bad')
-    await cp(payload, bad, { recursive: true })
-    const victim = join(bad, 'oci/blobs/sha256', layer.digest.slice(7))
+    // A payload with one blob damaged (same size): first boot's payload check
+    // (lib.sh verify_payload, the real sha256sum) refuses it, naming the blob,
+    // and first boot runs that check before it lays the tree.
+    const bad = await dataVolume(payload, join(work, 'data-bad'))
+    const victim = join(bad.payload, 'oci/blobs/sha256', layer.digest.slice(7))
     const bytes = await readFile(victim)
     bytes[0] = bytes[0]! ^ 0xff
     await unlink(victim)
     await writeFile(victim, bytes)
-    const before = await readdir(join(other, 'tree', TREE_V2, 'repositories'))
-    await t.rejects(writeRegistryTree({ payloadDir: bad, treeDir: join(other, 'tree') }), {
-      name: 'FailureError',
-      message: new RegExp(`payload blob .* does not match its digest ${layer.digest}`),
-    })
-    t.same(await readdir(join(other, 'tree', TREE_V2, 'repositories')), before, 'the earlier tree is untouched')
-    t.same(
-      (await readdir(other)).filter((f) => f !== 'tree'),
-      [],
-      'no temp dir left',
-    )
-    await t.rejects(writeRegistryTree({ payloadDir: bad, treeDir: join(other, 'fresh') }), { name: 'FailureError' })
-    t.notOk(existsSync(join(other, 'fresh')), 'no tree at all after a failure')
+    const check = runLib('verify_payload', bad.payload)
+    t.equal(check.status, 1, check.out)
+    t.match(check.out, new RegExp(`oci/blobs/sha256/${layer.digest.slice(7)}: FAILED`))
+    const firstboot = readFileSync(new URL('../templates/host/firstboot', import.meta.url), 'utf8')
+    t.match(firstboot, /^PREPARE_STEPS=\([^)]*\bverify-payload\b/m, 'first boot checks the payload first')
+    t.match(firstboot, /PREPARE_STEPS\+=\(place-content\)/, 'and lays the tree after')
+    t.same(readdirSync(bad.storage), [], 'no tree laid')
   },
 )
 
-t.test('link: false makes files of its own (reflinks where the filesystem has them, else checked copies)', async (t) => {
-  const r = await writeRegistryTree({ payloadDir: payload, treeDir: join(work, 'tree-own'), link: false })
-  t.equal(r.linked, 0)
-  t.equal(r.reflinked + r.copied, r.blobs)
-  const layer = imgs.app.layers[1]!.digest.slice(7)
-  const own = join(work, 'tree-own', TREE_V2, 'blobs/sha256', layer.slice(0, 2), layer, 'data')
-  t.not(statSync(own).ino, statSync(join(payload, 'oci/blobs/sha256', layer)).ino, 'not the payload file')
-  t.ok(readFileSync(own).equals(imgs.app.layers[1]!.data))
-})
-
-t.test('stopped (Ctrl-C) or without images.tsv: refused, nothing written', async (t) => {
-  const ac = new AbortController()
-  let seen = 0
-  await t.rejects(
-    writeRegistryTree({
-      payloadDir: payload,
-      treeDir: join(work, 'tree-stopped'),
-      signal: ac.signal,
-      onProgress: () => ++seen === 3 && ac.abort(),
-    }),
-    { name: 'AbortError' },
-  )
-  t.notOk(existsSync(join(work, 'tree-stopped')))
-  t.same(
-    readdirSync(work).filter((f) => f.includes('.tmp-')),
-    [],
-    'the temp dir is gone',
-  )
+t.test('without images.tsv: refused', async (t) => {
   const empty = join(work, 'no-tsv')
   await mkdir(join(empty, 'oci'), { recursive: true })
   await cp(join(payload, 'oci'), join(empty, 'oci'), { recursive: true })
-  await t.rejects(writeRegistryTree({ payloadDir: empty, treeDir: join(empty, 'tree') }), {
+  await t.rejects(planPayloadTree(empty), {
     name: 'FailureError',
     message: /images\.tsv: missing/,
   })
 })
 
-t.test('a missing blob is refused, naming it; nothing written', async (t) => {
-  const bad = join(work, 'payload-missing')
-  await cp(payload, bad, { recursive: true })
+t.test('a missing blob is refused by first boot, naming it; no tree laid', async (t) => {
+  const bad = await dataVolume(payload, join(work, 'data-missing'))
   const gone = imgs.arm.layers[1]!.digest
-  await unlink(join(bad, 'oci/blobs/sha256', gone.slice(7)))
-  await t.rejects(writeRegistryTree({ payloadDir: bad, treeDir: join(work, 'tree-missing') }), {
-    name: 'FailureError',
-    message: new RegExp(`the payload lacks blob ${gone}`),
-  })
-  t.notOk(existsSync(join(work, 'tree-missing')))
-  t.same(
-    readdirSync(work).filter((f) => f.includes('.tmp-')),
-    [],
-  )
+  await unlink(join(bad.payload, 'oci/blobs/sha256', gone.slice(7)))
+  const r = placeRegistryTree(bad.payload, bad.storage)
+  t.equal(r.status, 1, r.out)
+  t.match(r.out, new RegExp(`the payload lacks blob ${gone}, which its registry tree names`))
+  t.notOk(existsSync(join(bad.storage, 'docker')), 'the registry does not get a tree with a blob missing')
 })
 
 t.test('images.tsv rows the registry cannot take are refused, naming the line', async (t) => {
@@ -411,12 +438,8 @@ t.test('images.tsv rows the registry cannot take are refused, naming the line', 
   ]
   for (const [name, fn, re] of cases) {
     const dir = await edit(name, fn)
-    await t.rejects(
-      writeRegistryTree({ payloadDir: dir, treeDir: join(dir, 'tree') }),
-      { name: 'FailureError', message: new RegExp(`images\\.tsv.*${re.source}`) },
-      name,
-    )
-    t.notOk(existsSync(join(dir, 'tree')), `${name}: nothing written`)
+    // the plan the build makes before it writes the tree's links (assemble.ts writeTreeLinks)
+    await t.rejects(planPayloadTree(dir), { name: 'FailureError', message: new RegExp(`images\\.tsv.*${re.source}`) }, name)
   }
   // the plan alone, for a row set with a sparse part: revisions only, no tag
   const images: TreeImage[] = (await readTreeImages(payload, layout)).filter((i) => i.role === 'part')

@@ -25,7 +25,7 @@ import { diagnosticAt } from '../config/load.js'
 import { defaultCacheDir } from '../context.js'
 import { resolveStack, type StackImage } from '../payload/lock.js'
 import { laysContentTree } from '../registry/hostspec.js'
-import { payloadVolumeFigures } from '../payload/data-volume.js'
+import type { VolumeFigures } from '../payload/data-volume.js'
 import { checkDataVolume, dataVolumeError } from './data-volume-check.js'
 import { buildEpoch } from '../plan/plan.js'
 
@@ -205,15 +205,15 @@ export async function buildPayload(
     signal: ctx.signal,
   })
   for (const m of payload.missing) ctx.log.warn(`image missing from the cache: ${m}`)
-  if (o.hosts) await checkDataVolumes(ctx, dirs.payloadDir, o.hosts)
+  // the figures of the tree plan assembly made: the payload is not read again
+  if (o.hosts) checkDataVolumes(ctx, payload.volume, o.hosts)
   // For the manifest's missingImages and the summary of what the build still needs
   payload.missing.push(...ocMirror.missing.map((m) => `oc-mirror archive ${m}`), ...ocMirror.leftOut)
   return payload
 }
 
-/** Each host's data volume against the payload (data-volume-check.ts): said for each, refused when one is too small. */
-async function checkDataVolumes(ctx: Ctx, payloadDir: string, hosts: SiteHostPlan[]): Promise<void> {
-  const figures = await payloadVolumeFigures(payloadDir)
+/** Each host's data volume against the payload's figures (data-volume-check.ts): said for each, refused when one is too small. */
+function checkDataVolumes(ctx: Ctx, figures: VolumeFigures, hosts: SiteHostPlan[]): void {
   const tooSmall = []
   const said = new Set<string>()
   for (const h of hosts) {

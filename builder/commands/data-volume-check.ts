@@ -8,7 +8,7 @@
 import type { Config } from '../config/types.js'
 import { UserError } from '../errors.js'
 import { formatBytes } from '../log.js'
-import { dataVolumeNeeds, type DataVolumeInput, type DataVolumeNeeds } from '../payload/data-volume.js'
+import { dataVolumeNeeds, type DataVolumeNeeds, type VolumeFigures } from '../payload/data-volume.js'
 import { computeDiskLayout } from '../render/disk.js'
 
 const MIB = 1024 * 1024
@@ -23,10 +23,7 @@ export interface DataVolumeCheck {
   summary: string
 }
 
-export function checkDataVolume(
-  config: Config,
-  figures: Pick<DataVolumeInput, 'payloadBytes' | 'contentBytes' | 'treeFiles'>,
-): DataVolumeCheck {
+export function checkDataVolume(config: Config, figures: VolumeFigures): DataVolumeCheck {
   const needs = dataVolumeNeeds({
     flavor: config.registry.flavor,
     ...figures,

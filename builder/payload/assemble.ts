@@ -37,7 +37,8 @@ import {
 } from './oci.js'
 import { ocMirrorRows, placeReleaseSignatures, type OcMirrorContent, type OcMirrorRow } from './ocmirror-payload.js'
 import { parseRef } from './ref.js'
-import { planPayloadTree, TREE_V2 } from './registry-tree.js'
+import { planPayloadTree, TREE_V2, type PayloadTree } from './registry-tree.js'
+import { treeVolumeFigures, type VolumeFigures } from './data-volume.js'
 import { PAYLOAD_TREE_DIR } from '../registry/layout.js'
 
 /** The programs this stage runs (tool-needs.ts): none, the OCI layout is read, copied and written in-process. */
@@ -94,6 +95,12 @@ export interface AssembleResult {
   bytes: number
   linked: number
   copied: number
+  /**
+   * What the registry data volume must hold for this payload (data-volume.ts),
+   * from the registry tree plan made here: the build's disk-size check reads
+   * these and does not plan the tree again.
+   */
+  volume: VolumeFigures
 }
 
 interface Wanted extends CacheWant {
@@ -410,12 +417,15 @@ export async function assemblePayload(opts: AssembleOptions): Promise<AssembleRe
     ]
     for (const [p, text] of small) sums.push(`${digestHex(sha256Bytes(text))}  ${p}`)
     sums.push(...releaseSigs.sums)
-    if (opts.registryTree) sums.push(...(await writeTreeLinks(opts.outDir)))
+    // One plan of the registry tree (it reads every manifest of the payload):
+    // its links when the payload carries them, its figures for the data volume in any flavor.
+    const tree = await planPayloadTree(opts.outDir)
+    if (opts.registryTree) sums.push(...(await writeTreeLinks(opts.outDir, tree)))
     for (const d of [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1)))
       sums.push(`${digestHex(d.digest)}  oci/blobs/sha256/${digestHex(d.digest)}`)
     await writeFileAtomic(join(opts.outDir, 'SHA256SUMS'), sums.join('\n') + '\n')
 
-    return { images, missing: missingNames, bytes: total, linked, copied }
+    return { images, missing: missingNames, bytes: total, linked, copied, volume: treeVolumeFigures(total, tree) }
   }
   return cache ? withDirLock(opts.cacheDir, run, { signal: opts.signal }) : run()
 }
@@ -440,13 +450,13 @@ async function copyFast(src: string, dst: string): Promise<void> {
 }
 
 /**
- * The registry storage tree's link files of the payload at outDir, under
- * outDir/registry-tree (written beside and renamed into place, replacing an
- * earlier one). Only links: a link names its blob, which first boot finds in
- * oci/blobs. Returns their SHA256SUMS lines.
+ * The registry storage tree's link files (tree: the plan of the payload at
+ * outDir), under outDir/registry-tree (written beside and renamed into place,
+ * replacing an earlier one). Only links: a link names its blob, which first
+ * boot finds in oci/blobs (lib.sh place_registry_tree). Returns their
+ * SHA256SUMS lines.
  */
-async function writeTreeLinks(outDir: string): Promise<string[]> {
-  const tree = await planPayloadTree(outDir)
+async function writeTreeLinks(outDir: string, tree: PayloadTree): Promise<string[]> {
   const dest = join(outDir, PAYLOAD_TREE_DIR)
   await withTemp(
     dest,

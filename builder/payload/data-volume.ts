@@ -16,14 +16,16 @@
 //    payload plus Quay's copy of every content blob while both exist; after
 //    a verified push the payload is removed unless the config keeps it. With
 //    object storage the registry's copy is in the bucket, not on the volume.
-// Pure: the figures come from planPayloadTree (registry-tree.ts) and
-// payload.json; the build's disk-size check decides what to do with them.
+// Pure: the figures come from the payload's registry tree plan
+// (planPayloadTree, registry-tree.ts) and its blob bytes; the build's
+// disk-size check decides what to do with them. A build plans the tree once:
+// assembly (assemble.ts) hands the figures of the plan it made to the check,
+// which reads nothing of the payload again. (No build reuses a payload
+// assembled in an earlier run: were one to, it would plan the tree there,
+// once, with planPayloadTree and treeVolumeFigures.)
 
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import type { Flavor } from '../config/types.js'
-import { FailureError } from '../errors.js'
-import { planPayloadTree } from './registry-tree.js'
+import type { PayloadTree } from './registry-tree.js'
 
 /**
  * What one link file or directory of the tree costs, at most: a link holds
@@ -83,13 +85,10 @@ export function dataVolumeNeeds(o: DataVolumeInput): DataVolumeNeeds {
   return { how: 'push', peakBytes: peak, steadyBytes: o.keepPayload ? peak : registry, items }
 }
 
-/** The figures of an assembled payload: payload.json `bytes` and its registry tree's plan. */
-export async function payloadVolumeFigures(
-  payloadDir: string,
-): Promise<Pick<DataVolumeInput, 'payloadBytes' | 'contentBytes' | 'treeFiles'>> {
-  const path = join(payloadDir, 'payload.json')
-  const json = JSON.parse(await readFile(path, 'utf8')) as { bytes?: unknown }
-  if (typeof json.bytes !== 'number') throw new FailureError(`${path} has no "bytes" figure`, 'assemble the payload again')
-  const tree = await planPayloadTree(payloadDir)
-  return { payloadBytes: json.bytes, contentBytes: tree.bytes, treeFiles: tree.links.length + tree.dirs }
+/** The figures of a payload that the data-volume check reads. */
+export type VolumeFigures = Pick<DataVolumeInput, 'payloadBytes' | 'contentBytes' | 'treeFiles'>
+
+/** The figures of a payload whose blobs take payloadBytes, from the plan of its registry tree. */
+export function treeVolumeFigures(payloadBytes: number, tree: Pick<PayloadTree, 'bytes' | 'links' | 'dirs'>): VolumeFigures {
+  return { payloadBytes, contentBytes: tree.bytes, treeFiles: tree.links.length + tree.dirs }
 }

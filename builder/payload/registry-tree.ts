@@ -1,9 +1,12 @@
-// The distribution flavor's content ready to serve with no push: the
-// payload's content images laid out as the registry's own filesystem storage
-// tree. First boot moves the tree onto the data volume (a rename on one
-// filesystem) and starts the registry: boot-to-ready does not grow with the
-// content, and each blob is stored once (hard-linked from the payload's OCI
-// layout when both are on one filesystem).
+// The distribution flavor's content ready to serve with no push: the plan of
+// the payload's content images laid out as the registry's own filesystem
+// storage tree. The build writes only the tree's link files into the payload
+// (assemble.ts writeTreeLinks); first boot (templates/host/lib.sh
+// place_registry_tree) hard-links each blob a link names from the payload's
+// OCI layout into the tree, on the data volume, and renames it into the
+// registry's storage directory: boot-to-ready does not grow with the content,
+// and each blob is stored once. Nothing here writes: the plan, the paths and
+// what they cost.
 //
 // The layout is distribution's, read from distribution/distribution at commit
 // 0d6b721dc3ce (the pin of ocmirror.ts), registry/storage/:
@@ -39,12 +42,9 @@
 // repository and tag; a row without a tag gets sha256-<hex>, as first boot
 // gives it. Stack images are not content: they go to containers-storage.
 
-import { constants } from 'node:fs'
-import { copyFile, link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { withTemp } from '../atomic.js'
 import { FailureError } from '../errors.js'
-import { copyHashing } from './copy.js'
 import { digestHex, isDigest } from './digest.js'
 import { isIndexType, isManifestType, OciLayout, REF_NAME, type Descriptor } from './oci.js'
 
@@ -230,186 +230,4 @@ export async function planPayloadTree(payloadDir: string): Promise<PayloadTree> 
   for (const [p] of links) addParents(p)
   for (const d of plan.blobs.keys()) addParents(blobDataPath(d))
   return { layout, plan, links, dirs: dirs.size, bytes: [...plan.blobs.values()].reduce((n, d) => n + d.size, 0) }
-}
-
-export interface RegistryTreeOptions {
-  /** An assembled payload: images.tsv and oci/ (assemble.ts) */
-  payloadDir: string
-  /** The registry's rootdirectory to create (replaced whole if it exists) */
-  treeDir: string
-  /** false: never hard-link (reflink, else copy), for a tree that will be changed apart from the payload */
-  link?: boolean
-  onProgress?: (p: { blobs: number; totalBlobs: number; bytes: number; totalBytes: number }) => void
-  signal?: AbortSignal
-}
-
-export interface RegistryTreeResult {
-  /** Repositories in the catalog, sorted */
-  repositories: string[]
-  /** repo:tag of every tag, sorted */
-  tags: string[]
-  blobs: number
-  /** Bytes of the distinct blobs */
-  bytes: number
-  /** Link files written */
-  links: number
-  /** Directories created (for the data volume's size: each costs an inode, on ext4 a block) */
-  dirs: number
-  linked: number
-  reflinked: number
-  copied: number
-}
-
-/**
- * Lay the registry storage tree for a payload at treeDir: built in a temp
- * directory beside it and renamed into place, so treeDir is whole or
- * untouched. Blobs are hard links to the payload's (same filesystem), else
- * reflinks, else copies checked against their digest while written.
- */
-export async function writeRegistryTree(opts: RegistryTreeOptions): Promise<RegistryTreeResult> {
-  const { layout, plan, links, bytes } = await planPayloadTree(opts.payloadDir)
-
-  const parent = dirname(opts.treeDir)
-  await mkdir(parent, { recursive: true })
-  return withTemp(
-    opts.treeDir,
-    async (tmp) => {
-      const dirs = new DirMaker(tmp)
-      await dirs.make(`${TREE_V2}/repositories`) // an empty catalog is a tree too
-      const placed = await placeBlobs(layout, plan, tmp, dirs, opts)
-      await inPool(links, 32, async ([path, digest]) => {
-        opts.signal?.throwIfAborted()
-        await dirs.make(dirname(path))
-        await writeFile(join(tmp, path), digest, { mode: 0o644, flag: 'wx' })
-      })
-      return {
-        repositories: [...plan.repos.keys()].sort(),
-        tags: [...plan.repos].flatMap(([name, r]) => [...r.tags.keys()].map((t) => `${name}:${t}`)).sort(),
-        blobs: plan.blobs.size,
-        bytes,
-        links: links.length,
-        dirs: dirs.count,
-        ...placed,
-      }
-    },
-    { replace: true },
-  )
-}
-
-/** mkdir -p under a root, counting the directories it made (each once). */
-class DirMaker {
-  private readonly made = new Set<string>()
-  count = 0
-  constructor(private readonly root: string) {}
-  async make(rel: string): Promise<void> {
-    const missing: string[] = []
-    for (let d = rel; d !== '.' && d !== '' && !this.made.has(d); d = dirname(d)) missing.push(d)
-    if (!missing.length) return
-    await mkdir(join(this.root, missing[0]!), { recursive: true, mode: 0o755 })
-    for (const d of missing) {
-      if (this.made.has(d)) continue // another caller made it meanwhile
-      this.made.add(d)
-      this.count++
-    }
-  }
-}
-
-/**
- * Put every blob's data file in place: hard link, else reflink, else
- * verified copy. The first blob decides; links and reflinks (metadata only)
- * then run 16 at a time, copies one after another (each keeps the disk busy
- * by itself, copy.ts).
- */
-async function placeBlobs(layout: OciLayout, plan: TreePlan, root: string, dirs: DirMaker, opts: RegistryTreeOptions) {
-  // an object, so that the closure's changes are seen after it (and by TypeScript)
-  const state: { mode: 'link' | 'reflink' | 'copy' } = { mode: opts.link === false ? 'reflink' : 'link' }
-  const count = { linked: 0, reflinked: 0, copied: 0 }
-  let bytes = 0
-  let n = 0
-  const totalBytes = [...plan.blobs.values()].reduce((s, d) => s + d.size, 0)
-  const place = async (d: Descriptor) => {
-    opts.signal?.throwIfAborted()
-    const src = layout.blobPath(d.digest)
-    const st = await stat(src).catch(() => null)
-    if (!st?.isFile()) throw new FailureError(`the payload lacks blob ${d.digest} (${src})`, 'assemble the payload again')
-    if (st.size !== d.size)
-      throw new FailureError(`payload blob ${src} is ${st.size} bytes, its descriptor says ${d.size}`, 'assemble the payload again')
-    const rel = blobDataPath(d.digest)
-    await dirs.make(dirname(rel))
-    const dst = join(root, rel)
-    if (state.mode === 'link') {
-      try {
-        await link(src, dst)
-        count.linked++
-      } catch (e) {
-        if (!cannotLink(e)) throw e
-        state.mode = 'reflink'
-      }
-    }
-    if (state.mode === 'reflink') {
-      try {
-        // FICLONE_FORCE: a reflink or nothing; the payload's blob was checked when assembled
-        await copyFile(src, dst, constants.COPYFILE_FICLONE_FORCE)
-        count.reflinked++
-      } catch {
-        await unlink(dst).catch(() => {})
-        state.mode = 'copy'
-      }
-    }
-    if (state.mode === 'copy') {
-      await copyChecked(src, dst, d.digest, opts.signal)
-      count.copied++
-    }
-    bytes += d.size
-    opts.onProgress?.({ blobs: ++n, totalBlobs: plan.blobs.size, bytes, totalBytes })
-  }
-  const [first, ...rest] = plan.blobs.values()
-  if (first) await place(first)
-  await inPool(rest, state.mode === 'copy' ? 1 : 16, place)
-  return count
-}
-
-/** Errors after which a hard link will not work for any blob: another filesystem, no links allowed there. */
-function cannotLink(e: unknown): boolean {
-  const code = (e as NodeJS.ErrnoException).code
-  return code === 'EXDEV' || code === 'EPERM' || code === 'EMLINK' || code === 'ENOTSUP' || code === 'EOPNOTSUPP'
-}
-
-/** Copy and hash what is written (copy.ts); a copy that does not match its digest is not kept. */
-async function copyChecked(src: string, dst: string, digest: string, signal?: AbortSignal): Promise<void> {
-  try {
-    const h = await copyHashing(src, dst, signal)
-    if (h.digest !== digest)
-      throw new FailureError(
-        `payload blob ${src} does not match its digest ${digest} (sha256 is ${h.digest})`,
-        'assemble the payload again',
-      )
-  } catch (e) {
-    await unlink(dst).catch(() => {})
-    throw e
-  }
-}
-
-/**
- * Run fn over items, at most `limit` at a time (many small files: keep the
- * disk queue busy). After a failure no new item starts, and every running one
- * ends before the first error is thrown: the caller may then remove the
- * directory they write into.
- */
-async function inPool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  let failed = false
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      try {
-        await fn(items[next++]!)
-      } catch (e) {
-        failed = true
-        throw e
-      }
-    }
-  }
-  const results = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker))
-  const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-  if (failure) throw failure.reason
 }
