@@ -31,9 +31,17 @@ function oemdrvKickstart(site: SitePlan): KickstartOptions {
   return site.fleet ? { source: 'oemdrv', payloadLabel: PAYLOAD_LABEL } : { source: 'oemdrv' }
 }
 
-/** host/: the rendered files of a host, with the kickstart it installs with: a site of one's remastered ISO, a fleet host's OEMDRV. */
-export function renderHostFiles(b: SiteBuild, h: SiteHostPlan): void {
-  writeTree(join(outDir(b, h), 'host'), renderHost(h.plan, b.site.fleet ? oemdrvKickstart(b.site) : { source: 'cdrom' }))
+/**
+ * host/ of a host in the output directory DIR (hosts/<name>/host/ in a
+ * fleet): its rendered files, with the kickstart it installs with: a site of
+ * one's remastered ISO, a fleet host's OEMDRV. `render` of a fleet writes its
+ * hosts with this too, so that both lay out the same files. Returns the paths
+ * written, relative to DIR.
+ */
+export function renderHostFiles(dir: string, site: SitePlan, h: SiteHostPlan): string[] {
+  const tree = renderHost(h.plan, site.fleet ? oemdrvKickstart(site) : { source: 'cdrom' })
+  writeTree(join(dir, h.dir, 'host'), tree)
+  return tree.map((f) => join(h.dir, 'host', f.path))
 }
 
 /**

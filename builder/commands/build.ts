@@ -20,8 +20,6 @@ import { normalizeBaseUrl } from '../config/pxe-url.js'
 import { formatBytes } from '../log.js'
 import type { BuildManifest } from '../manifest.js'
 import type { PxeResult } from '../media/pxe.js'
-import { caSummary, serverCertSummary } from '../plan/pki.js'
-import { FLEET_CA_FILE } from '../plan/secrets.js'
 import { planSite, type SitePlan } from '../plan/site.js'
 import {
   checkBaseUnchanged,
@@ -50,7 +48,7 @@ import {
 } from './build-stages.js'
 import { writeFleetSummary, type FleetRow } from './fleet-summary.js'
 import { buildNeeds, toolProblems, type BuildPart } from './tool-check.js'
-import { writeSiteSecrets } from './secrets-out.js'
+import { certificateLines, writeSiteSecrets } from './secrets-out.js'
 
 export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
   const loaded = loadConfig(opts.config, { build: opts })
@@ -70,7 +68,7 @@ export async function build(opts: BuildOpts, ctx: Ctx): Promise<number> {
     site = planSiteInto(ctx, opts, loaded, inputs, dirs)
     const b: SiteBuild = { ctx, opts, loaded, want, inputs, dirs, site }
     ctx.log.step(`render: kickstart, Butane, Ignition, host files${site.fleet ? ' of each host' : ''}`)
-    for (const h of site.hosts) renderHostFiles(b, h)
+    for (const h of site.hosts) renderHostFiles(dirs.dir, site, h)
     const payload = await buildPayload(ctx, inputs, dirs, {
       config: loaded.config,
       loaded,
@@ -205,15 +203,6 @@ function tellHowToServe(b: SiteBuild, pxe: PxeResult): void {
   log.info(`GRUB2 (UEFI) snippet, also in pxe/${pxe.files.grub}:\n${pxe.snippets.grub}`)
   log.info(`iPXE snippet, also in pxe/${pxe.files.ipxe}:\n${pxe.snippets.ipxe}`)
   log.info(`pxelinux (BIOS) snippet, also in pxe/${pxe.files.pxelinux}:\n${pxe.snippets.pxelinux}`)
-}
-
-/** Each host's server certificate (reused, issued, reissued), and the CA when there is something to say of it. */
-function certificateLines(site: SitePlan): string[] {
-  const lines = site.hosts.map(
-    (h) => `${site.fleet ? `${h.hostname}: ` : ''}${serverCertSummary(h.plan.pki, `secrets/${h.dir ? `${h.dir}/` : ''}`)}`,
-  )
-  const ca = caSummary(site.hosts[0]!.plan.pki, ...(site.fleet ? [`secrets/${FLEET_CA_FILE}`] : []))
-  return ca ? [...lines, ca] : lines
 }
 
 /** The outputs (or the manifest with --json), what was skipped, and what a demo or incomplete build still needs. */

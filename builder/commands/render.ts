@@ -1,7 +1,8 @@
+import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { Ctx } from '../context.js'
 import { prefetchRsaKeys, rsaKeysNeeded } from '../plan/keygen.js'
-import { readStoredSecrets } from '../plan/secrets.js'
+import { FLEET_CA_FILE, readStoredSecrets } from '../plan/secrets.js'
 
 /** render -o DIR: the generated text files only, no media. */
 /** Said by every command that takes --seed: predictable secrets must always be loud. */
@@ -10,8 +11,12 @@ export const SEED_WARNING =
 
 /** The RSA keys a render into `output` must make; none when its secrets/ cannot be read (the plan reports that, in its turn). */
 function keysToMake(output: string): number[] {
+  const secrets = join(resolve(output), 'secrets')
   try {
-    return rsaKeysNeeded(readStoredSecrets(join(resolve(output), 'secrets')))
+    // a fleet rendered before: its CA and each host's keys are stored (the
+    // config, not read yet, says which hosts a new one would need)
+    if (existsSync(join(secrets, FLEET_CA_FILE))) return []
+    return rsaKeysNeeded(readStoredSecrets(secrets))
   } catch {
     return []
   }
@@ -26,40 +31,48 @@ export async function render(opts: { config?: string; output: string; seed?: str
     { formatDiagnostic },
     { loadConfig },
     { writeOutputDir },
-    { buildEpoch, planAppliance },
-    { caSummary, serverCertSummary },
+    { buildEpoch },
+    { planSite },
     { renderHost, writeTree },
-    { writeSecrets },
+    { certificateLines, writeSiteSecrets },
   ] = await Promise.all([
     import('../config/diagnostics.js'),
     import('../config/load.js'),
     import('../output.js'),
     import('../plan/plan.js'),
-    import('../plan/pki.js'),
+    import('../plan/site.js'),
     import('../render/host.js'),
     import('./secrets-out.js'),
   ])
   const loaded = loadConfig(opts.config)
   for (const w of loaded.warnings) ctx.log.warn(formatDiagnostic(w))
   if (opts.seed !== undefined) ctx.log.warn(SEED_WARNING)
+  // A fleet's hosts are rendered by build's own code, into build's layout
+  // (hosts/<name>/host/, each with the kickstart of its OEMDRV): loaded only
+  // for a fleet, since it brings the build's modules.
+  const renderHostFiles = loaded.config.fleet ? (await import('./build-media.js')).renderHostFiles : undefined
   await keys
-  let serverCert = ''
+  let certificates: string[] = []
   const files = await writeOutputDir(opts.output, async ({ dir, dest }) => {
-    const { plan, stored } = planAppliance(loaded, {
+    // planned and its secrets written as build does: a fleet's CA once, each host's own under secrets/hosts/<name>/
+    const site = planSite(loaded, {
       epoch: buildEpoch(),
       ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
       secretsDir: join(dest, 'secrets'),
     })
-    serverCert = [serverCertSummary(plan.pki), caSummary(plan.pki)].filter(Boolean).join('\n  ')
-    const tree = renderHost(plan)
+    certificates = certificateLines(site)
+    writeSiteSecrets(join(dir, 'secrets'), site)
+    if (renderHostFiles) return site.hosts.flatMap((h) => renderHostFiles(dir, site, h))
+    // a site of one: its files at the top of the output, as render always wrote them
+    const tree = renderHost(site.hosts[0]!.plan)
     writeTree(dir, tree)
-    writeSecrets(join(dir, 'secrets'), plan, stored)
     return tree.map((f) => f.path)
   })
   if (ctx.json) ctx.out(JSON.stringify({ output: opts.output, files }, null, 2))
   else {
-    ctx.log.info(`rendered ${files.length} files into ${opts.output} (secrets in ${join(opts.output, 'secrets')}, mode 0600)`)
-    ctx.log.info(serverCert)
+    const hosts = loaded.config.fleet ? ` for ${loaded.config.fleet.hosts.length} hosts (hosts/<name>/host/)` : ''
+    ctx.log.info(`rendered ${files.length} files${hosts} into ${opts.output} (secrets in ${join(opts.output, 'secrets')}, mode 0600)`)
+    ctx.log.info(`${hosts ? '  ' : ''}${certificates.join('\n  ')}`)
   }
   return 0
 }

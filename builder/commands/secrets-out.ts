@@ -6,7 +6,8 @@
 import { join } from 'node:path'
 import type { SitePlan } from '../plan/site.js'
 import type { Plan } from '../plan/types.js'
-import { writeFleetCa, writeStoredSecrets, type StoredSecrets } from '../plan/secrets.js'
+import { caSummary, serverCertSummary } from '../plan/pki.js'
+import { FLEET_CA_FILE, writeFleetCa, writeStoredSecrets, type StoredSecrets } from '../plan/secrets.js'
 
 /** One host's secrets: secrets.json (generated values, reused by the next build), the CA, and a readable summary. */
 export function writeSecrets(dir: string, plan: Plan, stored: StoredSecrets): void {
@@ -34,4 +35,13 @@ export function writeSiteSecrets(dir: string, site: SitePlan): void {
     const { caKeyPem: _shared, ...pki } = h.plan.pki
     writeSecrets(join(dir, h.dir), site.sharedCa ? { ...h.plan, pki } : h.plan, h.stored)
   }
+}
+
+/** Each host's server certificate (reused, issued, reissued), and the CA when there is something to say of it: said by build and render. */
+export function certificateLines(site: SitePlan): string[] {
+  const lines = site.hosts.map(
+    (h) => `${site.fleet ? `${h.hostname}: ` : ''}${serverCertSummary(h.plan.pki, `secrets/${h.dir ? `${h.dir}/` : ''}`)}`,
+  )
+  const ca = caSummary(site.hosts[0]!.plan.pki, ...(site.fleet ? [`secrets/${FLEET_CA_FILE}`] : []))
+  return ca ? [...lines, ca] : lines
 }
