@@ -321,6 +321,22 @@ t.test('distribution tree: a bundle installed with its data elsewhere (--quayRoo
   t.notOk(existsSync(join(h.root, treeDir('distribution'), 'docker')), 'not in the built one')
 })
 
+t.test(
+  'distribution tree: a bundle installed with its storage elsewhere (--quayStorage): the tree goes where its state file says',
+  async (t) => {
+    const h = harness(t, 'distribution', 1, { tree: true })
+    writeFileSync(
+      join(h.root, 'etc/mirror-appliance/registryctl.conf'),
+      'VERSION=x\nFLAVOR=distribution\nDATA_DIR=/var/lib/mirror-registry\nSTORAGE_DIR=/data/registry\nSQLITE_DIR=\nSTATE=placed\n',
+    )
+    mkdirSync(join(h.root, 'data/registry'), { recursive: true })
+    const r = h.run('prepare')
+    t.equal(r.status, 0, r.out)
+    t.ok(existsSync(join(h.root, 'data/registry/docker/registry/v2/repositories/ocp/release1')), 'in the storage directory given')
+    t.notOk(existsSync(join(h.root, treeDir('distribution'), 'docker')), 'not in the built one')
+  },
+)
+
 t.test('distribution tree: a storage tree the registry does not serve fails push-content', async (t) => {
   const h = harness(t, 'distribution', 1, { tree: true })
   const r = h.run('finish', { FAKE_FAIL: '^skopeo inspect' })

@@ -22,6 +22,8 @@ const OPTIONS: Record<string, string[]> = {
     '--quayHostname',
     '--quayRoot',
     '-r',
+    '--quayStorage',
+    '--sqliteStorage',
     '--sslCert',
     '--sslKey',
     '--sslCa',
@@ -42,7 +44,27 @@ const OPTIONS: Record<string, string[]> = {
     '--no-color',
     '--help',
   ],
-  uninstall: ['--purge', '--yes', '--autoApprove', '--quayRoot', '-r', '--quayHostname', '--verbose', '--no-color', '--help'],
+  uninstall: [
+    '--purge',
+    '--yes',
+    '--autoApprove',
+    '--target',
+    '--targetHostname',
+    '-H',
+    '--targetUsername',
+    '-u',
+    '--ssh-key',
+    '-k',
+    '--askBecomePass',
+    '--quayRoot',
+    '-r',
+    '--quayStorage',
+    '--sqliteStorage',
+    '--quayHostname',
+    '--verbose',
+    '--no-color',
+    '--help',
+  ],
   status: ['--help'],
   upgrade: [
     'BUNDLE',
@@ -56,6 +78,8 @@ const OPTIONS: Record<string, string[]> = {
     '--askBecomePass',
     '--quayRoot',
     '-r',
+    '--quayStorage',
+    '--sqliteStorage',
     '--quayHostname',
     '--help',
   ],
@@ -230,9 +254,12 @@ t.test('-H is --targetHostname now; --quayHostname keeps its long name; -H local
     h.calls().some((c) => c.startsWith('ssh -o BatchMode=yes other.example ')),
     'a remote install on other.example',
   )
-  r = h.run(['install', '--quayHostname=other.example'])
+  // the registry's name (issue 19 point 6: another one is installed under it), never a target;
+  // an unreadable --caKey stops it in preflight, so the -H localhost install below runs on a clean host
+  r = h.run(['install', '--quayHostname=other.example', '--caKey', '/nonexistent'])
   t.equal(r.status, 1)
-  t.match(r.out, /--quayHostname other\.example: this bundle was built for registry\.lab\.example:8443/)
+  t.match(r.out, /--quayHostname: the registry the bundle names registry\.lab\.example:8443 is installed as other\.example:8443/)
+  t.match(r.out, /preflight: CA key \/nonexistent: cannot read it/)
   const n = h.calls().length
   r = h.run(['install', '-H', 'localhost', '-k', '/keys/id', '-v', '--no-color'])
   t.equal(r.status, 0, r.out)
@@ -338,6 +365,155 @@ t.test('upgrade --target USER@HOST / -H -u -k: the bundle goes over scp, the ins
   t.match(h.run(['upgrade', 'a', '--image-archive', 'x']).out, /upgrade: --image-archive: this bundle carries its images/)
 })
 
+/** the words the remote shell makes of what an ssh command line gives after DEST */
+const remoteWords = (call: string, dest: string) =>
+  spawnSync('bash', ['-c', `set -- ${call.slice(call.indexOf(` ${dest} `) + dest.length + 2)}; printf '%s\\n' "$@"`], {
+    encoding: 'utf8',
+  })
+    .stdout.trim()
+    .split('\n')
+
+t.test(
+  "uninstall -H HOST -u USER -k KEY, --target USER@HOST: the target's installed mirror-registryctl uninstalls over ssh, with the options given",
+  async (t) => {
+    const plan = testPlan()
+    const h = await ctlHarness(plan, { teardown: (fn) => t.teardown(fn) })
+    const before = h.snapshot()
+    let r = h.run(
+      [
+        'uninstall',
+        '-H',
+        'reg.example',
+        '-u',
+        'admin',
+        '-k',
+        '~/.ssh/quay_installer',
+        '--purge',
+        '--quayRoot=~/quay-install',
+        '--quayHostname',
+        'registry.lab.example:8443',
+        '--autoApprove',
+      ],
+      { HOME: '/home/admin' },
+    )
+    t.equal(r.status, 0, r.out)
+    t.notMatch(r.out, /runs on the registry's host itself/, 'the old refusal is gone')
+    t.match(r.out, /uninstalled on admin@reg\.example$/m)
+    let calls = h.calls()
+    t.equal(calls.length, 1, `one ssh call and nothing else: ${calls.join('\n')}`)
+    t.match(
+      calls[0]!,
+      /^ssh -o BatchMode=yes -i \/home\/admin\/\.ssh\/quay_installer admin@reg\.example sudo /,
+      '-H/-u: the destination; -k: its identity, ~ expanded here; sudo for a user other than root',
+    )
+    t.same(
+      remoteWords(calls[0]!, 'admin@reg.example'),
+      [
+        'sudo',
+        '/usr/local/bin/mirror-registryctl',
+        'uninstall',
+        '--purge',
+        '--quayRoot',
+        '~/quay-install',
+        '--quayHostname',
+        'registry.lab.example:8443',
+        '--yes',
+      ],
+      "the target's own mirror-registryctl, with the options as typed (~ is the target's home; it checks them against its install), approved",
+    )
+    t.same(h.snapshot(), before, 'nothing changed on this host')
+    const secrets = Object.values(plan.secrets).filter((v): v is string => typeof v === 'string' && v.length > 0)
+    t.ok(secrets.length >= 4, 'the plan has secrets to look for')
+    t.same(
+      calls.filter((c) => secrets.some((s) => c.includes(s)) || /pass(word)?\b/i.test(c)),
+      [],
+      'no secret, and no password option, on the ssh command line',
+    )
+
+    // --target root@HOST: no sudo; --askBecomePass: sudo gets a terminal to ask its password on (ssh -t)
+    let n = calls.length
+    r = h.run(['uninstall', '--target=root@reg.example', '-y'])
+    t.equal(r.status, 0, r.out)
+    t.same(
+      h.calls().slice(n),
+      ['ssh -o BatchMode=yes root@reg.example /usr/local/bin/mirror-registryctl uninstall --yes '],
+      'root: no sudo',
+    )
+    n = h.calls().length
+    r = h.run(['uninstall', '--targetHostname=reg.example', '--targetUsername=ops', '--askBecomePass', '--yes'])
+    t.equal(r.status, 0, r.out)
+    t.same(h.calls().slice(n), ['ssh -o BatchMode=yes -t ops@reg.example sudo /usr/local/bin/mirror-registryctl uninstall --yes '])
+
+    // the remote failure: its status, and a message naming the host
+    n = h.calls().length
+    r = h.run(['uninstall', '-H', 'reg.example', '-u', 'admin', '--autoApprove'], {
+      FAKE_FAIL: 'mirror-registryctl uninstall',
+      FAKE_SSH_STATUS: '3',
+    })
+    t.equal(r.status, 3, "the remote uninstall's status")
+    t.match(
+      r.out,
+      /^mirror-registryctl: error: uninstall on admin@reg\.example failed \(exit 3\) \(if sudo on admin@reg\.example asks for a password, add --askBecomePass\)$/m,
+    )
+    t.notMatch(r.out, /uninstalled on/)
+    t.equal(h.calls().length, n + 1, 'tried once')
+
+    // the usage errors install has, here too
+    r = h.run(['uninstall', '-u', 'admin', '--autoApprove'])
+    t.equal(r.status, 2)
+    t.match(r.out, /uninstall: -u\/--targetUsername admin names the SSH user for -H\/--targetHostname HOST, which is missing/)
+    r = h.run(['uninstall', '--target', 'a@b', '-H', 'c', '--autoApprove'])
+    t.equal(r.status, 2)
+    t.match(r.out, /--target and -H\/--targetHostname or -u\/--targetUsername exclude each other/)
+    t.equal(h.calls().length, n + 1, 'no ssh for a usage error')
+  },
+)
+
+t.test(
+  'uninstall -H without --autoApprove: asked on this terminal, before any ssh (as mirror-registry asks); no terminal: refused; -H localhost: here',
+  async (t) => {
+    const h = await ctlHarness(testPlan({ flavor: 'distribution' }), { teardown: (fn) => t.teardown(fn) })
+    let r = h.run(['uninstall', '-H', 'reg.example'])
+    t.equal(r.status, 1, r.out)
+    t.match(
+      r.out,
+      /Remove the registry's units and configuration on reg\.example \(its data is kept\)\?: refusing without a terminal to ask on; pass --yes to confirm/,
+    )
+    t.same(h.calls(), [], 'no ssh')
+    // on a terminal: util-linux script(1) gives the command a pty, and types the answer
+    const onTty = join(h.base, 'on-tty')
+    writeFileSync(
+      onTty,
+      `exec script -qec "$(printf '%q ' bash ${JSON.stringify(join(h.bundleDir, 'mirror-registryctl'))} "$@")" /dev/null\n`,
+    )
+    r = h.run(['uninstall', '-H', 'reg.example', '--purge'], {}, onTty, 'n\n')
+    t.equal(r.status, 1, r.out)
+    t.match(r.out, /Remove the registry on reg\.example AND DELETE ITS DATA \(data directory, state and credentials\)\? \[y\/N\]/)
+    t.match(r.out, /cancelled; nothing was changed/)
+    t.same(h.calls(), [], 'no: no ssh')
+    r = h.run(['uninstall', '-H', 'reg.example'], { USER: 'someone' }, onTty, 'y\n')
+    t.equal(r.status, 0, r.out)
+    t.match(r.out, /on reg\.example \(its data is kept\)\? \[y\/N\]/)
+    t.same(h.calls(), ['ssh -o BatchMode=yes reg.example sudo /usr/local/bin/mirror-registryctl uninstall --yes '], 'yes: approved there')
+
+    // -H localhost: this host, without ssh, as install takes it
+    t.equal(h.run(['install']).status, 0)
+    const n = h.calls().length
+    r = h.run(['uninstall', '-H', 'localhost', '--autoApprove'], {}, join(h.root, 'usr/local/bin/mirror-registryctl'))
+    t.equal(r.status, 0, r.out)
+    t.match(r.out, /-H localhost: this host; running here, without ssh/)
+    t.match(r.out, /uninstalled; data kept/)
+    t.notOk(
+      h
+        .calls()
+        .slice(n)
+        .some((c) => /^(ssh|scp) /.test(c)),
+      'no ssh',
+    )
+    t.notOk(existsSync(join(h.root, 'usr/local/bin/mirror-registryctl')), 'uninstalled here')
+  },
+)
+
 t.test('-v/--verbose and -c/--no-color, before or after the command: said to change nothing, and the command runs', async (t) => {
   const h = await ctlHarness(testPlan(), { teardown: (fn) => t.teardown(fn) })
   for (const args of [
@@ -407,7 +583,7 @@ t.test("install --initUser NAME --initPassword-file F (quay): Quay's SUPER_USERS
 })
 
 t.test(
-  "upgrade and uninstall: --quayRoot/--quayHostname taken when they are the install's, refused otherwise; storage flags and targets refused",
+  "upgrade and uninstall: --quayRoot/--quayHostname taken when they are the install's, refused otherwise; storage flags, and those two with an upgrade target, refused",
   async (t) => {
     const h = await ctlHarness(testPlan({ flavor: 'distribution' }), { teardown: (fn) => t.teardown(fn) })
     t.equal(h.run(['install', '--quayRoot', '/srv/reg']).status, 0)
@@ -426,9 +602,11 @@ t.test(
     t.equal(r.status, 2)
     t.match(r.out, /upgrade: --quayRoot \/data: this registry's data is in \/srv\/reg/)
     for (const [args, msg] of [
-      [['uninstall', '-H', 'reg.example'], /uninstall: -H: uninstall runs on the registry's host itself/],
-      [['uninstall', '--quayStorage', '/x'], /--quayStorage: Quay's storage and database live under the data directory/],
-      [['install', '--sqliteStorage=/x'], /--sqliteStorage: Quay's storage and database live under the data directory/],
+      [
+        ['uninstall', '--quayStorage', '/x'],
+        /uninstall: --quayStorage \/x: this registry's storage is in \/srv\/reg\/registry\/storage \(set by install\); leave --quayStorage out/,
+      ],
+      [['install', '--sqliteStorage=/x'], /install: --sqliteStorage: the distribution registry has no database/],
       [
         ['upgrade', 'b', '--sslCert', 'c'],
         /upgrade: --sslCert: upgrade keeps the installed certificate; a new one: mirror-registryctl rotate-cert/,

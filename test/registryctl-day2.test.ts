@@ -330,7 +330,11 @@ t.test('help: the header comment, without facts or library (it works anywhere, f
   writeFileSync(join(dir, 'ctl'), readFileSync(join(REPO_ROOT, 'templates/host/mirror-registryctl')))
   const h = spawnSync('bash', [join(dir, 'ctl'), 'help'], { encoding: 'utf8', env: { PATH: process.env.PATH!, MA_ROOT: dir } })
   t.equal(h.status, 0)
-  t.match(h.stdout, /^ *mirror-registryctl install \[--quayHostname H\] \[--quayRoot DIR\]/m, 'help is the header comment')
+  t.match(
+    h.stdout,
+    /^ *mirror-registryctl install \[--quayHostname H\[:PORT\] \[--caKey F\]\] \[--quayRoot DIR\]/m,
+    'help is the header comment',
+  )
   t.notMatch(h.stdout, /set -Eeuo/)
   t.notMatch(h.stdout, /MA_ROOT|scratch tree|destroy\(\)/, "no test plumbing in the administrator's help")
   t.match(

@@ -159,9 +159,10 @@ const failures: { name: string; env?: Record<string, string>; args?: string[]; p
     msg: /registry\.lab\.example does not resolve on this host; add it to DNS or to \/etc\/hosts/,
   },
   {
-    name: 'another hostname',
-    args: ['--quayHostname', 'other.example'],
-    msg: /--quayHostname other\.example: this bundle was built for registry\.lab\.example:8443/,
+    // another name is installed under it (issue 19 point 6, test/registryctl-rename.test.ts); a CA key that cannot sign stops it
+    name: 'another hostname, unreadable --caKey',
+    args: ['--quayHostname', 'other.example', '--caKey', '/nonexistent'],
+    msg: /preflight: CA key \/nonexistent: cannot read it/,
   },
   { name: 'short password', args: ['--initPassword', 'short'], msg: /--initPassword: must be at least 8 characters/ },
   { name: 'relative data dir', args: ['--quayRoot', 'data'], msg: /--quayRoot data: must be an absolute path/ },

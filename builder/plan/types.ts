@@ -145,6 +145,14 @@ export interface HostFacts {
    * content is pushed (Quay, object storage)
    */
   contentTreeDir: string
+  /**
+   * Where the registry keeps its blobs on the host's disk as built (Quay's
+   * /datastorage, distribution's rootdirectory), '' when they are in a
+   * bucket; mirror-registryctl install --quayStorage moves it
+   */
+  storageDir: string
+  /** Quay's SQLite database directory as built ('' for distribution); install --sqliteStorage moves it */
+  databaseDir: string
   /** content.keepPayload: the payload stays after first boot */
   keepPayload: boolean
   /** The watchdog: restart the registry after this many failed probes in a row, not within `grace` seconds of its start */

@@ -90,6 +90,8 @@ function factLines(f: HostFacts): [string, Value][] {
     ['STORAGE_PREFLIGHT', f.storage?.preflight ?? ''],
     ['STORAGE_ENV_FILE', f.storage?.envFile ?? ''],
     ['CONTENT_TREE_DIR', f.contentTreeDir],
+    ['BUILT_STORAGE_DIR', f.storageDir],
+    ['BUILT_SQLITE_DIR', f.databaseDir],
     ['KEEP_PAYLOAD', f.keepPayload],
     ['HEALTH_RESTART_AFTER', f.healthWatch.restartAfter],
     ['HEALTH_GRACE', f.healthWatch.grace],

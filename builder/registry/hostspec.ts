@@ -102,6 +102,10 @@ export interface Flavored {
   upgradeKeep: string[]
   /** The host directory mounted at the registry's storage root, when first boot lays the payload's storage tree there (HostFacts.contentTreeDir) */
   contentTreeDir?: string
+  /** The host directory of the registry's blob storage, when on the host's disk (HostFacts.storageDir) */
+  storageDir?: string
+  /** Quay's SQLite database directory (HostFacts.databaseDir) */
+  databaseDir?: string
 }
 
 /**
@@ -180,6 +184,9 @@ function quay(config: Config, secrets: Secrets, pki: Pki, stack: StackImage[], c
     openAfterInit: ['quay-app'],
     // Quay migrates this database on start: a rollback needs it as it was
     upgradeKeep: [`${d}/quay-sqlite`],
+    // bind-mounted at /datastorage and /sqlite below; a bucket holds the blobs instead with s3
+    ...(s3 ? {} : { storageDir: `${d}/quay-storage` }),
+    databaseDir: `${d}/quay-sqlite`,
     dirs: [
       dir(`${d}/quay-config`, 0o750, owned),
       dir(`${d}/quay-config/extra_ca_certs`, 0o750, owned),
@@ -277,7 +284,7 @@ function distribution(config: Config, secrets: Secrets, pki: Pki, stack: StackIm
     openAfterInit: [],
     upgradeKeep: [`${d}/config.yml`],
     // on the host's disk the registry serves a storage tree laid at build time (payload/registry-tree.ts)
-    ...(s3 ? {} : { contentTreeDir: `${d}/storage` }),
+    ...(s3 ? {} : { contentTreeDir: `${d}/storage`, storageDir: `${d}/storage` }),
     dirs: [dir(d, 0o755), dir(`${d}/auth`, 0o700), dir(`${d}/certs`, 0o755), ...(s3 ? [] : [dir(`${d}/storage`, 0o755)])],
     files: [
       file(`${d}/config.yml`, configYml, 0o600, { secret: true }),
@@ -489,6 +496,8 @@ export function registryHostSpec(input: RegistryHostSpecInput): HostSpec {
       ? { endpoint: storage.endpoint, bucket: storage.bucket, preflight: PREFLIGHT_SCRIPT, envFile: STORAGE_ENV_FILE }
       : null,
     contentTreeDir: f.contentTreeDir ?? '',
+    storageDir: f.storageDir ?? '',
+    databaseDir: f.databaseDir ?? '',
     keepPayload: config.content.keepPayload,
     healthWatch: healthWatch(f),
     autoRenew: config.registry.tls.autoRenew,

@@ -28,14 +28,26 @@ die() {
 registry() { printf '%s' "${MA_REGISTRY:-$REGISTRY_ADDRESS}"; }
 
 # hp PATH: a host path under ROOT, with the built data directory moved to
-# DATA_DIR (mirror-registryctl install --quayRoot keeps it elsewhere).
+# DATA_DIR (mirror-registryctl install --quayRoot keeps it elsewhere), and
+# the registry's blob storage and Quay's database directory (BUILT_STORAGE_DIR,
+# BUILT_SQLITE_DIR, inside the data directory as built) moved to STORAGE_DIR
+# and SQLITE_DIR when install set them (--quayStorage, --sqliteStorage; empty:
+# they stay in the data directory).
 hp() {
   local p=$1
-  case "$p" in
-    "$BUILT_DATA_DIR" | "$BUILT_DATA_DIR"/*) p=${DATA_DIR:-$BUILT_DATA_DIR}${p#"$BUILT_DATA_DIR"} ;;
-  esac
+  if [ -n "${STORAGE_DIR:-}" ] && [ -n "${BUILT_STORAGE_DIR:-}" ] && in_dir "$p" "$BUILT_STORAGE_DIR"; then
+    p=$STORAGE_DIR${p#"$BUILT_STORAGE_DIR"}
+  elif [ -n "${SQLITE_DIR:-}" ] && [ -n "${BUILT_SQLITE_DIR:-}" ] && in_dir "$p" "$BUILT_SQLITE_DIR"; then
+    p=$SQLITE_DIR${p#"$BUILT_SQLITE_DIR"}
+  else
+    case "$p" in
+      "$BUILT_DATA_DIR" | "$BUILT_DATA_DIR"/*) p=${DATA_DIR:-$BUILT_DATA_DIR}${p#"$BUILT_DATA_DIR"} ;;
+    esac
+  fi
   printf '%s%s' "$ROOT" "$p"
 }
+# in_dir PATH DIR: PATH is DIR or a path under it (by name: nothing is resolved)
+in_dir() { [ "$1" = "$2" ] || [ "${1#"$2"/}" != "$1" ]; }
 
 # put_file SRC DEST [MODE OWNER GROUP]: DEST gets SRC's bytes atomically (a
 # temp file beside it, renamed), with MODE/OWNER/GROUP, or with DEST's current
