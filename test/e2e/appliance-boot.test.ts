@@ -14,14 +14,15 @@
 // image by digest, bytes equal, while a wrong password and another CA are
 // refused; mirror-registryctl inside the guest over SSH: status, backup and
 // restore after the data is wiped, an upgrade to another registry image and
-// a broken one rolled back, rotate-cert with a new CA; a reboot changes
+// a broken one rolled back, rotate-cert with a new CA, uninstall and install
+// under another name into another storage directory; a reboot changes
 // nothing; power cuts during load-images and place-content are resumed by the
 // next boot. The content is never pushed: the payload carries the registry's
 // storage tree, which first boot hard-links and moves into the registry's
 // storage directory before the registry starts (issue 21 point 5); the
 // payload is removed once the registry serves it (content.keepPayload unset).
 import t, { type Test } from 'tap'
-import { rotateCert, statusBackupRestore, upgradeAndRollback } from '../helpers/appliance-day2.js'
+import { renameAndMoveStorage, rotateCert, statusBackupRestore, upgradeAndRollback } from '../helpers/appliance-day2.js'
 import { standinRegistryImageV2 } from '../helpers/standin-registry.js'
 import {
   buildAppliance,
@@ -99,6 +100,8 @@ t.test(`appliance boot, distribution flavor, on a Debian trixie guest standing i
   t.equal(cond.out.trim().split(/\s+/).join(' '), 'no no', 'reboot: both first-boot units skipped by their condition')
   checkContentFromHost(t, a, vm2, 'reboot')
   rotateCert(t, a, vm2)
+  // last on this disk: the host's name and storage change (the power cuts start afresh)
+  renameAndMoveStorage(t, a, vm2)
   await stopVm(a)
 
   // ---- power cuts: a fresh first boot, QEMU killed (SIGKILL, no shutdown)

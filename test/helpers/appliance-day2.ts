@@ -162,3 +162,76 @@ export function rotateCert(t: Test, a: Appliance, vm: VmInfo): string {
   t.equal(withNew.status, 0, `rotate-cert: the new CA works: ${withNew.stderr}`)
   return newDir
 }
+
+/**
+ * Install under another name into another storage directory (issue 19 point
+ * 6, distribution flavor): the installed registry is uninstalled (data kept),
+ * and the upgrade test's bundle is installed with `--quayHostname` (same
+ * port: QEMU forwards only it), `--quayStorage` and `--caKey` (the bundle's
+ * CA key, which no medium carries). From the host, curl trusting only that
+ * bundle's CA and resolving the new name to the forwarded port gets every
+ * content manifest by digest; the old name no longer matches the
+ * certificate; the registry container mounts the new storage directory,
+ * where the content tree was laid.
+ */
+export function renameAndMoveStorage(t: Test, a: Appliance, vm: VmInfo): void {
+  const NEW = 'registry2.boot.example'
+  const STORE = '/srv/registry-storage'
+  const bundleDir = join(a.dir, 'bundle-v2')
+  copyIn(t, a, vm, join(bundleDir, 'mirror-appliance-bundle.tar.gz'), '/home/admin/bundle-v2.tar.gz')
+  copyIn(t, a, vm, join(bundleDir, 'secrets', 'ca.key'), '/home/admin/ca.key')
+  const un = guest(a, vm, `${CTL} uninstall --yes`)
+  t.equal(un.code, 0, `rename: uninstall (data kept): ${un.out.slice(-1500)}${un.err.slice(-1500)}`)
+  const inst = guest(
+    a,
+    vm,
+    [
+      `echo '127.0.0.1 ${NEW}' >>/etc/hosts`,
+      'rm -rf /root/b && mkdir /root/b && tar xzf /home/admin/bundle-v2.tar.gz -C /root/b',
+      'install -m 0600 /home/admin/ca.key /root/ca.key && rm -f /home/admin/ca.key',
+      // The stand-in: install's preflight refuses an OS that is not RHEL 8
+      // (the guest is Debian); for this one command a RHEL 8.10 os-release is
+      // bind-mounted over the guest's, in a mount namespace of its own.
+      `printf '%s\\n' 'NAME="Red Hat Enterprise Linux"' 'ID="rhel"' 'VERSION_ID="8.10"' 'PRETTY_NAME="Red Hat Enterprise Linux 8.10 (stand-in os-release)"' >/root/os-release-rhel8`,
+      `unshare -m sh -c 'mount --bind /root/os-release-rhel8 /etc/os-release && exec /root/b/mirror-appliance-bundle/mirror-registryctl install --quayHostname ${NEW} --quayStorage ${STORE} --caKey /root/ca.key'`,
+    ].join(' && '),
+  )
+  t.comment('rename: the guest is Debian: install ran with a stand-in RHEL 8.10 /etc/os-release bind-mounted for that command only')
+  t.equal(inst.code, 0, `rename: install --quayHostname ${NEW} --quayStorage ${STORE}: ${inst.out.slice(-2500)}${inst.err.slice(-2500)}`)
+  const st = guest(a, vm, `${CTL} status`)
+  t.equal(st.code, 0, `rename: status exit 0: ${st.out}${st.err}`)
+  t.match(st.out, new RegExp(`${NEW.replace(/\./g, '\\.')}:8443`), 'rename: status names the new address')
+  t.match(st.out, new RegExp(`^storage: .*${STORE}`, 'm'), 'rename: status names the moved storage')
+  const mounts = guest(a, vm, `podman inspect registry --format '{{range .Mounts}}{{.Source}} {{end}}'; ls -A ${STORE}`)
+  t.match(mounts.out, new RegExp(`${STORE}( |$)`, 'm'), 'rename: the registry container mounts the moved storage')
+  t.match(mounts.out, /^docker$/m, 'rename: the content tree was laid in the moved storage')
+
+  const bundleCa = join(bundleDir, 'secrets', 'ca.crt')
+  const curl = (name: string, path: string) =>
+    spawnSync(
+      'curl',
+      [
+        '-sS',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '--cacert',
+        bundleCa,
+        '--resolve',
+        `${name}:${vm.port}:127.0.0.1`,
+        '-u',
+        `init:${INIT_PASSWORD}`,
+        '-H',
+        'Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json',
+        `https://${name}:${vm.port}${path}`,
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    )
+  for (const c of a.content) {
+    const r = curl(NEW, `/v2/${c.target}/manifests/${c.digest}`)
+    t.equal(r.stdout, '200', `rename: ${c.target}@${c.digest.slice(0, 19)} served at ${NEW}, trusting only the bundle's CA: ${r.stderr}`)
+  }
+  const old = curl('mirror.boot.example', '/v2/')
+  t.equal(old.status, 60, `rename: the old name no longer matches the certificate (curl exit 60): ${old.stderr.trim()}`)
+}
