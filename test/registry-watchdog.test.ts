@@ -30,6 +30,7 @@ import { factsOf } from '../builder/registry/facts.js'
 import * as L from '../builder/registry/layout.js'
 import { testPlan } from './helpers/bundle-fixture.js'
 import { ctlHarness, type CtlHarness } from './helpers/ctl-harness.js'
+import { keyAndRequest, openssl, selfSignedCa } from './helpers/openssl.js'
 
 const MINORS: RhelMinor[] = ['8.4', '8.5', '8.6', '8.7', '8.8', '8.9', '8.10']
 const TIMER_FILES = [L.HEALTH_UNIT, L.HEALTH_TIMER, L.RENEW_UNIT, L.RENEW_TIMER].map((u) => `${L.SYSTEMD_DIR}/${u}`)
@@ -184,11 +185,6 @@ t.test('health-check leaves a stopped registry alone; install starts the timers,
 
 // ---- renewal ---------------------------------------------------------------
 
-const openssl = (args: string[], cwd?: string) => {
-  const r = spawnSync('openssl', args, { encoding: 'utf8', cwd })
-  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`)
-  return r.stdout
-}
 const stamp = (d: Date) => d.toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z'
 
 /**
@@ -198,29 +194,15 @@ const stamp = (d: Date) => d.toISOString().replace(/[-:T]/g, '').slice(0, 14) + 
  */
 function caAndCert(dir: string, dns: string[], ips: string[], validity: number, left: number) {
   mkdirSync(dir, { recursive: true })
-  openssl(
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.crt',
-      '-days',
-      '3650',
-      '-subj',
-      '/CN=Site CA',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ],
-    dir,
-  )
-  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', `/CN=${dns[0]}`], dir)
+  selfSignedCa({
+    cwd: dir,
+    key: 'ca.key',
+    cert: 'ca.crt',
+    subject: '/CN=Site CA',
+    days: 3650,
+    ext: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'],
+  })
+  keyAndRequest({ cwd: dir, key: 'srv.key', csr: 'srv.csr', subject: `/CN=${dns[0]}` })
   const san = [...dns.map((n) => `DNS:${n}`), ...ips.map((n) => `IP:${n}`)].join(',')
   writeFileSync(join(dir, 'ext'), `subjectAltName=${san}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`)
   writeFileSync(join(dir, 'index.txt'), '')

@@ -15,13 +15,14 @@
 // here: Quay itself answering with the new SERVER_HOSTNAME in its token
 // realm (no Quay image runs here); its config.yaml is checked as a file.
 import t, { type Test } from 'tap'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { checkServerIdentity, connect } from 'node:tls'
 import { nextReleaseBundle, testPlan } from './helpers/bundle-fixture.js'
 import { ctlHarness, type CtlHarness } from './helpers/ctl-harness.js'
+import { httpsStandIn } from './helpers/https-standin.js'
 import { freePort } from './helpers/net.js'
 import { userCa } from './helpers/user-ca.js'
 import { factsOf } from '../builder/registry/facts.js'
@@ -47,34 +48,6 @@ function caKeyFile(t: Test, plan: Plan): string {
   return f
 }
 
-/**
- * The HTTPS stand-in for the registry (distribution: /v2/ answers 401
- * without credentials, 200 with them), in a child process. It reads the
- * certificate and key at every handshake from where install puts them.
- */
-async function standIn(t: Test, cert: string, key: string, port: number): Promise<void> {
-  const js = join(scratch(t), 'standin.mjs')
-  writeFileSync(
-    js,
-    `import { createServer } from 'node:https'
-import { createSecureContext } from 'node:tls'
-import { readFileSync } from 'node:fs'
-const ctx = () => createSecureContext({ cert: readFileSync(${JSON.stringify(cert)}), key: readFileSync(${JSON.stringify(key)}) })
-createServer({ SNICallback: (_name, cb) => { try { cb(null, ctx()) } catch (e) { cb(e) } } }, (req, res) => {
-  res.writeHead(req.url.startsWith('/v2/') ? (req.headers.authorization ? 200 : 401) : 404).end()
-}).listen(${port}, '127.0.0.1', () => console.log('ready'))
-`,
-  )
-  const p = spawn(process.execPath, [js], { stdio: ['ignore', 'pipe', 'inherit'] })
-  t.teardown(() => {
-    p.kill()
-  })
-  await new Promise<void>((res, rej) => {
-    p.stdout.on('data', (d) => String(d).includes('ready') && res())
-    p.on('exit', (c) => rej(new Error(`stand-in exited ${c}`)))
-  })
-}
-
 /** A distribution bundle built for registry.lab.example:8443, the real curl, and a stand-in on a free port serving what install places */
 async function realHarness(t: Test): Promise<CtlHarness & { plan: Plan; port: number }> {
   const port = await freePort()
@@ -82,7 +55,7 @@ async function realHarness(t: Test): Promise<CtlHarness & { plan: Plan; port: nu
   const h = await ctlHarness(plan, { teardown: (fn) => t.teardown(fn) })
   rmSync(join(h.base, 'bin/curl'))
   const f = factsOf(plan.host)
-  await standIn(t, join(h.root, f.certFiles[0]!), join(h.root, f.keyFiles[0]!), port)
+  await httpsStandIn(t, join(h.root, f.certFiles[0]!), join(h.root, f.keyFiles[0]!), port)
   return Object.assign(h, { plan, port })
 }
 

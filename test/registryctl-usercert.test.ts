@@ -8,13 +8,15 @@
 // recording fakes of test/helpers/ctl-harness.ts. Distribution flavor: its
 // health check is the same http_code as Quay's (no Quay image runs here).
 import t, { type Test } from 'tap'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { testPlan } from './helpers/bundle-fixture.js'
 import { ctlHarness, type CtlHarness } from './helpers/ctl-harness.js'
+import { httpsStandIn } from './helpers/https-standin.js'
 import { freePort } from './helpers/net.js'
+import { keyAndRequest, selfSignedCa, signRequest } from './helpers/openssl.js'
 import { factsOf } from '../builder/registry/facts.js'
 import type { Plan } from '../builder/plan/types.js'
 
@@ -30,80 +32,20 @@ function scratch(t: Test): string {
 /** An enterprise-like PKI: a root, an intermediate it signs, a server certificate for HOST the intermediate signs. */
 function enterprisePki(dir: string) {
   mkdirSync(dir, { recursive: true })
-  const ssl = (args: string[]) => {
-    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' })
-    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`)
-  }
-  ssl([
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'root.key',
-    '-out',
-    'root.crt',
-    '-days',
-    '30',
-    '-subj',
-    '/O=Example Corp/CN=Example Corp Root CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign',
-  ])
-  ssl([
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'int.key',
-    '-out',
-    'int.csr',
-    '-subj',
-    '/O=Example Corp/CN=Example Corp Issuing CA',
-  ])
+  selfSignedCa({
+    cwd: dir,
+    key: 'root.key',
+    cert: 'root.crt',
+    subject: '/O=Example Corp/CN=Example Corp Root CA',
+    days: 30,
+    ext: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign'],
+  })
+  keyAndRequest({ cwd: dir, key: 'int.key', csr: 'int.csr', subject: '/O=Example Corp/CN=Example Corp Issuing CA' })
   writeFileSync(join(dir, 'int.ext'), 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign\n')
-  ssl([
-    'x509',
-    '-req',
-    '-in',
-    'int.csr',
-    '-CA',
-    'root.crt',
-    '-CAkey',
-    'root.key',
-    '-set_serial',
-    '2',
-    '-days',
-    '30',
-    '-extfile',
-    'int.ext',
-    '-out',
-    'int.crt',
-  ])
-  ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', `/CN=${HOST}`])
+  signRequest({ cwd: dir, csr: 'int.csr', ca: 'root.crt', caKey: 'root.key', serial: 2, days: 30, extfile: 'int.ext', out: 'int.crt' })
+  keyAndRequest({ cwd: dir, key: 'srv.key', csr: 'srv.csr', subject: `/CN=${HOST}` })
   writeFileSync(join(dir, 'srv.ext'), `subjectAltName=DNS:${HOST}\nextendedKeyUsage=serverAuth\n`)
-  ssl([
-    'x509',
-    '-req',
-    '-in',
-    'srv.csr',
-    '-CA',
-    'int.crt',
-    '-CAkey',
-    'int.key',
-    '-set_serial',
-    '3',
-    '-days',
-    '20',
-    '-extfile',
-    'srv.ext',
-    '-out',
-    'srv.crt',
-  ])
+  signRequest({ cwd: dir, csr: 'srv.csr', ca: 'int.crt', caKey: 'int.key', serial: 3, days: 20, extfile: 'srv.ext', out: 'srv.crt' })
   const pem = (n: string) => readFileSync(join(dir, n), 'utf8')
   const write = (n: string, text: string) => (writeFileSync(join(dir, n), text), join(dir, n))
   return {
@@ -114,29 +56,6 @@ function enterprisePki(dir: string) {
     /** server + intermediate + root */
     full: write('full.crt', pem('srv.crt') + pem('int.crt') + pem('root.crt')),
   }
-}
-
-/** The HTTPS stand-in for the registry, in a child process (the harness runs the script synchronously). */
-async function standIn(t: Test, cert: string, key: string, port: number): Promise<void> {
-  const js = join(scratch(t), 'standin.mjs')
-  writeFileSync(
-    js,
-    `import { createServer } from 'node:https'
-import { readFileSync } from 'node:fs'
-// distribution: /v2/ answers 401 without credentials, 200 with them
-createServer({ cert: readFileSync(${JSON.stringify(cert)}), key: readFileSync(${JSON.stringify(key)}) }, (req, res) => {
-  res.writeHead(req.url.startsWith('/v2/') ? (req.headers.authorization ? 200 : 401) : 404).end()
-}).listen(${port}, '127.0.0.1', () => console.log('ready'))
-`,
-  )
-  const p = spawn(process.execPath, [js], { stdio: ['ignore', 'pipe', 'inherit'] })
-  t.teardown(() => {
-    p.kill()
-  })
-  await new Promise<void>((res, rej) => {
-    p.stdout.on('data', (d) => String(d).includes('ready') && res())
-    p.on('exit', (c) => rej(new Error(`stand-in exited ${c}`)))
-  })
 }
 
 /** A harness whose curl is the real one (the fakes answer every other tool). */
@@ -158,7 +77,7 @@ function checkTrusted(t: Test, h: CtlHarness & { plan: Plan }, rootPem: string, 
 t.test('--sslCert whose file carries its root (no --sslCa): install trusts that root, the real health check passes', async (t) => {
   const port = await freePort()
   const pki = enterprisePki(join(scratch(t), 'pki'))
-  await standIn(t, pki.chain, pki.key, port)
+  await httpsStandIn(t, pki.chain, pki.key, port)
   const h = await realCurlHarness(t, port)
   const r = h.run(['install', '--sslCert', pki.full, '--sslKey', pki.key], HEALTH)
   t.equal(r.status, 0, r.out)
@@ -172,7 +91,7 @@ t.test(
   async (t) => {
     const port = await freePort()
     const pki = enterprisePki(join(scratch(t), 'pki'))
-    await standIn(t, pki.chain, pki.key, port)
+    await httpsStandIn(t, pki.chain, pki.key, port)
     const h = await realCurlHarness(t, port)
     // the system bundle of an enterprise host: public roots and the company's
     const other = enterprisePki(join(scratch(t), 'other'))
@@ -189,7 +108,7 @@ t.test(
 t.test('an administrator-added anchor (/etc/pki/ca-trust/source/anchors) counts too', async (t) => {
   const port = await freePort()
   const pki = enterprisePki(join(scratch(t), 'pki'))
-  await standIn(t, pki.chain, pki.key, port)
+  await httpsStandIn(t, pki.chain, pki.key, port)
   const h = await realCurlHarness(t, port)
   mkdirSync(join(h.root, 'etc/pki/ca-trust/source/anchors'), { recursive: true })
   writeFileSync(join(h.root, 'etc/pki/ca-trust/source/anchors/example-corp.pem'), pki.root)
@@ -219,26 +138,8 @@ t.test('a CA found nowhere: preflight says so with the other problems, nothing c
 t.test('a certificate that verifies but may not serve TLS (no serverAuth): refused in preflight', async (t) => {
   const dir = join(scratch(t), 'client')
   const pki = enterprisePki(dir)
-  const ssl = (args: string[]) => spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' })
   writeFileSync(join(dir, 'cli.ext'), `subjectAltName=DNS:${HOST}\nextendedKeyUsage=clientAuth\n`)
-  ssl([
-    'x509',
-    '-req',
-    '-in',
-    'srv.csr',
-    '-CA',
-    'int.crt',
-    '-CAkey',
-    'int.key',
-    '-set_serial',
-    '9',
-    '-days',
-    '20',
-    '-extfile',
-    'cli.ext',
-    '-out',
-    'cli.crt',
-  ])
+  signRequest({ cwd: dir, csr: 'srv.csr', ca: 'int.crt', caKey: 'int.key', serial: 9, days: 20, extfile: 'cli.ext', out: 'cli.crt' })
   writeFileSync(
     join(dir, 'cli-full.crt'),
     readFileSync(join(dir, 'cli.crt'), 'utf8') + readFileSync(join(dir, 'int.crt'), 'utf8') + pki.root,

@@ -17,6 +17,7 @@ import { planAppliance } from '../builder/plan/plan.js'
 import type { Plan } from '../builder/plan/types.js'
 import { PREFLIGHT_SCRIPT, STORAGE_CA_FILE, STORAGE_ENV_FILE } from '../builder/registry/storage.js'
 import { renderKickstart } from '../builder/render/kickstart.js'
+import { selfSignedCa } from './helpers/openssl.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'storage-config-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -28,22 +29,7 @@ writeFileSync(join(dir, 'two-lines'), 'AKIA\nMORE\n')
 writeFileSync(join(dir, 'spaces'), 'AKIA KEY\n')
 writeFileSync(join(dir, 'empty'), '\n')
 writeFileSync(join(dir, 'not-a-ca.pem'), 'hello\n')
-const ca = spawnSync('openssl', [
-  'req',
-  '-x509',
-  '-newkey',
-  'rsa:2048',
-  '-nodes',
-  '-keyout',
-  join(dir, 'ca.key'),
-  '-out',
-  join(dir, 'ca.pem'),
-  '-days',
-  '2',
-  '-subj',
-  '/CN=storage test CA',
-])
-if (ca.status !== 0) throw new Error(String(ca.stderr))
+selfSignedCa({ key: join(dir, 'ca.key'), cert: join(dir, 'ca.pem'), subject: '/CN=storage test CA', days: 2 })
 
 const yaml = (flavor: string, storage: string) => `apiVersion: mirror-appliance/v1
 host: { hostname: site1.lab.example, disk: { device: vda } }

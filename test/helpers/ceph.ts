@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from './net.js'
+import { keyAndRequest, selfSignedCa, signRequest } from './openssl.js'
 
 export const CEPH_TOOLS = ['ceph-mon', 'ceph-osd', 'radosgw', 'radosgw-admin', 'ceph', 'monmaptool', 'ceph-authtool'] as const
 
@@ -106,53 +107,11 @@ function makeTlsMaterial(dir: string): { caPem: string; cert: string; key: strin
   const ca = join(dir, 'tls')
   mkdirSync(ca)
   const p = (n: string) => join(ca, n)
-  must(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      p('ca.key'),
-      '-out',
-      p('ca.crt'),
-      '-days',
-      '2',
-      '-subj',
-      '/CN=ceph test CA',
-    ],
-    'test CA',
-  )
-  must(
-    'openssl',
-    ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('rgw.key'), '-out', p('rgw.csr'), '-subj', '/CN=127.0.0.1'],
-    'rgw key',
-  )
+  selfSignedCa({ key: p('ca.key'), cert: p('ca.crt'), subject: '/CN=ceph test CA', days: 2 })
+  keyAndRequest({ key: p('rgw.key'), csr: p('rgw.csr'), subject: '/CN=127.0.0.1' })
   writeFileSync(p('ext'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n')
-  must(
-    'openssl',
-    [
-      'x509',
-      '-req',
-      '-in',
-      p('rgw.csr'),
-      '-CA',
-      p('ca.crt'),
-      '-CAkey',
-      p('ca.key'),
-      '-CAcreateserial',
-      '-out',
-      p('rgw.crt'),
-      '-days',
-      '2',
-      '-extfile',
-      p('ext'),
-    ],
-    'rgw cert',
-  )
-  return { caPem: must('cat', [p('ca.crt')], 'read CA'), cert: p('rgw.crt'), key: p('rgw.key') }
+  signRequest({ csr: p('rgw.csr'), ca: p('ca.crt'), caKey: p('ca.key'), serial: 2, days: 2, extfile: p('ext'), out: p('rgw.crt') })
+  return { caPem: readFileSync(p('ca.crt'), 'utf8'), cert: p('rgw.crt'), key: p('rgw.key') }
 }
 
 /**

@@ -1,51 +1,19 @@
 // A user CA and a server certificate it signs, made with openssl.
-import { spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { keyAndRequest, selfSignedCa, signRequest } from './openssl.js'
 
 export function userCa(dir: string, host = 'registry.lab.example') {
-  const run = (args: string[]) => {
-    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' })
-    if (r.status !== 0) throw new Error(r.stderr)
-  }
-  run([
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-days',
-    '30',
-    '-subj',
-    '/CN=User CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign',
-  ])
-  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', `/CN=${host}`])
+  selfSignedCa({
+    cwd: dir,
+    key: 'ca.key',
+    cert: 'ca.crt',
+    subject: '/CN=User CA',
+    days: 30,
+    ext: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign'],
+  })
+  keyAndRequest({ cwd: dir, key: 'srv.key', csr: 'srv.csr', subject: `/CN=${host}` })
   writeFileSync(join(dir, 'ext'), `subjectAltName=DNS:${host}\nextendedKeyUsage=serverAuth\n`)
-  run([
-    'x509',
-    '-req',
-    '-in',
-    'srv.csr',
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-set_serial',
-    '7',
-    '-days',
-    '20',
-    '-extfile',
-    'ext',
-    '-out',
-    'srv.crt',
-  ])
+  signRequest({ cwd: dir, csr: 'srv.csr', ca: 'ca.crt', caKey: 'ca.key', serial: 7, days: 20, extfile: 'ext', out: 'srv.crt' })
   return { ca: join(dir, 'ca.crt'), caKey: join(dir, 'ca.key'), cert: join(dir, 'srv.crt'), key: join(dir, 'srv.key') }
 }
