@@ -9,22 +9,10 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { DOCTOR_TOOL_USES } from '../builder/commands/doctor.js'
+import { DOCTOR_TOOL_USES, type DoctorRow as Row } from '../builder/commands/doctor.js'
 import { demandsOf } from '../builder/commands/tool-check.js'
 import { installCommand } from '../builder/tool-needs.js'
 import { runCli } from './helpers/cli.js'
-
-interface Row {
-  tool: string
-  found: boolean
-  ok: boolean
-  version: string | null
-  package: string
-  rpm: string | null
-  minVersion: string | null
-  tooOld: string | null
-  enables: string
-}
 
 const onPath = (tool: string, PATH: string) => spawnSync('sh', ['-c', 'command -v "$0"', tool], { env: { PATH } }).status === 0
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
